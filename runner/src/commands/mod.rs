@@ -1,0 +1,10 @@
+//! One module per subcommand.
+
+pub mod build_python;
+pub mod doctor;
+pub mod python;
+pub mod repro;
+pub mod report;
+pub mod run;
+pub mod scan;
+pub mod triage;

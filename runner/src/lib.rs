@@ -1,0 +1,6 @@
+//! ftreview's command line and orchestration: targets, venvs, extension builds, test and
+//! stress runs. The binary in `main.rs` only parses arguments and dispatches here.
+
+pub mod cli;
+pub mod commands;
+pub mod exit;
