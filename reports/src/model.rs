@@ -1,0 +1,288 @@
+//! The run model: everything one `ftreview run` produced about one target.
+//!
+//! The runner writes it as `RUN_DIR/run.json`; `ftreview report RUN_DIR` reads it back and
+//! rebuilds every output from it, so it must hold all the evidence the reports show. Paths are
+//! absolute as the runner saw them; the reports make them relative to `target.source_dir`.
+
+use std::collections::BTreeMap;
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
+
+/// Version of the `run.json` layout. Bump on any incompatible change.
+pub const RUN_SCHEMA_VERSION: u32 = 1;
+
+/// File name of the run model inside a run directory.
+pub const RUN_FILE: &str = "run.json";
+
+// Placeholders until tsan-parse and static publish their result types: the serialized
+// `tsan_parse::Triage` and `ftreview_static::ScanReport` (`serde_json::to_value(&x)`).
+// These aliases become re-exports of the real types as soon as those land.
+pub type Triage = serde_json::Value;
+pub type ScanReport = serde_json::Value;
+
+/// Everything a run produced about one target.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunRecord {
+    /// Always [`RUN_SCHEMA_VERSION`] when written by this version of ftreview.
+    pub schema_version: u32,
+    pub target: Target,
+    pub interpreter: Interpreter,
+    pub environment: Environment,
+    pub gil: GilCheck,
+    /// One entry per extension module the build produced.
+    pub instrumentation: Vec<ModuleInstrumentation>,
+    /// In execution order, including phases that were skipped or failed.
+    pub phases: Vec<PhaseRecord>,
+    /// The clustered TSan reports of every phase of the run.
+    pub triage: Triage,
+    /// The static pass over `target.source_dir`; `None` when it could not run.
+    pub static_scan: Option<ScanReport>,
+    pub crashes: Vec<CrashRecord>,
+    pub hangs: Vec<HangRecord>,
+    pub scenarios: Vec<ScenarioRecord>,
+    pub exercised: Exercised,
+}
+
+/// What was reviewed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Target {
+    /// Distribution name (`multidict`) or, for a local tree, its directory name.
+    pub name: String,
+    pub version: Option<String>,
+    pub kind: TargetKind,
+    /// What the user typed: `multidict==6.7.1`, `./src/ext`, `https://…@rev`.
+    pub spec: String,
+    /// The kept, unpacked source tree the extension was built from. Source lines shown in
+    /// the plan are read from here.
+    pub source_dir: PathBuf,
+    /// SHA-256 of the downloaded sdist (PyPI targets).
+    pub sdist_sha256: Option<String>,
+    /// Resolved commit (git targets).
+    pub git_rev: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TargetKind {
+    Pypi,
+    Local,
+    Git,
+}
+
+/// The TSan free-threaded interpreter the run used.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Interpreter {
+    /// `sys.version` first word, e.g. `3.13.5`.
+    pub version: String,
+    /// Compiler identification, e.g. `clang 19.1.7`.
+    pub compiler: String,
+    /// sysconfig `CC`, the command extensions were built with.
+    pub cc: String,
+    /// Path of the `python3.Xt` executable.
+    pub python: PathBuf,
+    /// Where its sources came from (tarball name and SHA-256, or a checkout path).
+    pub source: String,
+}
+
+/// What anyone needs to rerun the same thing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Environment {
+    pub ftreview_version: String,
+    /// The `TSAN_OPTIONS` of the test phases (the run directory part may differ on rerun).
+    pub tsan_options: String,
+    /// OS, kernel and architecture, e.g. `Linux 6.1.0 x86_64`.
+    pub host: String,
+    /// Every command the run executed, in order.
+    pub commands: Vec<CommandRecord>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommandRecord {
+    /// Name of the phase that ran it (matches [`PhaseRecord::name`]).
+    pub phase: String,
+    pub argv: Vec<String>,
+    pub cwd: PathBuf,
+    /// Only the variables ftreview set or that change behaviour: `PYTHON_GIL`, `TSAN_OPTIONS`,
+    /// `CC`, `CFLAGS`, `LDFLAGS`, `PATH` additions, `PIP_*`.
+    pub env: BTreeMap<String, String>,
+}
+
+/// Whether importing the extension turns the GIL back on (`PYTHON_GIL` unset).
+/// The static side (is `Py_mod_gil` declared?) comes from [`RunRecord::static_scan`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GilCheck {
+    /// `Some(true)` when `sys._is_gil_enabled()` became true after the imports; `None` when
+    /// the check could not run (see `message`).
+    pub reenabled_on_import: Option<bool>,
+    /// The modules imported for the check.
+    pub modules: Vec<String>,
+    /// The import's warning or the reason the check could not run.
+    pub message: Option<String>,
+}
+
+/// Whether one built extension module carries TSan instrumentation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModuleInstrumentation {
+    /// The installed `.so`.
+    pub path: PathBuf,
+    /// True when the module references `__tsan_*` symbols.
+    pub instrumented: bool,
+}
+
+/// One phase of the run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PhaseRecord {
+    /// `build`, `install`, `gil-check`, `tests`, `parallel-tests`, `stress`, …
+    pub name: String,
+    pub status: PhaseStatus,
+    pub duration_secs: f64,
+    /// Tests (test phases) or scenarios (stress phase) that ran; `None` when not applicable.
+    pub items_run: Option<u64>,
+    /// TSan reports (before clustering) the phase produced.
+    pub reports: u64,
+    /// Why it failed or was skipped; the key line of the error.
+    pub message: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PhaseStatus {
+    Passed,
+    /// The phase ran and its tests failed (not a harness problem).
+    Failed,
+    TimedOut,
+    Crashed,
+    Skipped,
+    /// ftreview could not run the phase.
+    Error,
+}
+
+/// Where in the run something happened.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Origin {
+    pub phase: String,
+    /// pytest node id or scenario name; `None` when it happened outside any test.
+    pub item: Option<String>,
+}
+
+/// How to make it happen again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reproducer {
+    /// A shell command line, runnable from `cwd`.
+    pub command: String,
+    pub cwd: PathBuf,
+    /// The kept standalone script, when there is one.
+    pub script: Option<PathBuf>,
+}
+
+/// A process that died (signal, abort, TSan `DEADLYSIGNAL`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CrashRecord {
+    pub origin: Origin,
+    /// `SEGV`, `SIGABRT`, `SIGBUS`, … as reported.
+    pub kind: String,
+    pub signal: Option<i32>,
+    /// faulthandler output of the crashing process.
+    pub python_stack: Option<String>,
+    /// The native stack as TSan or the runtime printed it.
+    pub native_stack: Option<String>,
+    pub reproducer: Option<Reproducer>,
+}
+
+/// A process killed after its timeout: a possible deadlock.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HangRecord {
+    pub origin: Origin,
+    pub timeout_secs: f64,
+    /// faulthandler dump of every thread, taken before the kill.
+    pub python_stacks: Option<String>,
+    /// Native stacks of every thread (gdb/eu-stack), when available.
+    pub native_stacks: Option<String>,
+    pub reproducer: Option<Reproducer>,
+}
+
+/// One generated (or hand-written) stress scenario that ran.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScenarioRecord {
+    pub name: String,
+    /// `shared-mutation`, `read-write`, `module-functions`, `churn`, `two-object`, `targeted`, …
+    pub kind: String,
+    pub script: PathBuf,
+    pub reproducer: Reproducer,
+    pub outcome: ScenarioOutcome,
+    /// TSan reports (before clustering) the scenario produced.
+    pub reports: u64,
+    /// Python exceptions raised inside worker threads (expected, not failures).
+    pub worker_exceptions: u64,
+    /// Logical corruption the scenario detected itself (`len` disagreeing with iteration, …).
+    pub anomalies: Vec<String>,
+    /// Python-level callables the scenario called from several threads (`MultiDict.add`).
+    pub callables: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ScenarioOutcome {
+    Completed,
+    Crashed,
+    TimedOut,
+    /// The script itself failed before its threads ran (import error, bad constructor).
+    Error,
+}
+
+/// What ran concurrently: separates "not exercised" from "not reproduced" for static findings.
+///
+/// A static finding counts as exercised when its C function is in `c_functions`. The reports
+/// also add every extension function seen in any TSan stack, so the runner supplies what TSan
+/// cannot show: functions that ran concurrently without racing.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Exercised {
+    /// True when at least one multi-threaded phase (parallel tests or stress) ran to the end
+    /// of at least one item. Without it nothing counts as exercised.
+    pub concurrent_phase_ran: bool,
+    /// Extension C functions known to have run while several threads were active: the C
+    /// implementations (from the module's method/slot tables) of `python_callables`.
+    pub c_functions: BTreeSet<String>,
+    /// Python-level callables called from several threads at once (scenarios and parallel tests).
+    pub python_callables: BTreeSet<String>,
+}
+
+impl RunRecord {
+    /// Reads `RUN_DIR/run.json`, checking its schema version.
+    pub fn load(run_dir: &Path) -> anyhow::Result<RunRecord> {
+        let path = run_dir.join(RUN_FILE);
+        let text = std::fs::read_to_string(&path).with_context(|| {
+            format!(
+                "cannot read {}: is {} a run directory written by `ftreview run`?",
+                path.display(),
+                run_dir.display()
+            )
+        })?;
+        let probe: serde_json::Value = serde_json::from_str(&text)
+            .with_context(|| format!("{} is not valid JSON", path.display()))?;
+        let version = probe.get("schema_version").and_then(|v| v.as_u64());
+        if version != Some(u64::from(RUN_SCHEMA_VERSION)) {
+            anyhow::bail!(
+                "{} has schema_version {:?}, this ftreview reads version {}: rerun `ftreview run` \
+                 or use the ftreview version that wrote it",
+                path.display(),
+                version,
+                RUN_SCHEMA_VERSION
+            );
+        }
+        serde_json::from_value(probe)
+            .with_context(|| format!("{} does not match the run model", path.display()))
+    }
+
+    /// Writes `RUN_DIR/run.json` (pretty, stable field order).
+    pub fn save(&self, run_dir: &Path) -> anyhow::Result<PathBuf> {
+        let path = run_dir.join(RUN_FILE);
+        let text = serde_json::to_string_pretty(self)?;
+        std::fs::write(&path, text + "\n")
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        Ok(path)
+    }
+}
