@@ -17,11 +17,11 @@ pub const RUN_SCHEMA_VERSION: u32 = 1;
 /// File name of the run model inside a run directory.
 pub const RUN_FILE: &str = "run.json";
 
-// Placeholders until tsan-parse and static publish their result types: the serialized
-// `tsan_parse::Triage` and `ftreview_static::ScanReport` (`serde_json::to_value(&x)`).
-// These aliases become re-exports of the real types as soon as those land.
+pub use ftreview_static::ScanReport;
+
+// Placeholder until tsan-parse publishes its result type: the serialized `tsan_parse::Triage`
+// (`serde_json::to_value(&triage)`). Becomes a re-export of the real type when it lands.
 pub type Triage = serde_json::Value;
-pub type ScanReport = serde_json::Value;
 
 /// Everything a run produced about one target.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -219,8 +219,6 @@ pub struct ScenarioRecord {
     pub worker_exceptions: u64,
     /// Logical corruption the scenario detected itself (`len` disagreeing with iteration, …).
     pub anomalies: Vec<String>,
-    /// Python-level callables the scenario called from several threads (`MultiDict.add`).
-    pub callables: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -235,19 +233,20 @@ pub enum ScenarioOutcome {
 
 /// What ran concurrently: separates "not exercised" from "not reproduced" for static findings.
 ///
-/// A static finding counts as exercised when its C function is in `c_functions`. The reports
-/// also add every extension function seen in any TSan stack, so the runner supplies what TSan
-/// cannot show: functions that ran concurrently without racing.
+/// A static finding counts as exercised when its C function ran concurrently: it is in
+/// `c_functions`, bound to one of `python_callables`, or seen in any TSan stack (the reports add
+/// those themselves). The runner supplies what TSan cannot show: code that ran without racing.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Exercised {
     /// True when at least one multi-threaded phase (parallel tests or stress) ran to the end
     /// of at least one item. Without it nothing counts as exercised.
     pub concurrent_phase_ran: bool,
-    /// Extension C functions known to have run while several threads were active: the C
-    /// implementations (from the module's method/slot tables) of `python_callables`.
-    pub c_functions: BTreeSet<String>,
-    /// Python-level callables called from several threads at once (scenarios and parallel tests).
+    /// Python-level callables called from several threads at once by scenarios, as
+    /// `Type.method` (`MultiDict.add`) or `function` for module functions. The reports map
+    /// them to C functions through the static pass's method tables.
     pub python_callables: BTreeSet<String>,
+    /// Extension C functions known by other means to have run concurrently (may be empty).
+    pub c_functions: BTreeSet<String>,
 }
 
 impl RunRecord {
