@@ -4,3 +4,9 @@
 pub mod cli;
 pub mod commands;
 pub mod exit;
+pub mod index;
+pub mod process;
+pub mod registry;
+pub mod target;
+pub mod tsan_env;
+pub mod unpack;
