@@ -1,0 +1,519 @@
+//! The streaming report parser: reads a log line by line and yields each report as soon as
+//! its closing line (or the next report, or the end of input) is seen. Memory is bounded by
+//! one report plus one line (lines are capped at [`MAX_LINE`]).
+
+use std::io::{self, BufRead};
+use std::path::{Path, PathBuf};
+
+use memchr::{memchr, memmem};
+
+use crate::lines::{
+    access_prefix, leading_u64, parse_access, parse_cycle, parse_frame, parse_hex, parse_location,
+    parse_mutex_line, parse_thread_line, strip_ansi, strip_timestamp, text, trim_end, trim_start,
+    MutexLine,
+};
+use crate::model::{Crash, LockEdge, Mutex, Report, ReportKind, ReportSource, Stack};
+
+/// Longer lines are cut (TSan never prints them; they come from other output in the log).
+pub const MAX_LINE: usize = 64 * 1024;
+
+const SEPARATOR: &[u8] = b"==================";
+const WARNING: &[u8] = b"WARNING: ThreadSanitizer: ";
+const ERROR: &[u8] = b"ERROR: ThreadSanitizer: ";
+const REPORTED: &[u8] = b"ThreadSanitizer: reported ";
+
+/// Parses reports from `input`, attributing them to `file`.
+pub fn parse_reader<R: BufRead>(input: R, file: impl Into<PathBuf>) -> ReportReader<R> {
+    ReportReader::new(input, file.into())
+}
+
+/// Parses every report of an in-memory log.
+pub fn parse_str(log: &str) -> Vec<Report> {
+    parse_reader(log.as_bytes(), PathBuf::new())
+        .collect::<io::Result<Vec<_>>>()
+        .expect("reading from memory cannot fail")
+}
+
+/// Where the frames of the next `#N` lines go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Section {
+    /// Right after the header: frames start a bare stack.
+    Start,
+    Bare,
+    Access,
+    LockEdge,
+    LockEdgePrevious,
+    Sleep,
+    Location,
+    Mutex,
+    Thread,
+    /// A section without a stack (`Location is global …`, `Hint: …`).
+    Closed,
+}
+
+/// A report being read.
+struct Open {
+    report: Report,
+    section: Section,
+    /// Bytes before `WARNING:` on the header line (a constant per-line prefix such as
+    /// `[gw0] `); removed from the report's other lines when they carry it too.
+    prefix: Vec<u8>,
+    /// A deadly-signal report (ends at `==PID==ABORTING` or its SUMMARY).
+    deadly: bool,
+}
+
+/// Iterator over the reports of one log. Read errors end the iteration after being yielded
+/// once; the report being read at that moment is yielded first, as partial.
+pub struct ReportReader<R> {
+    input: R,
+    file: PathBuf,
+    line: Vec<u8>,
+    clean: Vec<u8>,
+    /// Offset and 1-based number of the next line.
+    offset: u64,
+    line_number: u64,
+    open: Option<Open>,
+    warnings_reported: u64,
+    finished: bool,
+    error: Option<io::Error>,
+    sanitizer: memmem::Finder<'static>,
+}
+
+impl<R: BufRead> ReportReader<R> {
+    fn new(input: R, file: PathBuf) -> Self {
+        ReportReader {
+            input,
+            file,
+            line: Vec::with_capacity(256),
+            clean: Vec::new(),
+            offset: 0,
+            line_number: 0,
+            open: None,
+            warnings_reported: 0,
+            finished: false,
+            error: None,
+            sanitizer: memmem::Finder::new(b"ThreadSanitizer"),
+        }
+    }
+
+    /// Sum of the `ThreadSanitizer: reported N warnings` trailers read so far.
+    pub fn warnings_reported(&self) -> u64 {
+        self.warnings_reported
+    }
+
+    /// Bytes consumed so far.
+    pub fn bytes_read(&self) -> u64 {
+        self.offset
+    }
+
+    pub fn file(&self) -> &Path {
+        &self.file
+    }
+
+    /// Reads one line into `self.line` (without its newline, capped at [`MAX_LINE`]).
+    /// Returns the line's byte length in the input, 0 at the end.
+    fn read_line(&mut self) -> io::Result<usize> {
+        self.line.clear();
+        let mut consumed = 0;
+        loop {
+            let available = match self.input.fill_buf() {
+                Ok(buf) => buf,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            if available.is_empty() {
+                return Ok(consumed);
+            }
+            let (chunk, done) = match memchr(b'\n', available) {
+                Some(newline) => (&available[..newline + 1], true),
+                None => (available, false),
+            };
+            let room = MAX_LINE.saturating_sub(self.line.len());
+            self.line.extend_from_slice(&chunk[..chunk.len().min(room)]);
+            let used = chunk.len();
+            self.input.consume(used);
+            consumed += used;
+            if done {
+                return Ok(consumed);
+            }
+        }
+    }
+
+    fn next_report(&mut self) -> Option<io::Result<Report>> {
+        if let Some(error) = self.error.take() {
+            return Some(Err(error));
+        }
+        while !self.finished {
+            let line_offset = self.offset;
+            let length = match self.read_line() {
+                Ok(length) => length,
+                Err(error) => {
+                    self.finished = true;
+                    self.error = Some(error);
+                    break;
+                }
+            };
+            if length == 0 {
+                self.finished = true;
+                break;
+            }
+            self.offset += length as u64;
+            self.line_number += 1;
+            if let Some(report) = self.handle_line(line_offset) {
+                return Some(Ok(report));
+            }
+        }
+        if let Some(open) = self.open.take() {
+            return Some(Ok(finish(open, false)));
+        }
+        self.error.take().map(Err)
+    }
+
+    /// Handles the line in `self.line`; returns a report it completed.
+    fn handle_line(&mut self, line_offset: u64) -> Option<Report> {
+        let mut line: &[u8] = trim_end(&self.line);
+        if memchr(0x1b, line).is_some() {
+            strip_ansi(line, &mut self.clean);
+            line = &self.clean;
+        }
+        let line = strip_timestamp(line);
+        let source = || ReportSource {
+            file: self.file.clone(),
+            byte_offset: line_offset,
+            line: self.line_number,
+        };
+        let mut interrupted = None;
+        if let Some(open) = &mut self.open {
+            let line = strip_prefix_of(line, &open.prefix);
+            match open.handle(line) {
+                Step::Continue => return None,
+                Step::End => return self.open.take().map(|open| finish(open, true)),
+                Step::Interrupted => interrupted = self.open.take().map(|open| finish(open, false)),
+            }
+        }
+        // Outside a report, only lines naming ThreadSanitizer matter.
+        if self.sanitizer.find(line).is_none() {
+            return interrupted;
+        }
+        if let Some(start) = memmem::find(line, WARNING) {
+            let header = &line[start + WARNING.len()..];
+            self.open = Some(Open::warning(header, &line[..start], source()));
+            return interrupted;
+        }
+        if let Some(start) = memmem::find(line, ERROR) {
+            let pid = error_line_pid(&line[..start]);
+            self.open = Some(Open::error(&line[start + ERROR.len()..], pid, source()));
+            return interrupted;
+        }
+        if let Some(start) = memmem::find(line, REPORTED) {
+            if let Some((count, _)) = leading_u64(&line[start + REPORTED.len()..]) {
+                self.warnings_reported += count;
+            }
+        }
+        interrupted
+    }
+}
+
+impl<R: BufRead> Iterator for ReportReader<R> {
+    type Item = io::Result<Report>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.next_report()
+    }
+}
+
+fn strip_prefix_of<'a>(line: &'a [u8], prefix: &[u8]) -> &'a [u8] {
+    if prefix.is_empty() {
+        line
+    } else {
+        line.strip_prefix(prefix).unwrap_or(line)
+    }
+}
+
+/// `==1234==` before `ERROR:`.
+fn error_line_pid(before: &[u8]) -> Option<u32> {
+    let inner = trim_start(before).strip_prefix(b"==")?;
+    let (pid, rest) = leading_u64(inner)?;
+    rest.starts_with(b"==").then_some(u32::try_from(pid).ok()?)
+}
+
+fn finish(open: Open, closed: bool) -> Report {
+    let mut report = open.report;
+    report.complete = closed || (open.deadly && report.summary.is_some());
+    report
+}
+
+/// What one line did to the open report.
+enum Step {
+    Continue,
+    /// The report's closing line.
+    End,
+    /// A line that starts something else: the caller decides (new report, trailer).
+    Interrupted,
+}
+
+impl Open {
+    /// `<kind> (pid=N)` after `WARNING: ThreadSanitizer: `.
+    fn warning(header: &[u8], prefix: &[u8], source: ReportSource) -> Open {
+        let (kind_text, pid) = match memmem::rfind(header, b" (pid=") {
+            Some(at) => (
+                &header[..at],
+                leading_u64(&header[at + 6..]).and_then(|(pid, _)| u32::try_from(pid).ok()),
+            ),
+            None => (header, None),
+        };
+        let kind = ReportKind::from_header_text(&String::from_utf8_lossy(kind_text));
+        let mut report = Report::new(kind, pid, source);
+        if matches!(report.kind, ReportKind::Other(_)) {
+            report.raw = Some(format!("WARNING: ThreadSanitizer: {}\n", text(header)));
+        }
+        Open {
+            report,
+            section: Section::Start,
+            prefix: prefix.to_vec(),
+            deadly: false,
+        }
+    }
+
+    /// `SEGV on unknown address 0x0 (pc … T…)` after `==PID==ERROR: ThreadSanitizer: `.
+    fn error(description: &[u8], pid: Option<u32>, source: ReportSource) -> Open {
+        let signal_end = memmem::find(description, b" on unknown address");
+        let kind = match signal_end {
+            Some(end) => ReportKind::DeadlySignal(text(&description[..end])),
+            None => {
+                let end = memmem::find(description, b" (").unwrap_or(description.len());
+                ReportKind::Other(text(&description[..end]))
+            }
+        };
+        let address = signal_end.and_then(|end| {
+            let after = trim_start(&description[end + 19..]);
+            let len = after
+                .iter()
+                .take_while(|b| b.is_ascii_alphanumeric())
+                .count();
+            parse_hex(&after[..len])
+        });
+        let mut report = Report::new(kind, pid, source);
+        report.crash = Some(Crash {
+            description: text(description),
+            address,
+            access: None,
+            hints: Vec::new(),
+        });
+        if matches!(report.kind, ReportKind::Other(_)) {
+            report.raw = Some(format!("ERROR: ThreadSanitizer: {}\n", text(description)));
+        }
+        Open {
+            report,
+            section: Section::Start,
+            prefix: Vec::new(),
+            deadly: true,
+        }
+    }
+
+    fn handle(&mut self, line: &[u8]) -> Step {
+        if let Some(raw) = &mut self.report.raw {
+            raw.push_str(&String::from_utf8_lossy(line));
+            raw.push('\n');
+        }
+        let body = trim_start(line);
+        match body.first() {
+            Some(b'#') => {
+                if let Some(frame) = parse_frame(body) {
+                    self.current_stack().frames.push(frame);
+                }
+                Step::Continue
+            }
+            Some(b'=') => self.handle_equals(body),
+            Some(b'[') if body.starts_with(b"[failed to restore the stack]") => {
+                self.current_stack().failed_to_restore = true;
+                Step::Continue
+            }
+            Some(b'S') if body.starts_with(b"SUMMARY: ") => {
+                let summary = body
+                    .strip_prefix(b"SUMMARY: ThreadSanitizer: ")
+                    .unwrap_or(body);
+                self.report.summary = Some(text(summary));
+                self.section = Section::Closed;
+                Step::Continue
+            }
+            Some(_) if self.starts_other_output(body) => Step::Interrupted,
+            Some(_) => {
+                self.handle_section_line(body);
+                Step::Continue
+            }
+            None => Step::Continue,
+        }
+    }
+
+    /// A report line that begins something outside this report (a new report, the trailer).
+    fn starts_other_output(&self, body: &[u8]) -> bool {
+        [WARNING, ERROR, REPORTED]
+            .iter()
+            .any(|marker| memmem::find(body, marker).is_some())
+    }
+
+    /// `==================`, `==PID==ERROR/ABORTING/The signal…/Hint…`.
+    fn handle_equals(&mut self, body: &[u8]) -> Step {
+        if body.starts_with(SEPARATOR) {
+            return if self.deadly {
+                Step::Interrupted
+            } else {
+                Step::End
+            };
+        }
+        let Some(message) = body
+            .strip_prefix(b"==")
+            .and_then(leading_u64)
+            .and_then(|(_, rest)| rest.strip_prefix(b"=="))
+        else {
+            return Step::Continue;
+        };
+        if message.starts_with(ERROR) {
+            return Step::Interrupted;
+        }
+        if message.starts_with(b"ABORTING") {
+            return if self.deadly {
+                Step::End
+            } else {
+                Step::Continue
+            };
+        }
+        if let Some(crash) = &mut self.report.crash {
+            if let Some(access) = message.strip_prefix(b"The signal is caused by a ") {
+                let word = access.split(|b| *b == b' ').next().unwrap_or_default();
+                crash.access = Some(text(word));
+            } else if let Some(hint) = message.strip_prefix(b"Hint: ") {
+                crash.hints.push(text(hint));
+            }
+        }
+        Step::Continue
+    }
+
+    fn handle_section_line(&mut self, body: &[u8]) {
+        if let Some((kind, previous, rest)) = access_prefix(body) {
+            if let Some(access) = parse_access(kind, previous, rest) {
+                self.report.accesses.push(access);
+                self.section = Section::Access;
+                return;
+            }
+        }
+        if let Some(rest) = body.strip_prefix(b"Location is ") {
+            let location = parse_location(rest);
+            self.section = if location.stack().is_some() {
+                Section::Location
+            } else {
+                Section::Closed
+            };
+            self.report.locations.push(location);
+        } else if let Some(rest) = body.strip_prefix(b"Mutex M") {
+            self.handle_mutex_line(rest);
+        } else if let Some(rest) = body.strip_prefix(b"Thread T") {
+            if let Some(thread) = parse_thread_line(rest) {
+                self.section = if thread.stack.is_some() {
+                    Section::Thread
+                } else {
+                    Section::Closed
+                };
+                self.report.threads.push(thread);
+            }
+        } else if let Some(rest) = body.strip_prefix(b"Cycle in lock order graph: ") {
+            self.report.lock_cycle = parse_cycle(rest);
+            self.section = Section::Closed;
+        } else if body.starts_with(b"and:") {
+            self.report.stacks.push(Stack::default());
+            self.section = Section::Bare;
+        } else if let Some(rest) = body.strip_prefix(b"Signal ") {
+            self.report.signal = leading_u64(rest).and_then(|(n, _)| u32::try_from(n).ok());
+            self.report.stacks.push(Stack::default());
+            self.section = Section::Bare;
+        } else if body.starts_with(b"As if synchronized via sleep:") {
+            self.report.sleep = Some(Stack::default());
+            self.section = Section::Sleep;
+        } else if let Some(rest) = body.strip_prefix(b"And ") {
+            if let Some((count, _)) = leading_u64(rest) {
+                self.report.similar_thread_leaks = u32::try_from(count).unwrap_or(u32::MAX);
+            }
+        } else if body.starts_with(b"Hint:") || body.starts_with(b"ThreadSanitizer can not") {
+            self.section = Section::Closed;
+        }
+    }
+
+    fn handle_mutex_line(&mut self, rest: &[u8]) {
+        match parse_mutex_line(rest) {
+            Some(MutexLine::Created { id, address }) => {
+                self.report.mutexes.push(Mutex {
+                    id,
+                    address,
+                    destroyed: false,
+                    stack: Stack::default(),
+                });
+                self.section = Section::Mutex;
+            }
+            Some(MutexLine::Destroyed { id }) => {
+                self.report.mutexes.push(Mutex {
+                    id,
+                    address: None,
+                    destroyed: true,
+                    stack: Stack::default(),
+                });
+                self.section = Section::Closed;
+            }
+            Some(MutexLine::Acquired {
+                acquired,
+                held,
+                thread,
+            }) => {
+                self.report.lock_edges.push(LockEdge {
+                    acquired,
+                    held,
+                    thread,
+                    stack: Stack::default(),
+                    previous_stack: None,
+                });
+                self.section = Section::LockEdge;
+            }
+            Some(MutexLine::PreviouslyAcquired) => {
+                if let Some(edge) = self.report.lock_edges.last_mut() {
+                    edge.previous_stack = Some(Stack::default());
+                    self.section = Section::LockEdgePrevious;
+                }
+            }
+            None => {}
+        }
+    }
+
+    /// The stack the next frame belongs to.
+    fn current_stack(&mut self) -> &mut Stack {
+        if matches!(self.section, Section::Start | Section::Closed) {
+            self.report.stacks.push(Stack::default());
+            self.section = Section::Bare;
+        }
+        if self.section_stack().is_none() {
+            // Frames where no stack is expected: keep them as a bare stack.
+            if self.report.stacks.is_empty() {
+                self.report.stacks.push(Stack::default());
+            }
+            self.section = Section::Bare;
+        }
+        self.section_stack().expect("the section has a stack")
+    }
+
+    fn section_stack(&mut self) -> Option<&mut Stack> {
+        let report = &mut self.report;
+        match self.section {
+            Section::Access => report.accesses.last_mut().map(|a| &mut a.stack),
+            Section::LockEdge => report.lock_edges.last_mut().map(|e| &mut e.stack),
+            Section::LockEdgePrevious => report
+                .lock_edges
+                .last_mut()
+                .and_then(|e| e.previous_stack.as_mut()),
+            Section::Sleep => report.sleep.as_mut(),
+            Section::Location => report.locations.last_mut().and_then(|l| l.stack_mut()),
+            Section::Mutex => report.mutexes.last_mut().map(|m| &mut m.stack),
+            Section::Thread => report.threads.last_mut().and_then(|t| t.stack.as_mut()),
+            Section::Bare => report.stacks.last_mut(),
+            Section::Start | Section::Closed => None,
+        }
+    }
+}
