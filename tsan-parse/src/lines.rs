@@ -221,11 +221,10 @@ fn split_function_and_location(rest: &[u8]) -> (&[u8], Option<&[u8]>) {
     let Some(space) = memrchr(b' ', rest) else {
         return (rest, None);
     };
-    let (mut function, mut location) = (&rest[..space], &rest[space + 1..]);
-    if memchr(b'/', location).is_none() && location != b"<null>" {
+    let (function, location) = (&rest[..space], &rest[space + 1..]);
+    if location != b"<null>" {
         if let Some(path_start) = find(function, b" /") {
-            location = &rest[path_start + 1..];
-            function = &rest[..path_start];
+            return (&rest[..path_start], Some(&rest[path_start + 1..]));
         }
     }
     (trim_end(function), Some(location))

@@ -1,0 +1,310 @@
+//! Frame origin classification: whose code a frame is in.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::{Frame, FrameOrigin, Report};
+
+/// Decides each frame's [`FrameOrigin`] from its module, file and function.
+///
+/// The extension is whatever the caller names: module or file paths containing one of
+/// `extension_patterns`, or files under one of `source_roots`. With neither given, every
+/// frame that is not the runtime, CPython, libc or a well-known system library counts as
+/// the extension (the right default for triaging a user's own program or extension logs).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Classifier {
+    /// Substrings of module names/paths or source paths, e.g. `_multidict` or `multidict/`.
+    pub extension_patterns: Vec<String>,
+    /// Source trees of the extension; files under them are extension code.
+    pub source_roots: Vec<PathBuf>,
+}
+
+/// Functions TSan intercepts (besides `pthread_*`); clang links the runtime into the executable without debug
+/// info, so its interceptors show as `malloc <null> (python3.13t+0x…)`.
+const INTERCEPTED: &[&str] = &[
+    "malloc",
+    "calloc",
+    "realloc",
+    "free",
+    "posix_memalign",
+    "aligned_alloc",
+    "memalign",
+    "valloc",
+    "memcpy",
+    "memmove",
+    "memset",
+    "memcmp",
+    "strlen",
+    "strcmp",
+    "strncmp",
+    "strcpy",
+    "strncpy",
+    "strdup",
+    "close",
+    "read",
+    "write",
+    "open",
+    "pipe",
+    "dup",
+    "dup2",
+    "usleep",
+    "nanosleep",
+    "sleep",
+    "pthread_create",
+    "pthread_join",
+    "pthread_detach",
+    "pthread_kill",
+    "pthread_cond_wait",
+    "pthread_cond_timedwait",
+    "pthread_cond_signal",
+    "pthread_cond_broadcast",
+    "pthread_once",
+    "sem_wait",
+    "sem_post",
+    "kill",
+    "raise",
+    "signal",
+    "sigaction",
+    "operator new",
+    "operator delete",
+];
+
+impl Classifier {
+    pub fn new(extension_patterns: Vec<String>, source_roots: Vec<PathBuf>) -> Classifier {
+        Classifier {
+            extension_patterns,
+            source_roots,
+        }
+    }
+
+    /// Sets the origin of every frame of `report`.
+    pub fn classify_report(&self, report: &mut Report) {
+        for stack in report.all_stacks_mut() {
+            for frame in &mut stack.frames {
+                frame.origin = self.classify(frame);
+            }
+        }
+    }
+
+    pub fn classify(&self, frame: &Frame) -> FrameOrigin {
+        let module = frame.module.as_deref().unwrap_or_default();
+        let module_name = base_name(module);
+        let file = frame.file.as_deref().unwrap_or_default();
+        let function = frame.function.as_deref().unwrap_or_default();
+        if is_runtime(module_name, file, function) {
+            FrameOrigin::TsanRuntime
+        } else if is_cpython_header(file) {
+            // Inlined interpreter code (Py_INCREF, atomics) inside the extension's module.
+            FrameOrigin::Cpython
+        } else if self.is_named_extension(module, file) {
+            FrameOrigin::Extension
+        } else if is_cpython(module, module_name, file) {
+            FrameOrigin::Cpython
+        } else if is_libc(module_name) {
+            FrameOrigin::Libc
+        } else if self.names_nothing()
+            && !file.is_empty()
+            && !is_system_library(module, module_name, file)
+        {
+            FrameOrigin::Extension
+        } else {
+            FrameOrigin::Other
+        }
+    }
+
+    fn names_nothing(&self) -> bool {
+        self.extension_patterns.is_empty() && self.source_roots.is_empty()
+    }
+
+    fn is_named_extension(&self, module: &str, file: &str) -> bool {
+        let matches_pattern = |pattern: &String| {
+            !pattern.is_empty()
+                && (module.contains(pattern.as_str()) || file.contains(pattern.as_str()))
+        };
+        self.extension_patterns.iter().any(matches_pattern)
+            || (!file.is_empty()
+                && self
+                    .source_roots
+                    .iter()
+                    .any(|root| std::path::Path::new(file).starts_with(root)))
+    }
+}
+
+fn base_name(path: &str) -> &str {
+    path.rsplit('/').next().unwrap_or(path)
+}
+
+fn is_runtime(module_name: &str, file: &str, function: &str) -> bool {
+    module_name.starts_with("libtsan")
+        || [
+            "__tsan",
+            "__interceptor_",
+            "___interceptor_",
+            "__sanitizer",
+            "__ubsan",
+        ]
+        .iter()
+        .any(|prefix| function.starts_with(prefix))
+        || [
+            "/libsanitizer/",
+            "/sanitizer_common/",
+            "/tsan/",
+            "compiler-rt/",
+        ]
+        .iter()
+        .any(|dir| file.contains(dir))
+        || file.starts_with("tsan_")
+        || (file.is_empty()
+            && (function.starts_with("pthread_")
+                || INTERCEPTED
+                    .iter()
+                    .any(|name| is_function_named(function, name))))
+}
+
+/// `malloc` or `operator new(unsigned long)` matches `malloc` / `operator new`.
+fn is_function_named(function: &str, name: &str) -> bool {
+    function
+        .strip_prefix(name)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('('))
+}
+
+fn is_cpython_header(file: &str) -> bool {
+    file.contains("/include/python3") || file.contains("/Include/")
+}
+
+fn is_cpython(module: &str, module_name: &str, file: &str) -> bool {
+    module_name.starts_with("python3")
+        || module_name.starts_with("libpython3")
+        || module.contains("/lib-dynload/")
+        || [
+            "/Objects/",
+            "/Python/",
+            "/Modules/",
+            "/Parser/",
+            "/Include/",
+        ]
+        .iter()
+        .any(|dir| file.contains(dir))
+        || ["Objects/", "Python/", "Modules/", "Parser/"]
+            .iter()
+            .any(|dir| file.starts_with(dir))
+}
+
+fn is_libc(module_name: &str) -> bool {
+    [
+        "libc.so",
+        "libc-",
+        "libpthread",
+        "ld-linux",
+        "libm.so",
+        "libdl.so",
+        "librt.so",
+    ]
+    .iter()
+    .any(|prefix| module_name.starts_with(prefix))
+}
+
+/// Libraries that are never the code under review when the caller named no extension.
+fn is_system_library(module: &str, module_name: &str, file: &str) -> bool {
+    const SYSTEM: &[&str] = &[
+        "libstdc++",
+        "libc++",
+        "libgcc_s",
+        "libz.so",
+        "libffi",
+        "libssl",
+        "libcrypto",
+        "libgomp",
+        "libomp",
+        "[stack]",
+        "[vdso]",
+        "linux-vdso",
+    ];
+    SYSTEM.iter().any(|prefix| module_name.starts_with(prefix))
+        || ["/lib/", "/lib64/", "/usr/lib/", "/usr/lib64/"]
+            .iter()
+            .any(|dir| module.starts_with(dir))
+        || file.starts_with("/usr/include/")
+        || file.contains("/include/c++/")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(function: &str, file: &str, module: &str) -> Frame {
+        let some = |s: &str| (!s.is_empty()).then(|| s.to_string());
+        Frame {
+            function: some(function),
+            file: some(file),
+            module: some(module),
+            ..Frame::default()
+        }
+    }
+
+    #[test]
+    fn runtime_frames_of_both_runtimes() {
+        let classifier = Classifier::default();
+        for f in [
+            frame(
+                "free",
+                "../../../../src/libsanitizer/tsan/tsan_interceptors_posix.cpp",
+                "libtsan.so.2",
+            ),
+            frame("malloc", "", "python3.13t"),
+            frame("operator new(unsigned long)", "", "a.out"),
+            frame(
+                "__tsan::CallUserSignalHandler(int)",
+                "tsan_interceptors_posix.cpp.o",
+                "a.out",
+            ),
+        ] {
+            assert_eq!(classifier.classify(&f), FrameOrigin::TsanRuntime, "{f:?}");
+        }
+    }
+
+    #[test]
+    fn named_extension_cpython_and_libc() {
+        let classifier = Classifier::new(vec!["_multidict".into()], vec![]);
+        let ext = frame(
+            "md_get",
+            "/src/multidict/_multidict.c",
+            "_multidict.cpython-313t-x86_64-linux-gnu.so",
+        );
+        assert_eq!(classifier.classify(&ext), FrameOrigin::Extension);
+        let inlined = frame(
+            "Py_INCREF",
+            "/opt/py/include/python3.13t/object.h",
+            "_multidict.cpython-313t-x86_64-linux-gnu.so",
+        );
+        assert_eq!(classifier.classify(&inlined), FrameOrigin::Cpython);
+        let interp = frame(
+            "PyDict_SetItem",
+            "/build/Objects/dictobject.c",
+            "python3.13t",
+        );
+        assert_eq!(classifier.classify(&interp), FrameOrigin::Cpython);
+        let libc = frame("start_thread", "nptl/pthread_create.c", "libc.so.6");
+        assert_eq!(classifier.classify(&libc), FrameOrigin::Libc);
+        let other = frame("helper", "/src/other.c", "libother.so");
+        assert_eq!(classifier.classify(&other), FrameOrigin::Other);
+    }
+
+    #[test]
+    fn without_names_user_code_is_the_extension() {
+        let classifier = Classifier::default();
+        assert_eq!(
+            classifier.classify(&frame("worker", "programs/race.c", "race")),
+            FrameOrigin::Extension
+        );
+        assert_eq!(
+            classifier.classify(&frame(
+                "std::thread::_M_start",
+                "/usr/include/c++/12/thread",
+                "a.out"
+            )),
+            FrameOrigin::Other
+        );
+    }
+}

@@ -1,0 +1,499 @@
+//! Clustering reports into root causes.
+//!
+//! The key of a report is its kind, the extension frame nearest the top of each side
+//! (function, file name and line; never addresses) and its location (a global's name or the
+//! heap block's allocation site). Clusters keep counts, a capped set of distinct call paths,
+//! origins, pids and one representative report, so memory does not grow with the number of
+//! reports. Every choice is order-independent, so parallel parsing gives the same result.
+
+use std::collections::hash_map::DefaultHasher;
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::hash::{Hash, Hasher};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::classify::Classifier;
+use crate::model::{
+    AccessKind, Frame, FrameOrigin, Location, Report, ReportKind, Stack, StackRole, MAIN_THREAD,
+};
+use crate::triage::{CallPath, OriginCount, RootCause, Side, Triage, TriageStats};
+
+/// Limits that keep a cluster's memory bounded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterOptions {
+    /// Distinct call paths kept per root cause.
+    pub max_call_paths: usize,
+    /// Frames per side in a call path.
+    pub call_path_depth: usize,
+    /// Pids kept per root cause.
+    pub max_pids: usize,
+}
+
+impl Default for ClusterOptions {
+    fn default() -> Self {
+        ClusterOptions {
+            max_call_paths: 8,
+            call_path_depth: 6,
+            max_pids: 32,
+        }
+    }
+}
+
+/// Distinct call paths are counted exactly up to this many per root cause.
+const MAX_COUNTED_PATHS: usize = 4096;
+
+/// Folds reports into root causes. Create one per thread and [`Clusterer::merge`] them.
+#[derive(Debug, Clone)]
+pub struct Clusterer {
+    classifier: Classifier,
+    options: ClusterOptions,
+    clusters: HashMap<String, Cluster>,
+    stats: TriageStats,
+}
+
+#[derive(Debug, Clone)]
+struct Cluster {
+    kind: ReportKind,
+    noise: bool,
+    count: u64,
+    location_key: Option<String>,
+    side_access_kinds: Vec<BTreeSet<AccessKind>>,
+    call_paths: BTreeSet<CallPath>,
+    path_hashes: HashSet<u64>,
+    origins: BTreeMap<String, u64>,
+    unattributed: u64,
+    pids: BTreeSet<u32>,
+    representative: Report,
+}
+
+/// The parts of a report that decide its cluster.
+struct Key {
+    id: String,
+    sides: Vec<SideStack>,
+    location_key: Option<String>,
+}
+
+/// One side of a report: a stack and, for access sides, the access kind.
+struct SideStack {
+    key: String,
+    access: Option<AccessKind>,
+    path: Vec<String>,
+}
+
+impl Clusterer {
+    pub fn new(classifier: Classifier, options: ClusterOptions) -> Clusterer {
+        Clusterer {
+            classifier,
+            options,
+            clusters: HashMap::new(),
+            stats: TriageStats::default(),
+        }
+    }
+
+    pub fn classifier(&self) -> &Classifier {
+        &self.classifier
+    }
+
+    /// Counters the file layer fills (files, bytes, trailers, unreadable files).
+    pub fn stats_mut(&mut self) -> &mut TriageStats {
+        &mut self.stats
+    }
+
+    /// Classifies the frames of `report` (unless already classified) and adds it.
+    pub fn add(&mut self, mut report: Report) {
+        if has_unclassified_frames(&report) {
+            self.classifier.classify_report(&mut report);
+        }
+        self.stats.reports += 1;
+        self.stats.partial_reports += u64::from(!report.complete);
+        self.stats.crashes += u64::from(matches!(report.kind, ReportKind::DeadlySignal(_)));
+        let key = cluster_key(&report, self.options.call_path_depth);
+        let options = self.options;
+        let cluster = self
+            .clusters
+            .entry(key.id.clone())
+            .or_insert_with(|| Cluster::empty(&report, &key));
+        cluster.record(&report, &key, options);
+        if representative_order(&report) < representative_order(&cluster.representative) {
+            cluster.representative = report;
+        }
+    }
+
+    /// Adds everything `other` collected.
+    pub fn merge(&mut self, other: Clusterer) {
+        let options = self.options;
+        for (id, theirs) in other.clusters {
+            match self.clusters.get_mut(&id) {
+                Some(ours) => ours.merge(theirs, options),
+                None => {
+                    self.clusters.insert(id, theirs);
+                }
+            }
+        }
+        merge_stats(&mut self.stats, other.stats);
+    }
+
+    /// The root causes, most frequent first (ties by id), noise apart.
+    pub fn finish(self) -> Triage {
+        let (mut noise, mut root_causes): (Vec<_>, Vec<_>) = self
+            .clusters
+            .into_iter()
+            .map(|(id, cluster)| (cluster.noise, cluster.into_root_cause(id)))
+            .partition(|(noise, _)| *noise);
+        let order = |a: &(bool, RootCause), b: &(bool, RootCause)| {
+            b.1.count.cmp(&a.1.count).then_with(|| a.1.id.cmp(&b.1.id))
+        };
+        root_causes.sort_by(order);
+        noise.sort_by(order);
+        let mut stats = self.stats;
+        stats.unreadable.sort_by(|a, b| a.file.cmp(&b.file));
+        Triage {
+            root_causes: root_causes.into_iter().map(|(_, r)| r).collect(),
+            interpreter_noise: noise.into_iter().map(|(_, r)| r).collect(),
+            stats,
+        }
+    }
+}
+
+fn merge_stats(ours: &mut TriageStats, theirs: TriageStats) {
+    ours.files += theirs.files;
+    ours.bytes += theirs.bytes;
+    ours.reports += theirs.reports;
+    ours.partial_reports += theirs.partial_reports;
+    ours.crashes += theirs.crashes;
+    ours.warnings_reported += theirs.warnings_reported;
+    ours.unreadable.extend(theirs.unreadable);
+}
+
+fn has_unclassified_frames(report: &Report) -> bool {
+    report
+        .all_stacks()
+        .flat_map(|(_, s)| &s.frames)
+        .any(|f| f.origin == FrameOrigin::Unclassified)
+}
+
+/// Complete reports first, then by where they were read.
+fn representative_order(report: &Report) -> (bool, &std::path::Path, u64) {
+    (
+        !report.complete,
+        report.source.file.as_path(),
+        report.source.byte_offset,
+    )
+}
+
+impl Cluster {
+    fn empty(report: &Report, key: &Key) -> Cluster {
+        Cluster {
+            kind: report.kind.clone(),
+            noise: is_interpreter_noise(report),
+            count: 0,
+            location_key: key.location_key.clone(),
+            side_access_kinds: vec![BTreeSet::new(); key.sides.len()],
+            call_paths: BTreeSet::new(),
+            path_hashes: HashSet::new(),
+            origins: BTreeMap::new(),
+            unattributed: 0,
+            pids: BTreeSet::new(),
+            representative: report.clone(),
+        }
+    }
+
+    fn record(&mut self, report: &Report, key: &Key, options: ClusterOptions) {
+        self.count += 1;
+        for (kinds, side) in self.side_access_kinds.iter_mut().zip(&key.sides) {
+            kinds.extend(side.access);
+        }
+        let path = CallPath {
+            sides: key.sides.iter().map(|s| s.path.clone()).collect(),
+        };
+        if self.path_hashes.len() < MAX_COUNTED_PATHS {
+            self.path_hashes.insert(hash_of(&path));
+        }
+        self.call_paths.insert(path);
+        truncate_set(&mut self.call_paths, options.max_call_paths);
+        match &report.origin {
+            Some(origin) => *self.origins.entry(origin.clone()).or_default() += 1,
+            None => self.unattributed += 1,
+        }
+        if let Some(pid) = report.pid {
+            self.pids.insert(pid);
+            truncate_set(&mut self.pids, options.max_pids);
+        }
+    }
+
+    fn merge(&mut self, other: Cluster, options: ClusterOptions) {
+        self.count += other.count;
+        for (ours, theirs) in self
+            .side_access_kinds
+            .iter_mut()
+            .zip(other.side_access_kinds)
+        {
+            ours.extend(theirs);
+        }
+        self.call_paths.extend(other.call_paths);
+        truncate_set(&mut self.call_paths, options.max_call_paths);
+        for hash in other.path_hashes {
+            if self.path_hashes.len() >= MAX_COUNTED_PATHS {
+                break;
+            }
+            self.path_hashes.insert(hash);
+        }
+        for (origin, count) in other.origins {
+            *self.origins.entry(origin).or_default() += count;
+        }
+        self.unattributed += other.unattributed;
+        self.pids.extend(other.pids);
+        truncate_set(&mut self.pids, options.max_pids);
+        if representative_order(&other.representative) < representative_order(&self.representative)
+        {
+            self.representative = other.representative;
+        }
+    }
+
+    fn into_root_cause(self, id: String) -> RootCause {
+        let representative = self.representative;
+        let sides = side_stacks(&representative)
+            .into_iter()
+            .zip(self.side_access_kinds)
+            .map(|((role, stack, _), kinds)| Side {
+                role,
+                access_kinds: kinds.into_iter().collect(),
+                frame: nearest_extension_frame(stack).cloned(),
+                top_frame: called_frame(stack)
+                    .filter(|top| Some(*top) != nearest_extension_frame(stack))
+                    .cloned(),
+            })
+            .collect();
+        RootCause {
+            id,
+            kind: self.kind,
+            count: self.count,
+            sides,
+            variable: variable_of(&representative),
+            location_key: self.location_key,
+            call_paths: self.call_paths.into_iter().collect(),
+            distinct_call_paths: self.path_hashes.len() as u64,
+            origins: self
+                .origins
+                .into_iter()
+                .map(|(origin, count)| OriginCount { origin, count })
+                .collect(),
+            unattributed: self.unattributed,
+            pids: self.pids.into_iter().collect(),
+            representative,
+        }
+    }
+}
+
+fn truncate_set<T: Ord>(set: &mut BTreeSet<T>, max: usize) {
+    while set.len() > max {
+        set.pop_last();
+    }
+}
+
+fn hash_of(value: &impl Hash) -> u64 {
+    let mut hasher = DefaultHasher::new();
+    value.hash(&mut hasher);
+    hasher.finish()
+}
+
+/// The stacks that are the "sides" of a report of its kind, sorted by their key so that
+/// which side TSan printed first does not matter.
+fn side_stacks(report: &Report) -> Vec<(StackRole, &Stack, Option<AccessKind>)> {
+    let mut sides: Vec<(StackRole, &Stack, Option<AccessKind>)> = if !report.accesses.is_empty() {
+        report
+            .accesses
+            .iter()
+            .map(|a| (StackRole::Access, &a.stack, Some(a.kind)))
+            .collect()
+    } else if !report.lock_edges.is_empty() {
+        report
+            .lock_edges
+            .iter()
+            .map(|e| (StackRole::LockAcquired, &e.stack, None))
+            .collect()
+    } else if report.kind == ReportKind::ThreadLeak {
+        report
+            .threads
+            .iter()
+            .filter_map(|t| t.stack.as_ref())
+            .map(|s| (StackRole::ThreadCreation, s, None))
+            .collect()
+    } else {
+        report
+            .stacks
+            .iter()
+            .map(|s| (StackRole::Bare, s, None))
+            .collect()
+    };
+    sides.sort_by_cached_key(|(_, stack, _)| side_key(stack));
+    sides
+}
+
+fn cluster_key(report: &Report, depth: usize) -> Key {
+    let sides: Vec<SideStack> = side_stacks(report)
+        .into_iter()
+        .map(|(_, stack, access)| SideStack {
+            key: side_key(stack),
+            access,
+            path: call_path(stack, depth),
+        })
+        .collect();
+    let location_key = location_key(report);
+    let mut hasher = Sha256::new();
+    hasher.update(report.kind.header_text().as_bytes());
+    for side in &sides {
+        hasher.update(b"\n");
+        hasher.update(side.key.as_bytes());
+    }
+    hasher.update(b"\n@");
+    hasher.update(location_key.as_deref().unwrap_or_default().as_bytes());
+    let digest = hasher.finalize();
+    Key {
+        id: format!("tsan-{}", hex::encode(&digest[..8])),
+        sides,
+        location_key,
+    }
+}
+
+/// The extension frame nearest the top, or (for reports without one) the innermost frame
+/// outside the runtime, as `function@file:line`.
+fn side_key(stack: &Stack) -> String {
+    match nearest_extension_frame(stack).or_else(|| top_frame(stack)) {
+        Some(frame) => frame_key(frame),
+        None if stack.failed_to_restore => "[failed to restore the stack]".to_string(),
+        None => String::new(),
+    }
+}
+
+/// `function@file-name:line`: stable across machines, builds and load addresses; only an
+/// unsymbolized frame falls back to its module offset.
+fn frame_key(frame: &Frame) -> String {
+    let function = frame.function.as_deref().unwrap_or("??");
+    match (&frame.file, frame.line) {
+        (Some(file), line) => format!("{function}@{}:{}", base_name(file), line.unwrap_or(0)),
+        (None, _) if frame.function.is_some() => function.to_string(),
+        (None, _) => format!(
+            "{}+{:#x}",
+            base_name(frame.module.as_deref().unwrap_or("??")),
+            frame.offset.or(frame.pc).unwrap_or(0)
+        ),
+    }
+}
+
+fn base_name(path: &str) -> &str {
+    path.rsplit('/').next().unwrap_or(path)
+}
+
+pub(crate) fn nearest_extension_frame(stack: &Stack) -> Option<&Frame> {
+    stack
+        .frames
+        .iter()
+        .find(|f| f.origin == FrameOrigin::Extension)
+}
+
+/// The innermost frame outside the TSan runtime.
+fn top_frame(stack: &Stack) -> Option<&Frame> {
+    stack
+        .frames
+        .iter()
+        .find(|f| f.origin != FrameOrigin::TsanRuntime)
+}
+
+/// The innermost frame that is not the runtime's own machinery: what the code called
+/// (`free`, `pthread_mutex_lock`, `PyDict_SetItem`) or the racing code itself.
+fn called_frame(stack: &Stack) -> Option<&Frame> {
+    stack.frames.iter().find(|f| {
+        f.origin != FrameOrigin::TsanRuntime
+            || f.function
+                .as_deref()
+                .is_some_and(|name| !name.starts_with("__"))
+    })
+}
+
+/// Up to `depth` frames: the extension's frames when the stack has any, else the frames
+/// outside the runtime.
+fn call_path(stack: &Stack, depth: usize) -> Vec<String> {
+    let has_extension = nearest_extension_frame(stack).is_some();
+    stack
+        .frames
+        .iter()
+        .filter(|f| {
+            if has_extension {
+                f.origin == FrameOrigin::Extension
+            } else {
+                f.origin != FrameOrigin::TsanRuntime
+            }
+        })
+        .take(depth)
+        .map(Frame::describe)
+        .collect()
+}
+
+/// The location part of the key: the first named global, heap allocation site, stack, TLS
+/// or file descriptor.
+fn location_key(report: &Report) -> Option<String> {
+    report.locations.iter().find_map(|location| match location {
+        Location::Global { name, .. } if name != "<null>" => Some(format!("global:{name}")),
+        Location::Global { .. } => None,
+        Location::Heap { stack, .. } => Some(match nearest_extension_frame(stack) {
+            Some(frame) => format!("heap:{}", frame_key(frame)),
+            None => "heap".to_string(),
+        }),
+        Location::Stack { .. } => Some("stack".to_string()),
+        Location::Tls { .. } => Some("tls".to_string()),
+        Location::Fd { .. } => Some("fd".to_string()),
+        Location::Other { text } => Some(format!("other:{text}")),
+    })
+}
+
+/// What was raced on, for people: a global's name, or the heap block with its allocation
+/// site and the offset of the access in it.
+fn variable_of(report: &Report) -> Option<String> {
+    let access_address = report.accesses.first().map(|a| a.address);
+    report.locations.iter().find_map(|location| match location {
+        Location::Global { name, .. } if name != "<null>" => Some(name.clone()),
+        Location::Heap {
+            object,
+            size,
+            address,
+            stack,
+            ..
+        } => {
+            let site = nearest_extension_frame(stack)
+                .or_else(|| top_frame(stack))
+                .map(|f| format!(" allocated in {}", f.describe()))
+                .unwrap_or_default();
+            let offset = access_address
+                .and_then(|a| a.checked_sub(*address))
+                .map(|o| format!(", offset {o}"))
+                .unwrap_or_default();
+            Some(format!("{object} of size {size}{site}{offset}"))
+        }
+        Location::Stack { thread } => Some(format!("stack of {}", thread_name(*thread))),
+        Location::Tls { thread } => {
+            Some(format!("thread-local storage of {}", thread_name(*thread)))
+        }
+        Location::Fd { fd, .. } => Some(format!("file descriptor {fd}")),
+        _ => None,
+    })
+}
+
+fn thread_name(thread: u32) -> String {
+    if thread == MAIN_THREAD {
+        "the main thread".to_string()
+    } else {
+        format!("thread T{thread}")
+    }
+}
+
+/// Every frame of the report's sides outside the runtime and libc is the interpreter's.
+fn is_interpreter_noise(report: &Report) -> bool {
+    let mut frames = side_stacks(report)
+        .into_iter()
+        .flat_map(|(_, stack, _)| &stack.frames)
+        .filter(|f| !matches!(f.origin, FrameOrigin::TsanRuntime | FrameOrigin::Libc))
+        .peekable();
+    frames.peek().is_some() && frames.all(|f| f.origin == FrameOrigin::Cpython)
+}
