@@ -21,7 +21,7 @@ use crate::interpreter::Interpreter;
 use crate::versions;
 
 const MANIFEST: &str = "manifest.json";
-const SCHEMA: u32 = 1;
+pub(crate) const SCHEMA: u32 = 1;
 
 /// `$FTREVIEW_CACHE_DIR`, else `$XDG_CACHE_HOME/ftreview` (`~/.cache/ftreview`).
 /// A `--cache-dir` flag, where a command has one, wins over both.
@@ -157,6 +157,17 @@ pub fn load_entry(entry: &Path) -> Result<Manifest> {
     Ok(manifest)
 }
 
+/// The manifest (build record, verification results) of a cached interpreter.
+pub fn load_manifest(interpreter: &Interpreter) -> Result<Manifest> {
+    let entry = interpreter.prefix.parent().with_context(|| {
+        format!(
+            "{} is not in an ftreview cache",
+            interpreter.prefix.display()
+        )
+    })?;
+    load_entry(entry)
+}
+
 /// The interpreter of a manifest, with this machine's facts (ASLR, symbolizer) filled in.
 pub fn interpreter_of(manifest: &Manifest) -> Interpreter {
     let mut interp = manifest.interpreter.clone();
@@ -209,9 +220,14 @@ pub fn find_cached(
     matching.into_iter().next()
 }
 
-fn is_official(interp: &Interpreter) -> bool {
-    interp.source.sha256.as_deref() == versions::pinned_sha256(&interp.version)
-        && interp.source.sha256.is_some()
+/// Built from python.org's release tarball or Debian's copy of it.
+pub(crate) fn is_official(interp: &Interpreter) -> bool {
+    use crate::interpreter::SourceKind;
+    matches!(
+        interp.source.kind,
+        SourceKind::PythonOrg | SourceKind::Debian
+    ) || (interp.source.sha256.is_some()
+        && interp.source.sha256.as_deref() == versions::pinned_sha256(&interp.version))
 }
 
 /// The cached entry a python executable belongs to, if any.
@@ -250,17 +266,69 @@ pub fn lock_key(layout: &Layout, key: &str, on_wait: impl FnOnce(&Path)) -> Resu
     Ok(KeyLock { _file: file })
 }
 
-/// Removes leftovers of interrupted builds of `key` (safe: the caller holds the key's lock)
-/// and returns how many were removed.
-pub fn remove_stale_work(layout: &Layout, key: &str) -> usize {
-    let Ok(read) = fs::read_dir(layout.work()) else {
+/// A private directory for one build, locked while the build runs. Dropping it removes it;
+/// a build killed before that (Ctrl-C) leaves it unlocked, and the next build removes it.
+pub struct WorkDir {
+    path: PathBuf,
+    _lock: File,
+}
+
+impl WorkDir {
+    /// Creates this process's work directory and removes those of dead builds; returns it
+    /// with the number of leftovers removed.
+    pub fn create(layout: &Layout) -> Result<(WorkDir, usize)> {
+        let work = layout.work();
+        fs::create_dir_all(&work).with_context(|| format!("cannot create {}", work.display()))?;
+        let removed = remove_abandoned(&work);
+        // Lock first under a name the cleanup ignores, then rename: a concurrent cleanup
+        // never sees this directory unlocked.
+        static SEQUENCE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let sequence = SEQUENCE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let name = format!("build-{}-{}-{sequence}", unix_now(), std::process::id());
+        let hidden = work.join(format!(".{name}"));
+        fs::create_dir_all(&hidden)?;
+        let lock = File::create(hidden.join(".lock"))?;
+        lock.lock_exclusive()?;
+        let path = work.join(name);
+        fs::rename(&hidden, &path)?;
+        Ok((WorkDir { path, _lock: lock }, removed))
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for WorkDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.path);
+    }
+}
+
+/// Removes work directories nobody holds the lock of (their build died).
+fn remove_abandoned(work: &Path) -> usize {
+    let Ok(read) = fs::read_dir(work) else {
         return 0;
     };
-    let prefix = format!("{key}.");
     read.filter_map(|e| e.ok())
-        .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
-        .filter(|e| fs::remove_dir_all(e.path()).is_ok())
+        .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+        .map(|e| e.path())
+        .filter(|dir| {
+            let abandoned = match File::open(dir.join(".lock")) {
+                Ok(lock) => lock.try_lock_exclusive().is_ok(),
+                // No lock file: a leftover from publishing or a crash before locking.
+                Err(_) => dir.is_dir(),
+            };
+            abandoned && fs::remove_dir_all(dir).is_ok()
+        })
         .count()
+}
+
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 /// Writes the manifest into the staged entry (last file written), then renames the staged
@@ -276,7 +344,7 @@ pub fn publish(layout: &Layout, staged: &Path, manifest: &Manifest) -> Result<Pa
     if dest.exists() {
         let aside = layout
             .work()
-            .join(format!("{}.{}.replaced", manifest.key, std::process::id()));
+            .join(format!("replaced-{}-{}", manifest.key, std::process::id()));
         fs::rename(&dest, &aside)
             .with_context(|| format!("cannot move the old entry {} aside", dest.display()))?;
         let _ = fs::remove_dir_all(&aside);
@@ -346,7 +414,7 @@ mod tests {
 
     fn stage_and_publish(layout: &Layout, version: &str, compiler: Compiler) -> PathBuf {
         let key = entry_key(version, compiler, None);
-        let staged = layout.work().join(format!("{key}.1"));
+        let staged = layout.work().join(format!("staged-{key}"));
         fake_install(&staged, version);
         publish(
             layout,
@@ -400,13 +468,22 @@ mod tests {
     }
 
     #[test]
-    fn stale_work_dirs_of_the_key_are_removed() {
+    fn abandoned_work_dirs_are_removed_and_live_ones_kept() {
         let dir = tempfile::tempdir().unwrap();
         let layout = Layout::new(dir.path());
-        fs::create_dir_all(layout.work().join("cpython-3.13.5-gcc.123/src")).unwrap();
-        fs::create_dir_all(layout.work().join("cpython-3.13.5-clang.9")).unwrap();
-        assert_eq!(remove_stale_work(&layout, "cpython-3.13.5-gcc"), 1);
-        assert!(layout.work().join("cpython-3.13.5-clang.9").exists());
+        let interrupted = layout.work().join("build-1-1");
+        fs::create_dir_all(interrupted.join("src")).unwrap();
+        File::create(interrupted.join(".lock")).unwrap();
+        let (live, removed) = WorkDir::create(&layout).unwrap();
+        assert_eq!(removed, 1);
+        assert!(!interrupted.exists());
+        // A concurrent build must not delete ours.
+        let (_other, removed) = WorkDir::create(&layout).unwrap();
+        assert_eq!(removed, 0);
+        assert!(live.path().exists());
+        let path = live.path().to_path_buf();
+        drop(live);
+        assert!(!path.exists());
     }
 
     #[test]

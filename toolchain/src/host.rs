@@ -209,6 +209,19 @@ pub fn setarch_prefix() -> Vec<OsString> {
     vec!["setarch".into(), std::env::consts::ARCH.into(), "-R".into()]
 }
 
+/// A command for `program`, under `setarch -R` when this machine needs it.
+pub fn command(program: impl Into<OsString>) -> Command {
+    let mut argv = if needs_setarch() {
+        setarch_prefix()
+    } else {
+        Vec::new()
+    };
+    argv.push(program.into());
+    let mut cmd = Command::new(&argv[0]);
+    cmd.args(&argv[1..]);
+    cmd
+}
+
 /// A header or tool the CPython build needs, with the Debian package that provides it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Prerequisite {

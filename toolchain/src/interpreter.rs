@@ -77,7 +77,6 @@ impl std::fmt::Display for SourceKind {
 #[derive(Debug, Clone, Deserialize)]
 pub(crate) struct Introspection {
     pub version: String,
-    pub executable: PathBuf,
     pub prefix: PathBuf,
     pub gil_disabled_build: bool,
     pub gil_enabled: bool,
@@ -93,7 +92,6 @@ import json, platform, sys, sysconfig
 v = sysconfig.get_config_var
 print(json.dumps({
     "version": platform.python_version(),
-    "executable": sys.executable,
     "prefix": sys.prefix,
     "gil_disabled_build": bool(v("Py_GIL_DISABLED")),
     "gil_enabled": sys._is_gil_enabled() if hasattr(sys, "_is_gil_enabled") else True,
@@ -175,14 +173,7 @@ pub(crate) fn introspect(python: &Path) -> Result<Introspection> {
     if !python.is_file() {
         bail!("{} does not exist or is not a file", python.display());
     }
-    let mut argv = if host::needs_setarch() {
-        host::setarch_prefix()
-    } else {
-        Vec::new()
-    };
-    argv.push(python.as_os_str().to_owned());
-    let output = Command::new(&argv[0])
-        .args(&argv[1..])
+    let output = host::command(python)
         .args(["-I", "-c", INTROSPECT])
         .env("TSAN_OPTIONS", "report_bugs=0")
         .env_remove("PYTHON_GIL")

@@ -5,15 +5,25 @@
 //! ([`find_cached`]), from an existing installation ([`Interpreter::from_python`]), or build
 //! it ([`ensure_interpreter`], which returns a valid cached build at once).
 
+mod archive;
+mod build;
 mod cache;
+mod debian;
+mod ensure;
+mod fetch;
 mod host;
 mod interpreter;
 mod progress;
+mod source;
+mod verify;
 mod versions;
 
 use std::path::PathBuf;
 
-pub use cache::{default_cache_dir, find_cached, list_cached, Manifest, Verification};
+pub use cache::{
+    default_cache_dir, find_cached, list_cached, load_manifest, Manifest, Verification,
+};
+pub use ensure::describe_source;
 pub use host::{
     choose_compiler, mmap_rnd_bits, needs_setarch, prerequisites, setarch_prefix, symbolizer_for,
     Compiler, CompilerChoice, CompilerInfo, Prerequisite,
@@ -63,6 +73,9 @@ pub struct BuildRequest {
     /// Expected SHA-256 of a URL or local tarball (python.org tarballs use the pinned table).
     pub sha256: Option<String>,
     pub compiler: CompilerChoice,
+    /// Base URL of a python.org mirror (`…/ftp/python`); `None` = `$FTREVIEW_PYTHON_ORG_URL`,
+    /// else python.org.
+    pub python_org_mirror: Option<String>,
     /// Parallel make jobs; `None` = all available cores.
     pub jobs: Option<usize>,
     /// Rebuild even when a valid cached build exists.
@@ -78,6 +91,7 @@ impl BuildRequest {
             source: SourceSpec::Auto,
             sha256: None,
             compiler: CompilerChoice::Auto,
+            python_org_mirror: None,
             jobs: None,
             force: false,
             cache_dir,
@@ -91,6 +105,5 @@ pub fn ensure_interpreter(
     request: &BuildRequest,
     progress: &Progress,
 ) -> anyhow::Result<Interpreter> {
-    let _ = (request, progress);
-    anyhow::bail!("building is being written")
+    ensure::ensure_interpreter(request, progress)
 }

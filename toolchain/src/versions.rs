@@ -79,6 +79,14 @@ pub fn validate_request(request: &str) -> Result<()> {
     Ok(())
 }
 
+/// Free-threaded builds exist from CPython 3.13 on.
+pub fn ensure_free_threading(version: &str) -> Result<()> {
+    if compare_versions(&minor_of(version), "3.13") == Ordering::Less {
+        bail!("CPython {version} has no free-threaded build; use 3.13 or newer");
+    }
+    Ok(())
+}
+
 fn is_number(s: &str) -> bool {
     !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())
 }
