@@ -1,18 +1,148 @@
 //! A tree-sitter pass that finds free-threading hazards in the C sources of Python extensions.
 //!
 //! [`scan_paths`] walks files and directories (`.c`, `.h`, Argument Clinic `clinic/*.c.h`),
-//! parses each file once, and runs every rule in [`rules`] over the facts extracted from it.
+//! normalizes CPython macros tree-sitter cannot parse (keeping byte offsets), parses each file
+//! once in parallel, extracts plain facts from the tree, and runs the rules over the facts of
+//! all files together (so a lock taken in a clinic wrapper protects the `*_impl` it calls).
 
+mod bindings;
+mod facts;
 mod model;
+mod normalize;
+mod parse;
+mod program;
+mod rules;
+mod source;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use anyhow::Result;
+use anyhow::{Context, Result};
+use rayon::prelude::*;
 
 pub use model::*;
 
-/// Scans C sources under `paths` (files or directories).
+use program::{Program, ScannedFile};
+
+/// Scans C sources under `paths` (files or directories). Unreadable files are listed in
+/// `skipped` and the rest still scanned; a path that does not exist is an error.
 pub fn scan_paths(paths: &[PathBuf], opts: &ScanOptions) -> Result<ScanReport> {
-    let _ = (paths, opts);
-    anyhow::bail!("the static pass is being written")
+    let files = source::discover(paths)?;
+    let results = in_pool(opts.jobs, || {
+        files
+            .par_iter()
+            .map(|path| scan_file(path, relative_to_roots(path, paths), opts))
+            .collect::<Vec<_>>()
+    })?;
+    let mut scanned = Vec::new();
+    let mut reports = Vec::new();
+    let mut skipped = Vec::new();
+    for (path, result) in files.iter().zip(results) {
+        match result {
+            Ok(FileOutcome::Scanned(file, report)) => {
+                scanned.push(file);
+                reports.push(report);
+            }
+            Ok(FileOutcome::Skipped(reason)) => skipped.push(SkippedFile {
+                path: path.clone(),
+                reason,
+            }),
+            Err(err) => skipped.push(SkippedFile {
+                path: path.clone(),
+                reason: format!("{err:#}"),
+            }),
+        }
+    }
+    let program = Program::new(scanned);
+    let findings = rules::run_all(&program);
+    let gil = rules::gil_declaration::declaration(&program);
+    Ok(ScanReport {
+        files: reports,
+        skipped,
+        findings,
+        gil,
+        methods: program.bindings.methods,
+    })
+}
+
+/// Parses the files with tree-sitter and nothing else: the baseline the benchmark compares
+/// the whole pass against. Returns the number of lines parsed.
+pub fn parse_only(paths: &[PathBuf], opts: &ScanOptions) -> Result<usize> {
+    let files = source::discover(paths)?;
+    let lines = in_pool(opts.jobs, || {
+        files
+            .par_iter()
+            .map(|path| -> Result<usize> {
+                let text =
+                    std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+                parse::parse(&text)?;
+                Ok(count_lines(&text))
+            })
+            .collect::<Result<Vec<usize>>>()
+    })??;
+    Ok(lines.iter().sum())
+}
+
+fn in_pool<T: Send>(jobs: Option<usize>, work: impl FnOnce() -> T + Send) -> Result<T> {
+    match jobs {
+        None => Ok(work()),
+        Some(n) => {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(n)
+                .build()
+                .context("starting worker threads")?;
+            Ok(pool.install(work))
+        }
+    }
+}
+
+enum FileOutcome {
+    Scanned(ScannedFile, FileReport),
+    Skipped(String),
+}
+
+fn scan_file(path: &Path, rel: String, opts: &ScanOptions) -> Result<FileOutcome> {
+    let original =
+        std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    if !opts.include_generated {
+        if let Some(generator) = source::generated_by(&original) {
+            return Ok(FileOutcome::Skipped(generator.to_string()));
+        }
+    }
+    let normalized = normalize::normalize(&original);
+    let tree = parse::parse(&normalized)?;
+    let (functions, functions_with_errors) = parse::function_quality(tree.root_node());
+    let facts = facts::extract(tree.root_node(), &normalized, &original);
+    let report = FileReport {
+        path: path.to_path_buf(),
+        lines: count_lines(&original),
+        functions,
+        functions_with_errors,
+    };
+    Ok(FileOutcome::Scanned(
+        ScannedFile {
+            path: path.to_path_buf(),
+            rel,
+            facts,
+        },
+        report,
+    ))
+}
+
+fn count_lines(text: &[u8]) -> usize {
+    memchr_count(b'\n', text) + usize::from(!text.is_empty() && !text.ends_with(b"\n"))
+}
+
+fn memchr_count(needle: u8, haystack: &[u8]) -> usize {
+    haystack.iter().filter(|&&b| b == needle).count()
+}
+
+/// The path below the scanned root it was found under (for ids that survive moving the tree).
+fn relative_to_roots(path: &Path, roots: &[PathBuf]) -> String {
+    roots
+        .iter()
+        .filter(|root| root.is_dir())
+        .find_map(|root| path.strip_prefix(root).ok())
+        .unwrap_or(path)
+        .to_string_lossy()
+        .replace('\\', "/")
 }

@@ -109,7 +109,9 @@ impl Rule {
 }
 
 /// A source range; lines and columns are 1-based, columns count bytes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 pub struct Span {
     pub line: usize,
     pub column: usize,
@@ -224,6 +226,8 @@ pub enum GilState {
     Used,
     /// No declaration: a free-threaded interpreter re-enables the GIL at import.
     Missing,
+    /// No `PyInit_*` function in the scanned sources.
+    NoModule,
 }
 
 /// One extension module found (a `PyInit_<name>` function).
@@ -251,7 +255,8 @@ pub struct StaticType {
 /// The GIL story of the scanned sources.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GilDeclaration {
-    /// `NotUsed` only when every module found declares it; `Missing` when any module lacks it.
+    /// `NotUsed` only when every module found declares it; `Missing` when any module lacks it;
+    /// `NoModule` when no module init function was found.
     pub state: GilState,
     pub modules: Vec<ModuleInit>,
     pub static_types: Vec<StaticType>,

@@ -1,0 +1,200 @@
+//! The rules. Each module looks at the [`Program`] and adds findings to a [`Sink`].
+
+mod borrowed_refs;
+mod critical_section;
+pub(crate) mod gil_declaration;
+mod global_state;
+mod libc_calls;
+mod module_state;
+mod object_state;
+
+use std::collections::HashMap;
+
+use crate::facts::{Event, FunctionFacts};
+use crate::model::{Confidence, Finding, Rule, Severity, Span, Symbol, SymbolKind};
+use crate::program::{Context, Program};
+
+/// A finding before its id and entry points are computed.
+pub(crate) struct Draft {
+    pub rule: Rule,
+    pub severity: Severity,
+    pub confidence: Confidence,
+    pub file: usize,
+    pub span: Span,
+    pub function: Option<String>,
+    pub symbol: Option<Symbol>,
+    pub message: String,
+    pub fix: String,
+    pub protected_by: Option<String>,
+}
+
+/// Collects findings; drafts with the same id (rule, file, function, symbol) merge, the extra
+/// sites going to `related`.
+pub(crate) struct Sink<'p> {
+    program: &'p Program,
+    findings: Vec<Finding>,
+    by_id: HashMap<String, usize>,
+}
+
+impl<'p> Sink<'p> {
+    pub fn new(program: &'p Program) -> Self {
+        Sink {
+            program,
+            findings: Vec::new(),
+            by_id: HashMap::new(),
+        }
+    }
+
+    pub fn add(&mut self, draft: Draft) {
+        let rel = &self.program.files[draft.file].rel;
+        let id = stable_id(
+            draft.rule,
+            rel,
+            draft.function.as_deref(),
+            draft.symbol.as_ref(),
+        );
+        if let Some(&i) = self.by_id.get(&id) {
+            let existing = &mut self.findings[i];
+            let mut other = draft.span;
+            if draft.severity > existing.severity {
+                // The worse site leads; the protected one becomes a related site.
+                other = std::mem::replace(&mut existing.span, draft.span);
+                existing.severity = draft.severity;
+                existing.confidence = draft.confidence;
+                existing.message = draft.message;
+                existing.fix = draft.fix;
+                existing.protected_by = draft.protected_by;
+            }
+            if existing.span != other && !existing.related.contains(&other) {
+                existing.related.push(other);
+            }
+            return;
+        }
+        let entry_points = draft
+            .function
+            .as_deref()
+            .map(|f| self.program.entry_points(f))
+            .unwrap_or_default();
+        self.by_id.insert(id.clone(), self.findings.len());
+        self.findings.push(Finding {
+            id,
+            rule: draft.rule,
+            code: draft.rule.code().to_string(),
+            severity: draft.severity,
+            confidence: draft.confidence,
+            file: self.program.files[draft.file].path.clone(),
+            span: draft.span,
+            function: draft.function,
+            symbol: draft.symbol,
+            message: draft.message,
+            fix: draft.fix,
+            protected_by: draft.protected_by,
+            related: Vec::new(),
+            entry_points,
+        });
+    }
+
+    pub fn into_findings(mut self) -> Vec<Finding> {
+        for f in &mut self.findings {
+            f.related.sort();
+        }
+        self.findings.sort_by(|a, b| {
+            (&a.file, a.span.line, a.span.column, &a.code).cmp(&(
+                &b.file,
+                b.span.line,
+                b.span.column,
+                &b.code,
+            ))
+        });
+        self.findings
+    }
+}
+
+/// FNV-1a over the identifying parts: stable across runs, platforms and line edits.
+fn stable_id(rule: Rule, rel: &str, function: Option<&str>, symbol: Option<&Symbol>) -> String {
+    let symbol = symbol
+        .map(|s| {
+            format!(
+                "{:?}:{}:{}",
+                s.kind,
+                s.container.as_deref().unwrap_or(""),
+                s.name
+            )
+        })
+        .unwrap_or_default();
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for part in [rule.name(), rel, function.unwrap_or(""), &symbol] {
+        for byte in part.bytes().chain([0]) {
+            hash ^= u64::from(byte);
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    format!("{hash:016x}")
+}
+
+/// Runs every rule.
+pub(crate) fn run_all(program: &Program) -> Vec<Finding> {
+    let mut sink = Sink::new(program);
+    gil_declaration::check(program, &mut sink);
+    global_state::check(program, &mut sink);
+    module_state::check(program, &mut sink);
+    borrowed_refs::check(program, &mut sink);
+    object_state::check(program, &mut sink);
+    critical_section::check(program, &mut sink);
+    libc_calls::check(program, &mut sink);
+    sink.into_findings()
+}
+
+/// The protection in force at `event`: atomic access, a lock held here, or a lock every
+/// caller holds.
+pub(crate) fn protection(program: &Program, func: &FunctionFacts, event: &Event) -> Option<String> {
+    if event.atomic {
+        return Some("atomic operation".to_string());
+    }
+    if let Some(held) = func.guard(event).protection() {
+        return Some(held);
+    }
+    match program.context(&func.name) {
+        Context::Locked(how) => Some(how.clone()),
+        _ => None,
+    }
+}
+
+pub(crate) fn field_symbol(container: Option<String>, field: &str) -> Symbol {
+    Symbol {
+        kind: SymbolKind::Field,
+        name: field.to_string(),
+        container,
+    }
+}
+
+pub(crate) fn call_symbol(callee: &str) -> Symbol {
+    Symbol {
+        kind: SymbolKind::Call,
+        name: callee.to_string(),
+        container: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_ignore_lines_and_differ_by_symbol() {
+        let a = Symbol {
+            kind: SymbolKind::Field,
+            name: "keys".into(),
+            container: Some("T".into()),
+        };
+        let b = Symbol {
+            kind: SymbolKind::Field,
+            name: "used".into(),
+            container: Some("T".into()),
+        };
+        let id = |s| stable_id(Rule::UnlockedFieldWrite, "x/a.c", Some("f"), Some(s));
+        assert_eq!(id(&a), id(&a.clone()));
+        assert_ne!(id(&a), id(&b));
+        assert_eq!(id(&a).len(), 16);
+    }
+}

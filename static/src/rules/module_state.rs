@@ -1,0 +1,68 @@
+//! FT203: fields of the module state struct (`m_size = sizeof(T)`) written outside module
+//! init without an atomic or a lock. Module state is shared by every thread that calls into
+//! the module, so a plain `++state->counter` is a data race on every call.
+
+use crate::facts::{AccessKind, EventKind};
+use crate::model::{Confidence, Rule, Severity};
+use crate::program::{Context, Program};
+use crate::rules::{field_symbol, protection, Draft, Sink};
+
+pub(crate) fn check(program: &Program, sink: &mut Sink) {
+    if program.module_state_types.is_empty() {
+        return;
+    }
+    for (file, func) in program.functions() {
+        if matches!(program.context(&func.name), Context::ModuleInit) {
+            continue;
+        }
+        for event in &func.events {
+            let EventKind::Access { kind, target } = &event.kind else {
+                continue;
+            };
+            if *kind == AccessKind::Read {
+                continue;
+            }
+            let (Some(field), Some(container)) = (target.field(), program.container_type(target))
+            else {
+                continue;
+            };
+            if !program.module_state_types.contains(&container) {
+                continue;
+            }
+            let atomic_field = program
+                .field_declaration(&container, field)
+                .filter(|decl| {
+                    decl.contains("_Atomic") || decl.contains("atomic_") || decl.contains("PyMutex")
+                })
+                .map(|_| format!("`{field}` is declared atomic"));
+            let protected_by = atomic_field.or_else(|| protection(program, func, event));
+            let (severity, confidence, message) = match (&protected_by, kind) {
+                (Some(how), _) => (Severity::Info, Confidence::High, format!("module state field `{container}.{field}` is written here, protected by {how}")),
+                (None, AccessKind::Update | AccessKind::Release) => (
+                    Severity::High,
+                    Confidence::High,
+                    format!("module state field `{container}.{field}` is updated without an atomic or a lock; every thread calling into the module races on it"),
+                ),
+                (None, _) => (
+                    Severity::Medium,
+                    Confidence::Medium,
+                    format!("module state field `{container}.{field}` is assigned outside module init without a lock; threads calling into the module race on it"),
+                ),
+            };
+            sink.add(Draft {
+                rule: Rule::ModuleStateMutation,
+                severity,
+                confidence,
+                file,
+                span: event.span,
+                function: Some(func.name.clone()),
+                symbol: Some(field_symbol(Some(container.clone()), field)),
+                message,
+                fix: format!(
+                    "use an atomic for `{field}` (`_Py_atomic_add_*` / C11 `atomic_fetch_add`) or guard it with a PyMutex in the module state; set it once in the exec function if it never changes after"
+                ),
+                protected_by,
+            });
+        }
+    }
+}
