@@ -435,8 +435,7 @@ fn call_path(stack: &Stack, depth: usize) -> Vec<String> {
 /// or file descriptor.
 fn location_key(report: &Report) -> Option<String> {
     report.locations.iter().find_map(|location| match location {
-        Location::Global { name, .. } if name != "<null>" => Some(format!("global:{name}")),
-        Location::Global { .. } => None,
+        Location::Global { .. } => location.global_name().map(|name| format!("global:{name}")),
         Location::Heap { stack, .. } => Some(match nearest_extension_frame(stack) {
             Some(frame) => format!("heap:{}", frame_key(frame)),
             None => "heap".to_string(),
@@ -453,7 +452,7 @@ fn location_key(report: &Report) -> Option<String> {
 fn variable_of(report: &Report) -> Option<String> {
     let access_address = report.accesses.first().map(|a| a.address);
     report.locations.iter().find_map(|location| match location {
-        Location::Global { name, .. } if name != "<null>" => Some(name.clone()),
+        Location::Global { .. } => location.global_name().map(str::to_string),
         Location::Heap {
             object,
             size,
@@ -476,7 +475,7 @@ fn variable_of(report: &Report) -> Option<String> {
             Some(format!("thread-local storage of {}", thread_name(*thread)))
         }
         Location::Fd { fd, .. } => Some(format!("file descriptor {fd}")),
-        _ => None,
+        Location::Other { .. } => None,
     })
 }
 

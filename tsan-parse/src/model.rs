@@ -458,6 +458,14 @@ pub enum Location {
 }
 
 impl Location {
+    /// A global's name, unless TSan could not name it (`<null>`, `??`).
+    pub fn global_name(&self) -> Option<&str> {
+        match self {
+            Location::Global { name, .. } if name != "<null>" && name != "??" => Some(name),
+            _ => None,
+        }
+    }
+
     pub fn stack(&self) -> Option<&Stack> {
         match self {
             Location::Heap { stack, .. } | Location::Fd { stack, .. } => Some(stack),

@@ -142,7 +142,7 @@ impl Symbolizer {
         else {
             return;
         };
-        if name != "<null>" {
+        if name != "<null>" && name != "??" {
             return;
         }
         let Some(path) = self.find_module(state, module_name, None) else {
@@ -184,7 +184,7 @@ fn needs_symbolization(report: &Report) -> bool {
         || report
             .locations
             .iter()
-            .any(|l| matches!(l, Location::Global { name, .. } if name == "<null>"))
+            .any(|l| matches!(l, Location::Global { .. }) && l.global_name().is_none())
 }
 
 fn is_unsymbolized(frame: &Frame) -> bool {

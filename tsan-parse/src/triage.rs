@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::model::{AccessKind, Frame, Report, ReportKind, ReportSource, StackRole};
 
 /// Everything triage found in a set of logs.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Triage {
     /// Root causes with at least one extension frame (or no CPython frame at all), most
     /// frequent first, ties by id.
