@@ -18,10 +18,7 @@ pub const RUN_SCHEMA_VERSION: u32 = 1;
 pub const RUN_FILE: &str = "run.json";
 
 pub use ftreview_static::ScanReport;
-
-// Placeholder until tsan-parse publishes its result type: the serialized `tsan_parse::Triage`
-// (`serde_json::to_value(&triage)`). Becomes a re-export of the real type when it lands.
-pub type Triage = serde_json::Value;
+pub use tsan_parse::Triage;
 
 /// Everything a run produced about one target.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
