@@ -60,6 +60,8 @@ struct Open {
     prefix: Vec<u8>,
     /// A deadly-signal report (ends at `==PID==ABORTING` or its SUMMARY).
     deadly: bool,
+    /// Its last line was cut (the input ended inside it): never complete.
+    cut: bool,
 }
 
 /// Iterator over the reports of one log. Read errors end the iteration after being yielded
@@ -134,6 +136,10 @@ impl<R: BufRead> ReportReader<R> {
             self.input.consume(used);
             consumed += used;
             if done {
+                if !self.line.ends_with(b"\n") {
+                    // Cut at MAX_LINE: still a whole line of the input.
+                    self.line.push(b'\n');
+                }
                 return Ok(consumed);
             }
         }
@@ -171,6 +177,7 @@ impl<R: BufRead> ReportReader<R> {
 
     /// Handles the line in `self.line`; returns a report it completed.
     fn handle_line(&mut self, line_offset: u64) -> Option<Report> {
+        let cut = !self.line.ends_with(b"\n");
         let mut line: &[u8] = trim_end(&self.line);
         if memchr(0x1b, line).is_some() {
             strip_ansi(line, &mut self.clean);
@@ -186,7 +193,10 @@ impl<R: BufRead> ReportReader<R> {
         if let Some(open) = &mut self.open {
             let line = strip_prefix_of(line, &open.prefix);
             match open.handle(line) {
-                Step::Continue => return None,
+                Step::Continue => {
+                    open.cut = cut;
+                    return None;
+                }
                 Step::End => return self.open.take().map(|open| finish(open, true)),
                 Step::Interrupted => interrupted = self.open.take().map(|open| finish(open, false)),
             }
@@ -239,7 +249,7 @@ fn error_line_pid(before: &[u8]) -> Option<u32> {
 
 fn finish(open: Open, closed: bool) -> Report {
     let mut report = open.report;
-    report.complete = closed || (open.deadly && report.summary.is_some());
+    report.complete = closed || (open.deadly && !open.cut && report.summary.is_some());
     report
 }
 
@@ -272,6 +282,7 @@ impl Open {
             section: Section::Start,
             prefix: prefix.to_vec(),
             deadly: false,
+            cut: false,
         }
     }
 
@@ -308,6 +319,7 @@ impl Open {
             section: Section::Start,
             prefix: Vec::new(),
             deadly: true,
+            cut: false,
         }
     }
 
