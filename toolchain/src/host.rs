@@ -155,8 +155,24 @@ fn install_hint_for(family: Compiler) -> &'static str {
 }
 
 /// Compiles and links an empty program with `-fsanitize=thread`: the only reliable way to
-/// know the TSan runtime is there.
+/// know the TSan runtime is there. Probed once per compiler per process.
 fn tsan_links(cc: &str) -> bool {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+    static PROBED: OnceLock<Mutex<HashMap<String, bool>>> = OnceLock::new();
+    let probed = PROBED.get_or_init(Default::default);
+    if let Some(&known) = probed.lock().expect("not poisoned").get(cc) {
+        return known;
+    }
+    let links = probe_tsan_link(cc);
+    probed
+        .lock()
+        .expect("not poisoned")
+        .insert(cc.to_string(), links);
+    links
+}
+
+fn probe_tsan_link(cc: &str) -> bool {
     let Ok(dir) = tempfile::tempdir() else {
         return false;
     };
