@@ -209,6 +209,19 @@ fn build_and_publish(job: &BuildJob, progress: &Progress) -> Result<Interpreter>
     fs::create_dir_all(&staged_entry)?;
     let tsan_files = build::collect_install(&plan, &staged_prefix, &staged_entry.join("tsan"))?;
     let staged_python = cache::python_in(&staged_prefix, job.version);
+    let lib =
+        |prefix: &Path| prefix.join(format!("lib/python{}t", versions::minor_of(job.version)));
+    // Missing .pyc files only cost time at first import: a failure here is not fatal.
+    match build::byte_compile(
+        &plan,
+        &staged_python,
+        &lib(&staged_prefix),
+        &lib(&prefix),
+        progress,
+    ) {
+        Ok(timing) => timings.push(timing),
+        Err(e) => progress.note(&format!("warning: {e:#}")),
+    }
 
     let verify_log = job.logs.join("verify.log");
     let phase = progress.phase(
@@ -218,7 +231,8 @@ fn build_and_publish(job: &BuildJob, progress: &Progress) -> Result<Interpreter>
     let verification = verify::verify(
         &staged_python,
         job.compiler,
-        &job.work.join("verify"),
+        &job.logs.join("canary"),
+        &job.work.join("venv"),
         &verify_log,
     )
     .with_context(|| format!("verification failed (log: {})", verify_log.display()))?;
@@ -259,7 +273,9 @@ fn copy_logs(from: &Path, to: &Path) -> Result<()> {
     fs::create_dir_all(to)?;
     for entry in fs::read_dir(from)? {
         let path = entry?.path();
-        fs::copy(&path, to.join(path.file_name().expect("named")))?;
+        if path.is_file() {
+            fs::copy(&path, to.join(path.file_name().expect("named")))?;
+        }
     }
     Ok(())
 }

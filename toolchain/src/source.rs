@@ -52,11 +52,12 @@ fn short_hash(text: &str) -> String {
     hex::encode(Sha256::digest(text.as_bytes()))[..8].to_string()
 }
 
-/// The version request with its default: the newest pinned release.
+/// The version request with its default: the minor series of the newest pinned release
+/// (so Debian may offer its newest patch of it).
 pub fn effective_request(request: &BuildRequest) -> Result<String> {
     match &request.version {
         Some(v) => Ok(v.clone()),
-        None => Ok(versions::resolve_known(None)?.version.to_string()),
+        None => Ok(versions::minor_of(versions::resolve_known(None)?.version)),
     }
 }
 
@@ -77,7 +78,9 @@ pub fn obtain(
                 progress.note(&format!(
                     "python.org is unreachable ({e:#}); falling back to Debian's source package"
                 ));
-                from_debian(&version, layout, logs, progress)
+                from_debian(&version, layout, logs, progress).with_context(|| {
+                    format!("python.org is unreachable ({e:#}) and the Debian fallback failed")
+                })
             }
             other => other,
         },

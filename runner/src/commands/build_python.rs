@@ -12,13 +12,13 @@ use crate::exit::Outcome;
 
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:
-  ftreview build-python                                  # newest pinned release, python.org or Debian
+  ftreview build-python                                  # newest pinned series, python.org or Debian
   ftreview build-python --version 3.13 --source debian --cc clang
   ftreview build-python --source ~/src/cpython          # a local checkout or tarball
   ftreview build-python --source https://example.org/Python-3.14.0.tar.xz --sha256 <hex>")]
 pub struct BuildPythonArgs {
-    /// CPython version: `3.13` (newest known 3.13.x) or an exact `3.13.5`.
-    /// Default: the newest release with a pinned checksum.
+    /// CPython version: `3.13` (the newest 3.13.x the source offers; a cached 3.13.x is
+    /// reused) or an exact `3.13.5`. Default: the series of the newest pinned release.
     #[arg(long)]
     pub version: Option<String>,
 
