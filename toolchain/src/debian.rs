@@ -37,6 +37,8 @@ pub struct Downloaded {
     pub candidate: Candidate,
     pub tarball: PathBuf,
     pub sha256: String,
+    /// An earlier download was reused.
+    pub reused: bool,
 }
 
 /// `3.13.5-2+deb13u5` → `3.13.5`; `1:3.14.0~rc1-1` → `3.14.0rc1`.
@@ -170,6 +172,7 @@ pub fn download(candidates: &[Candidate], dir: &Path, log: &Path) -> Result<Down
                 sha256: candidate.orig_sha256.clone(),
                 candidate: candidate.clone(),
                 tarball,
+                reused: true,
             });
         }
         let spec = format!("{}={}", candidate.package, candidate.version);
@@ -188,6 +191,7 @@ pub fn download(candidates: &[Candidate], dir: &Path, log: &Path) -> Result<Down
                     candidate: candidate.clone(),
                     tarball,
                     sha256,
+                    reused: false,
                 });
             }
             Ok(()) => failures.push(format!(

@@ -30,21 +30,19 @@ pub enum Origin {
 }
 
 impl Obtained {
-    /// An official release tarball (python.org's or Debian's copy of it) gets the plain cache
-    /// key; anything else is tagged so it never shadows the release.
+    /// A release tarball (python.org's, Debian's copy, or any file with a pinned checksum)
+    /// gets the plain cache key; anything else is tagged so it never shadows the release.
+    /// Only release tarballs promise their version before unpacking.
     pub fn custom_tag(&self) -> Option<String> {
-        match self.record.kind {
-            SourceKind::PythonOrg | SourceKind::Debian => None,
-            _ if self
-                .record
-                .checksum_note
-                .contains("pinned python.org checksum") =>
-            {
-                None
-            }
-            SourceKind::LocalDir => Some(format!("dir-{}", short_hash(&self.record.location))),
-            _ => Some(self.record.sha256.as_deref().unwrap_or("unknown")[..8].to_string()),
+        if self.expected_version.is_some() {
+            return None;
         }
+        Some(match (&self.record.kind, &self.record.sha256) {
+            (SourceKind::LocalDir, _) | (_, None) => {
+                format!("dir-{}", short_hash(&self.record.location))
+            }
+            (_, Some(sha256)) => sha256[..8].to_string(),
+        })
     }
 }
 
@@ -135,7 +133,7 @@ fn from_python_org(
             sha256: Some(release.sha256.to_string()),
             checksum_note: format!(
                 "matches the pinned python.org checksum{}",
-                if reused { " (cached download)" } else { "" }
+                if reused { "; cached download" } else { "" }
             ),
         },
         expected_version: Some(release.version.to_string()),
@@ -149,7 +147,7 @@ fn from_debian(
     progress: &Progress,
 ) -> Result<Obtained> {
     let log = logs.join("apt.log");
-    let phase = progress.phase("downloading Debian's CPython source package", Some(&log));
+    let phase = progress.phase("fetching Debian's CPython source package", Some(&log));
     let candidates = debian::candidates(request, &log)?;
     let got = debian::download(&candidates, &layout.downloads().join("debian"), &log)?;
     phase.done();
@@ -159,12 +157,15 @@ fn from_debian(
         fetch::check_sha256(&got.candidate.orig_file, pinned, &got.sha256)
             .context("Debian's orig tarball differs from the pinned python.org tarball")?;
     }
-    let checksum_note = match pinned {
+    let mut checksum_note = match pinned {
         Some(_) => "matches Debian's signed index and the pinned python.org checksum".to_string(),
         None => {
             format!("matches Debian's signed index (no pinned python.org checksum for {upstream})")
         }
     };
+    if got.reused {
+        checksum_note.push_str("; cached download");
+    }
     Ok(Obtained {
         origin: Origin::Tarball(got.tarball),
         record: SourceRecord {

@@ -1,56 +1,100 @@
-//! Ctrl-C in the middle of a build leaves nothing half-published, and the next run cleans
-//! up after it.
+//! Builds in other processes: Ctrl-C in the middle leaves nothing half-published and the
+//! next run cleans up after it; two concurrent builds of one interpreter take turns.
 
 mod common;
 
-use std::os::unix::process::CommandExt;
-use std::path::PathBuf;
-use std::process::Command;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
 use ftreview_toolchain::{ensure_interpreter, Progress, SourceSpec};
 
-const TEST_NAME: &str = "ctrl_c_mid_build_leaves_nothing_published_and_a_rerun_recovers";
-
+/// Child mode: this test binary, re-executed by `spawn_build`, runs one build and prints
+/// its outcome.
 #[test]
-fn ctrl_c_mid_build_leaves_nothing_published_and_a_rerun_recovers() {
-    // Child mode: this same test binary, re-executed, runs the build that gets interrupted.
-    if let (Some(cache), Some(tree)) = (
+fn child_build() {
+    let (Some(cache), Some(tree)) = (
         std::env::var_os("FTREVIEW_TEST_CHILD_CACHE"),
         std::env::var_os("FTREVIEW_TEST_CHILD_TREE"),
-    ) {
-        let req = request(&PathBuf::from(cache), SourceSpec::Path(tree.into()), None);
-        let result = ensure_interpreter(&req, &Progress::hidden());
-        panic!("the build should have been interrupted, got {result:?}");
+    ) else {
+        return;
+    };
+    let req = request(&PathBuf::from(cache), SourceSpec::Path(tree.into()), None);
+    match ensure_interpreter(&req, &Progress::hidden()) {
+        Ok(i) => println!("CHILD-RESULT: built {}", i.python.display()),
+        Err(e) => println!("CHILD-RESULT: {e:#}"),
     }
+}
 
-    let dir = tempfile::tempdir().unwrap();
-    let cache = dir.path().join("cache");
-    let marker = dir.path().join("configure-started");
-    let tree = fake_source_tree(dir.path(), "touch \"$FTREVIEW_TEST_MARKER\"\nsleep 120");
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", TEST_NAME, "--nocapture", "--test-threads=1"])
-        .env("FTREVIEW_TEST_CHILD_CACHE", &cache)
-        .env("FTREVIEW_TEST_CHILD_TREE", &tree)
-        .env("FTREVIEW_TEST_MARKER", &marker)
-        .process_group(0)
-        .spawn()
-        .unwrap();
+/// Starts a build of `tree` in its own process group, as a terminal's foreground job would be.
+fn spawn_build(cache: &Path, tree: &Path, env: &[(&str, &Path)]) -> Child {
+    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    cmd.args(["--exact", "child_build", "--nocapture", "--test-threads=1"])
+        .env("FTREVIEW_TEST_CHILD_CACHE", cache)
+        .env("FTREVIEW_TEST_CHILD_TREE", tree)
+        .stdout(Stdio::piped())
+        .process_group(0);
+    for (key, value) in env {
+        cmd.env(key, value);
+    }
+    cmd.spawn().unwrap()
+}
+
+fn wait_for(path: &Path) {
     let started = Instant::now();
-    while !marker.exists() {
+    while !path.exists() {
         assert!(
             started.elapsed() < Duration::from_secs(120),
-            "configure never started"
+            "{} never appeared",
+            path.display()
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    // What a terminal does on Ctrl-C: SIGINT to the whole foreground process group.
+}
+
+/// What a terminal does on Ctrl-C: SIGINT to the whole foreground process group.
+fn ctrl_c(child: &mut Child) {
     // SAFETY: plain syscall on our own child's process group.
     assert_eq!(unsafe { libc::kill(-(child.id() as i32), libc::SIGINT) }, 0);
     let status = child.wait().unwrap();
-    use std::os::unix::process::ExitStatusExt;
     assert_eq!(status.signal(), Some(libc::SIGINT), "{status}");
+}
+
+fn child_result(child: Child) -> String {
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    // The harness prints `test child_build ... ` on the same line first.
+    let (_, result) = stdout
+        .split_once("CHILD-RESULT: ")
+        .unwrap_or_else(|| panic!("child printed no result: {stdout}"));
+    result.to_string()
+}
+
+/// `configure` that, with FTREVIEW_TEST_SLOW set, signals it started and hangs; otherwise
+/// it signals and fails at once.
+const CONFIGURE: &str = r#"touch "$FTREVIEW_TEST_MARKER"
+if [ -n "$FTREVIEW_TEST_SLOW" ]; then sleep 120; fi
+echo 'configure: error: fast failure' >&2
+exit 1"#;
+
+#[test]
+fn ctrl_c_mid_build_leaves_nothing_published_and_a_rerun_recovers() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let marker = dir.path().join("configure-started");
+    let tree = fake_source_tree(dir.path(), CONFIGURE);
+    let mut child = spawn_build(
+        &cache,
+        &tree,
+        &[
+            ("FTREVIEW_TEST_MARKER", &marker),
+            ("FTREVIEW_TEST_SLOW", Path::new("1")),
+        ],
+    );
+    wait_for(&marker);
+    ctrl_c(&mut child);
 
     assert!(ftreview_toolchain::list_cached(&cache).unwrap().is_empty());
     let leftovers = std::fs::read_dir(cache.join("work")).unwrap().count();
@@ -60,11 +104,41 @@ fn ctrl_c_mid_build_leaves_nothing_published_and_a_rerun_recovers() {
     );
 
     // The rerun is not blocked by the dead build's lock and removes its leftovers.
-    let tree = fake_source_tree(
-        dir.path(),
-        "echo 'configure: error: second run' >&2\nexit 1",
-    );
+    std::env::set_var("FTREVIEW_TEST_MARKER", dir.path().join("second-run"));
     let err = build_error(&request(&cache, SourceSpec::Path(tree), None));
-    assert!(err.contains("configure: error: second run"), "{err}");
+    assert!(err.contains("configure: error: fast failure"), "{err}");
+    assert_nothing_published(&cache);
+}
+
+#[test]
+fn a_concurrent_build_of_the_same_interpreter_waits_for_the_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let tree = fake_source_tree(dir.path(), CONFIGURE);
+    let first_marker = dir.path().join("first-configure");
+    let second_marker = dir.path().join("second-configure");
+    let mut first = spawn_build(
+        &cache,
+        &tree,
+        &[
+            ("FTREVIEW_TEST_MARKER", &first_marker),
+            ("FTREVIEW_TEST_SLOW", Path::new("1")),
+        ],
+    );
+    wait_for(&first_marker);
+    let second = spawn_build(&cache, &tree, &[("FTREVIEW_TEST_MARKER", &second_marker)]);
+    // Long enough for the second build to copy the tree and reach the lock.
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(
+        !second_marker.exists(),
+        "the second build configured while the first held the lock"
+    );
+    ctrl_c(&mut first);
+    let result = child_result(second);
+    assert!(second_marker.exists());
+    assert!(
+        result.contains("configure: error: fast failure"),
+        "{result}"
+    );
     assert_nothing_published(&cache);
 }
