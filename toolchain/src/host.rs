@@ -208,8 +208,13 @@ pub fn symbolizer_for(compiler: Compiler) -> Option<PathBuf> {
 /// Linux kernels with more than 28 bits of mmap randomization place mappings where TSan's
 /// shadow memory must go, and TSan aborts at startup (`FATAL: ThreadSanitizer: unexpected
 /// memory mapping`). `setarch -R` disables randomization for one process tree.
+/// `FTREVIEW_SETARCH=1` (or `0`) overrides the detection.
 pub fn needs_setarch() -> bool {
-    mmap_rnd_bits().is_some_and(|bits| bits > 28)
+    match std::env::var("FTREVIEW_SETARCH").as_deref() {
+        Ok("1") => true,
+        Ok("0") => false,
+        _ => mmap_rnd_bits().is_some_and(|bits| bits > 28),
+    }
 }
 
 pub fn mmap_rnd_bits() -> Option<u32> {
@@ -369,6 +374,25 @@ mod tests {
             assert_eq!(c.name().parse::<Compiler>().unwrap(), c);
         }
         assert!("msvc".parse::<Compiler>().is_err());
+    }
+
+    #[test]
+    fn the_setarch_prefix_runs_commands_without_address_randomization() {
+        let prefix = setarch_prefix();
+        let out = Command::new(&prefix[0])
+            .args(&prefix[1..])
+            .args(["cat", "/proc/self/personality"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // ADDR_NO_RANDOMIZE is 0x0040000.
+        let personality =
+            u32::from_str_radix(String::from_utf8_lossy(&out.stdout).trim(), 16).unwrap();
+        assert_ne!(personality & 0x0040000, 0, "personality {personality:x}");
     }
 
     #[test]

@@ -136,6 +136,26 @@ fn the_interpreter_runs_free_threaded_with_its_command_prefix() {
 }
 
 #[test]
+fn the_interpreter_runs_under_setarch_when_aslr_demands_it() {
+    let Some(mut interp) = cached_interpreter() else {
+        return;
+    };
+    interp.needs_setarch = true;
+    assert_eq!(interp.command_prefix()[0], "setarch");
+    let out = interp
+        .command(["-c", "print(open('/proc/self/personality').read().strip())"])
+        .env("TSAN_OPTIONS", "report_bugs=0")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "00040000");
+}
+
+#[test]
 fn a_second_build_request_returns_the_cached_interpreter() {
     let Some(interp) = cached_interpreter() else {
         return;
