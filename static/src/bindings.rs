@@ -20,9 +20,9 @@ pub(crate) struct Bindings {
     pub methods: Vec<MethodBinding>,
     /// C functions that run while their object is not shared: `tp_new`, `tp_init`,
     /// `tp_dealloc`, `tp_traverse`, `tp_clear`...
-    pub lifecycle: Vec<String>,
+    pub lifecycle: Vec<(PathBuf, String)>,
     /// C functions that run during module init or teardown: `Py_mod_exec`, `m_free`...
-    pub module_init: Vec<String>,
+    pub module_init: Vec<(PathBuf, String)>,
     /// (file index, module C def name, module name, slots table name)
     pub module_defs: Vec<ModuleDef>,
 }
@@ -30,7 +30,6 @@ pub(crate) struct Bindings {
 pub(crate) struct ModuleDef {
     pub file: usize,
     pub def_name: String,
-    pub module_name: Option<String>,
     pub slots: Option<String>,
     pub state_type: Option<String>,
 }
@@ -309,7 +308,9 @@ impl<'a> Builder<'a> {
         }
         for slot in ["m_traverse", "m_clear", "m_free"] {
             if let Some(func) = get(slot).and_then(|v| ident(&v.value)) {
-                self.out.module_init.push(func.to_string());
+                self.out
+                    .module_init
+                    .push((self.paths[located.file].clone(), func.to_string()));
             }
         }
         let slots = get("m_slots")
@@ -322,7 +323,9 @@ impl<'a> Builder<'a> {
                         pair.first().and_then(|v| ident(&v.value)),
                         pair.get(1).and_then(|v| ident(&v.value)),
                     ) {
-                        self.out.module_init.push(func.to_string());
+                        self.out
+                            .module_init
+                            .push((self.paths[slots.file].clone(), func.to_string()));
                     }
                 }
             }
@@ -334,7 +337,6 @@ impl<'a> Builder<'a> {
         self.out.module_defs.push(ModuleDef {
             file: located.file,
             def_name: located.table.name.clone(),
-            module_name,
             slots,
             state_type,
         });
@@ -423,7 +425,9 @@ impl<'a> Builder<'a> {
         kind: BindingKind,
     ) {
         if LIFECYCLE_SLOTS.contains(&slot) {
-            self.out.lifecycle.push(func.to_string());
+            self.out
+                .lifecycle
+                .push((self.paths[located.file].clone(), func.to_string()));
         }
         if slot.starts_with("tp_")
             || slot.starts_with("mp_")

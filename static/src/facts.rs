@@ -7,6 +7,7 @@ use tree_sitter::Node;
 
 use crate::model::Span;
 use crate::normalize::{CS_BEGIN, CS_END, NOGIL_BEGIN, NOGIL_END, OBJECT_HEAD_FIELD};
+use crate::parse::F;
 
 /// Everything extracted from one file.
 #[derive(Debug, Default)]
@@ -25,14 +26,12 @@ pub(crate) struct GlobalVar {
     pub name: String,
     /// The owning function of a `static` local.
     pub function: Option<String>,
-    pub type_name: String,
     pub is_pointer: bool,
     pub is_array: bool,
     pub is_const: bool,
     pub is_static: bool,
     /// `_Thread_local`, `_Atomic`, a lock type...: why this variable needs no lock.
     pub inherent_protection: Option<String>,
-    pub span: Span,
 }
 
 /// A struct definition (by tag and by typedef name).
@@ -80,6 +79,8 @@ pub(crate) struct Param {
 
 #[derive(Debug, Default)]
 pub(crate) struct FunctionFacts {
+    /// Index in the program's function list (set by `Program::new`).
+    pub id: usize,
     pub name: String,
     pub span: Span,
     pub is_static: bool,
@@ -305,8 +306,8 @@ impl<'a> TopLevel<'a> {
 
     fn preproc_def(&mut self, node: Node) {
         let (Some(name), Some(value)) = (
-            node.child_by_field_name("name"),
-            node.child_by_field_name("value"),
+            node.child_by_field_id(F.name.get()),
+            node.child_by_field_id(F.value.get()),
         ) else {
             return;
         };
@@ -324,12 +325,12 @@ impl<'a> TopLevel<'a> {
     fn type_definition(&mut self, node: Node) {
         let mut names = Vec::new();
         let mut cursor = node.walk();
-        for decl in node.children_by_field_name("declarator", &mut cursor) {
+        for decl in node.children_by_field_id(F.declarator, &mut cursor) {
             if decl.kind() == "type_identifier" {
                 names.push(self.text(decl).to_string());
             }
         }
-        if let Some(ty) = node.child_by_field_name("type") {
+        if let Some(ty) = node.child_by_field_id(F.type_.get()) {
             if ty.kind() == "struct_specifier" {
                 self.struct_specifier(ty, names);
             }
@@ -337,10 +338,10 @@ impl<'a> TopLevel<'a> {
     }
 
     fn struct_specifier(&mut self, node: Node, mut names: Vec<String>) {
-        let Some(body) = node.child_by_field_name("body") else {
+        let Some(body) = node.child_by_field_id(F.body.get()) else {
             return;
         };
-        if let Some(tag) = node.child_by_field_name("name") {
+        if let Some(tag) = node.child_by_field_id(F.name.get()) {
             names.push(self.text(tag).to_string());
         }
         let mut fields = Vec::new();
@@ -351,11 +352,11 @@ impl<'a> TopLevel<'a> {
                 continue;
             }
             let type_name = field
-                .child_by_field_name("type")
+                .child_by_field_id(F.type_.get())
                 .map(|t| base_type_name(self.text(t)))
                 .unwrap_or_default();
             let mut c2 = field.walk();
-            for decl in field.children_by_field_name("declarator", &mut c2) {
+            for decl in field.children_by_field_id(F.declarator, &mut c2) {
                 if let Some(name) = declarator_name(decl, self.src) {
                     if fields.is_empty() && decl.kind() == "field_identifier" {
                         first_field_type = Some(type_name.clone());
@@ -392,23 +393,23 @@ impl<'a> TopLevel<'a> {
             return;
         }
         let type_name = node
-            .child_by_field_name("type")
+            .child_by_field_id(F.type_.get())
             .map(|t| base_type_name(self.text(t)))
             .unwrap_or_default();
         if type_name.is_empty() {
             return;
         }
-        if let Some(ty) = node.child_by_field_name("type") {
+        if let Some(ty) = node.child_by_field_id(F.type_.get()) {
             if ty.kind() == "struct_specifier" {
                 self.struct_specifier(ty, Vec::new());
             }
         }
         let mut cursor = node.walk();
-        for decl in node.children_by_field_name("declarator", &mut cursor) {
+        for decl in node.children_by_field_id(F.declarator, &mut cursor) {
             let (target, value) = match decl.kind() {
                 "init_declarator" => (
-                    decl.child_by_field_name("declarator"),
-                    decl.child_by_field_name("value"),
+                    decl.child_by_field_id(F.declarator.get()),
+                    decl.child_by_field_id(F.value.get()),
                 ),
                 _ => (Some(decl), None),
             };
@@ -438,26 +439,24 @@ impl<'a> TopLevel<'a> {
             self.facts.globals.push(GlobalVar {
                 name: name.to_string(),
                 function: function.map(str::to_string),
-                type_name: type_name.clone(),
                 is_pointer,
                 is_array,
                 is_const: specifiers.is_const && !is_pointer,
                 is_static: specifiers.is_static,
                 inherent_protection,
-                span: span_of(decl),
             });
         }
     }
 
     fn function(&mut self, node: Node) {
-        let Some(declarator) = node.child_by_field_name("declarator") else {
+        let Some(declarator) = node.child_by_field_id(F.declarator.get()) else {
             return;
         };
         let Some(func_decl) = find_kind(declarator, "function_declarator") else {
             return;
         };
         let Some(name) = func_decl
-            .child_by_field_name("declarator")
+            .child_by_field_id(F.declarator.get())
             .and_then(|d| declarator_name(d, self.src))
         else {
             return;
@@ -469,15 +468,15 @@ impl<'a> TopLevel<'a> {
             is_static: specifiers.is_static,
             ..FunctionFacts::default()
         };
-        if let Some(params) = func_decl.child_by_field_name("parameters") {
+        if let Some(params) = func_decl.child_by_field_id(F.parameters.get()) {
             let mut cursor = params.walk();
             for param in params.named_children(&mut cursor) {
                 let ty = param
-                    .child_by_field_name("type")
+                    .child_by_field_id(F.type_.get())
                     .map(|t| base_type_name(self.text(t)))
                     .unwrap_or_default();
                 if let Some(pname) = param
-                    .child_by_field_name("declarator")
+                    .child_by_field_id(F.declarator.get())
                     .and_then(|d| declarator_name(d, self.src))
                 {
                     facts.params.push(Param {
@@ -488,7 +487,7 @@ impl<'a> TopLevel<'a> {
             }
         }
         let mut walker = BodyWalker::new(self.src, self.original, &mut facts);
-        if let Some(body) = node.child_by_field_name("body") {
+        if let Some(body) = node.child_by_field_id(F.body.get()) {
             walker.visit(body, 0);
         }
         let statics = std::mem::take(&mut walker.static_decls);
@@ -595,7 +594,7 @@ fn declarator_name<'a>(node: Node, src: &'a [u8]) -> Option<&'a str> {
         "identifier" | "field_identifier" | "type_identifier" => Some(text(node, src)),
         "parenthesized_declarator" => node.named_child(0).and_then(|n| declarator_name(n, src)),
         _ => node
-            .child_by_field_name("declarator")
+            .child_by_field_id(F.declarator.get())
             .and_then(|n| declarator_name(n, src)),
     }
 }
@@ -611,7 +610,7 @@ fn find_kind<'t>(node: Node<'t>, kind: &str) -> Option<Node<'t>> {
         if n.kind() == kind {
             return Some(n);
         }
-        current = n.child_by_field_name("declarator").or_else(|| {
+        current = n.child_by_field_id(F.declarator.get()).or_else(|| {
             (n.kind() == "parenthesized_declarator")
                 .then(|| n.named_child(0))
                 .flatten()
@@ -627,9 +626,9 @@ fn init_values(list: Node, src: &[u8]) -> Vec<InitValue> {
         let line = child.start_position().row + 1;
         let (designator, value) = if child.kind() == "initializer_pair" {
             let designator = child
-                .child_by_field_name("designator")
+                .child_by_field_id(F.designator.get())
                 .map(|d| text(d, src).trim_start_matches('.').to_string());
-            (designator, child.child_by_field_name("value"))
+            (designator, child.child_by_field_id(F.value.get()))
         } else {
             (None, Some(child))
         };
@@ -652,7 +651,7 @@ fn value_of(node: Node, src: &[u8]) -> Value {
         "identifier" => Value::Ident(text(node, src).to_string()),
         "string_literal" | "concatenated_string" => Value::Str(string_value(node, src)),
         "initializer_list" => Value::List(init_values(node, src)),
-        "pointer_expression" => match node.child_by_field_name("argument") {
+        "pointer_expression" => match node.child_by_field_id(F.argument.get()) {
             Some(arg) if text(node, src).starts_with('&') => value_of(arg, src),
             _ => Value::Other,
         },
@@ -666,10 +665,10 @@ fn value_of(node: Node, src: &[u8]) -> Value {
         "call_expression" => {
             // `_PyCFunction_CAST(func)` and friends.
             let callee = node
-                .child_by_field_name("function")
+                .child_by_field_id(F.function.get())
                 .map(|f| text(f, src))
                 .unwrap_or("");
-            let args = node.child_by_field_name("arguments");
+            let args = node.child_by_field_id(F.arguments.get());
             match args.and_then(|a| a.named_child(0)) {
                 Some(arg) if callee.contains("CAST") => value_of(arg, src),
                 _ => Value::Other,
@@ -702,7 +701,7 @@ fn strip_casts(mut node: Node) -> Node {
                 Some(inner) => node = inner,
                 None => return node,
             },
-            "cast_expression" => match node.child_by_field_name("value") {
+            "cast_expression" => match node.child_by_field_id(F.value.get()) {
                 Some(inner) => node = inner,
                 None => return node,
             },
@@ -717,9 +716,9 @@ fn cast_type(mut node: Node, src: &[u8]) -> Option<String> {
         node = node.named_child(0)?;
     }
     (node.kind() == "cast_expression")
-        .then(|| node.child_by_field_name("type"))
+        .then(|| node.child_by_field_id(F.type_.get()))
         .flatten()
-        .and_then(|t| t.child_by_field_name("type"))
+        .and_then(|t| t.child_by_field_id(F.type_.get()))
         .map(|t| base_type_name(text(t, src)))
 }
 
@@ -746,26 +745,28 @@ const OLDEST_FREE_THREADED: u64 = 0x030D_00F0;
 pub(crate) fn live_parts<'t>(node: Node<'t>, src: &[u8]) -> Vec<Node<'t>> {
     let truth = match node.kind() {
         "preproc_if" | "preproc_elif" => node
-            .child_by_field_name("condition")
+            .child_by_field_id(F.condition.get())
             .and_then(|c| condition_truth(text(c, src))),
-        "preproc_ifdef" | "preproc_elifdef" => node.child_by_field_name("name").and_then(|name| {
-            let negated = text(node, src)
-                .trim_start_matches('#')
-                .trim_start()
-                .starts_with("ifndef")
-                || text(node, src)
+        "preproc_ifdef" | "preproc_elifdef" => {
+            node.child_by_field_id(F.name.get()).and_then(|name| {
+                let negated = text(node, src)
                     .trim_start_matches('#')
                     .trim_start()
-                    .starts_with("elifndef");
-            defined_truth(text(name, src)).map(|t| t != negated)
-        }),
+                    .starts_with("ifndef")
+                    || text(node, src)
+                        .trim_start_matches('#')
+                        .trim_start()
+                        .starts_with("elifndef");
+                defined_truth(text(name, src)).map(|t| t != negated)
+            })
+        }
         _ => None,
     };
     let skip = [
-        node.child_by_field_name("condition"),
-        node.child_by_field_name("name"),
+        node.child_by_field_id(F.condition.get()),
+        node.child_by_field_id(F.name.get()),
     ];
-    let alternative = node.child_by_field_name("alternative");
+    let alternative = node.child_by_field_id(F.alternative.get());
     let mut cursor = node.walk();
     node.named_children(&mut cursor)
         .filter(|child| !skip.contains(&Some(*child)))
@@ -1056,7 +1057,7 @@ impl<'a, 'f> BodyWalker<'a, 'f> {
             "call_expression" => self.call(node, depth),
             "assignment_expression" => self.assignment(node, depth),
             "update_expression" => {
-                if let Some(arg) = node.child_by_field_name("argument") {
+                if let Some(arg) = node.child_by_field_id(F.argument.get()) {
                     self.lvalue(arg, AccessKind::Update, depth);
                 }
             }
@@ -1080,14 +1081,14 @@ impl<'a, 'f> BodyWalker<'a, 'f> {
             }
             "goto_statement" => {
                 let label = node
-                    .child_by_field_name("label")
+                    .child_by_field_id(F.label.get())
                     .map(|l| self.text(l).to_string())
                     .unwrap_or_default();
                 self.push(EventKind::Goto { label }, node);
             }
             "labeled_statement" => {
                 let name = node
-                    .child_by_field_name("label")
+                    .child_by_field_id(F.label.get())
                     .map(|l| self.text(l).to_string())
                     .unwrap_or_default();
                 self.push(EventKind::Label { name }, node);
@@ -1157,16 +1158,16 @@ impl<'a, 'f> BodyWalker<'a, 'f> {
             self.static_decls.push(node);
         }
         let type_name = node
-            .child_by_field_name("type")
+            .child_by_field_id(F.type_.get())
             .map(|t| base_type_name(self.text(t)))
             .unwrap_or_default();
         let mut cursor = node.walk();
         let declarators: Vec<_> = node
-            .children_by_field_name("declarator", &mut cursor)
+            .children_by_field_id(F.declarator, &mut cursor)
             .collect();
         for decl in declarators {
             let target = if decl.kind() == "init_declarator" {
-                decl.child_by_field_name("declarator")
+                decl.child_by_field_id(F.declarator.get())
             } else {
                 Some(decl)
             };
@@ -1176,7 +1177,7 @@ impl<'a, 'f> BodyWalker<'a, 'f> {
             if !specifiers.is_static {
                 self.locals.insert(name.to_string(), type_name.clone());
             }
-            if let Some(value) = decl.child_by_field_name("value") {
+            if let Some(value) = decl.child_by_field_id(F.value.get()) {
                 self.note_local_value(name, value);
                 self.visit(value, depth + 1);
             }
@@ -1194,7 +1195,7 @@ impl<'a, 'f> BodyWalker<'a, 'f> {
             }
             "call_expression" => {
                 let callee = stripped
-                    .child_by_field_name("function")
+                    .child_by_field_id(F.function.get())
                     .map(|f| callee_name(f, self.src))
                     .unwrap_or("");
                 if is_constructor_call(callee) {
@@ -1207,13 +1208,13 @@ impl<'a, 'f> BodyWalker<'a, 'f> {
 
     fn assignment(&mut self, node: Node<'a>, depth: usize) {
         let (Some(left), Some(right)) = (
-            node.child_by_field_name("left"),
-            node.child_by_field_name("right"),
+            node.child_by_field_id(F.left.get()),
+            node.child_by_field_id(F.right.get()),
         ) else {
             return self.visit_children(node, depth);
         };
         let op = node
-            .child_by_field_name("operator")
+            .child_by_field_id(F.operator.get())
             .map(|o| self.text(o))
             .unwrap_or("=");
         let kind = if op == "=" {
@@ -1259,15 +1260,15 @@ impl<'a, 'f> BodyWalker<'a, 'f> {
                         target,
                     );
                 }
-                if let Some(inner) = target.child_by_field_name("argument") {
+                if let Some(inner) = target.child_by_field_id(F.argument.get()) {
                     self.visit(inner, depth + 1);
                 }
             }
             "subscript_expression" => {
-                if let Some(base) = target.child_by_field_name("argument") {
+                if let Some(base) = target.child_by_field_id(F.argument.get()) {
                     self.lvalue(base, kind, depth + 1);
                 }
-                if let Some(index) = target.child_by_field_name("index") {
+                if let Some(index) = target.child_by_field_id(F.index.get()) {
                     self.visit(index, depth + 1);
                 }
             }
@@ -1285,7 +1286,7 @@ impl<'a, 'f> BodyWalker<'a, 'f> {
                 node,
             );
         }
-        if let Some(inner) = node.child_by_field_name("argument") {
+        if let Some(inner) = node.child_by_field_id(F.argument.get()) {
             let inner = strip_casts(inner);
             if inner.kind() != "identifier" {
                 self.visit(inner, depth + 1);
@@ -1301,16 +1302,19 @@ impl<'a, 'f> BodyWalker<'a, 'f> {
         loop {
             match current.kind() {
                 "field_expression" => {
-                    fields.push(self.text(current.child_by_field_name("field")?).to_string());
-                    let arg = current.child_by_field_name("argument")?;
+                    fields.push(
+                        self.text(current.child_by_field_id(F.field.get())?)
+                            .to_string(),
+                    );
+                    let arg = current.child_by_field_id(F.argument.get())?;
                     cast = cast_type(arg, self.src);
                     current = strip_casts(arg);
                 }
                 "subscript_expression" => {
-                    current = strip_casts(current.child_by_field_name("argument")?)
+                    current = strip_casts(current.child_by_field_id(F.argument.get())?)
                 }
                 "pointer_expression" => {
-                    current = strip_casts(current.child_by_field_name("argument")?)
+                    current = strip_casts(current.child_by_field_id(F.argument.get())?)
                 }
                 "identifier" => {
                     fields.reverse();
@@ -1341,14 +1345,14 @@ impl<'a, 'f> BodyWalker<'a, 'f> {
 
     fn if_statement(&mut self, node: Node<'a>, depth: usize) {
         let tested = node
-            .child_by_field_name("condition")
+            .child_by_field_id(F.condition.get())
             .and_then(|c| null_tested_identifier(c, self.src))
             .filter(|name| !self.locals.contains_key(*name));
         let events_before = self.facts.events.len();
         self.visit_children(node, depth);
         let Some(var) = tested else { return };
         let consequence_end = node
-            .child_by_field_name("consequence")
+            .child_by_field_id(F.consequence.get())
             .map(|c| c.end_byte())
             .unwrap_or(0);
         let writes_var = self.facts.events[events_before..].iter().any(|e| {
@@ -1368,11 +1372,11 @@ impl<'a, 'f> BodyWalker<'a, 'f> {
     }
 
     fn call(&mut self, node: Node<'a>, depth: usize) {
-        let Some(function) = node.child_by_field_name("function") else {
+        let Some(function) = node.child_by_field_id(F.function.get()) else {
             return;
         };
         let callee = callee_name(function, self.src);
-        let args_node = node.child_by_field_name("arguments");
+        let args_node = node.child_by_field_id(F.arguments.get());
         let args: Vec<Node<'a>> = match args_node {
             Some(a) => {
                 let mut cursor = a.walk();
@@ -1430,7 +1434,7 @@ impl<'a, 'f> BodyWalker<'a, 'f> {
     fn release_arg(&mut self, arg: Node<'a>, callee: &str) {
         let arg = strip_casts(arg);
         let arg = if arg.kind() == "pointer_expression" {
-            arg.child_by_field_name("argument")
+            arg.child_by_field_id(F.argument.get())
                 .map(strip_casts)
                 .unwrap_or(arg)
         } else {
@@ -1473,7 +1477,7 @@ impl<'a, 'f> BodyWalker<'a, 'f> {
     fn address_arg(&mut self, arg: Node<'a>, kind: AccessKind, depth: usize) {
         let stripped = strip_casts(arg);
         if stripped.kind() == "pointer_expression" {
-            if let Some(inner) = stripped.child_by_field_name("argument") {
+            if let Some(inner) = stripped.child_by_field_id(F.argument.get()) {
                 return self.lvalue(inner, kind, depth + 1);
             }
         }
@@ -1566,7 +1570,7 @@ pub(crate) fn callee_name<'a>(function: Node, src: &'a [u8]) -> &'a str {
     let function = strip_casts(function);
     match function.kind() {
         "field_expression" => function
-            .child_by_field_name("field")
+            .child_by_field_id(F.field.get())
             .map(|f| text(f, src))
             .unwrap_or(""),
         _ => text(function, src),
@@ -1581,16 +1585,22 @@ fn null_tested_identifier<'a>(condition: Node, src: &'a [u8]) -> Option<&'a str>
     }
     match node.kind() {
         "unary_expression"
-            if node.child_by_field_name("operator").map(|o| text(o, src)) == Some("!") =>
+            if node
+                .child_by_field_id(F.operator.get())
+                .map(|o| text(o, src))
+                == Some("!") =>
         {
-            let arg = strip_casts(node.child_by_field_name("argument")?);
+            let arg = strip_casts(node.child_by_field_id(F.argument.get())?);
             (arg.kind() == "identifier").then(|| text(arg, src))
         }
         "binary_expression"
-            if node.child_by_field_name("operator").map(|o| text(o, src)) == Some("==") =>
+            if node
+                .child_by_field_id(F.operator.get())
+                .map(|o| text(o, src))
+                == Some("==") =>
         {
-            let left = strip_casts(node.child_by_field_name("left")?);
-            let right = strip_casts(node.child_by_field_name("right")?);
+            let left = strip_casts(node.child_by_field_id(F.left.get())?);
+            let right = strip_casts(node.child_by_field_id(F.right.get())?);
             let is_null =
                 |n: Node| matches!(n.kind(), "null" | "number_literal") || text(n, src) == "NULL";
             if left.kind() == "identifier" && is_null(right) {
@@ -1603,7 +1613,7 @@ fn null_tested_identifier<'a>(condition: Node, src: &'a [u8]) -> Option<&'a str>
         }
         "call_expression" => {
             // `if (Py_IsNone(x))`-style checks are not lazy init; `unlikely(!x)` is.
-            let args = node.child_by_field_name("arguments")?;
+            let args = node.child_by_field_id(F.arguments.get())?;
             (args.named_child_count() == 1)
                 .then(|| args.named_child(0))
                 .flatten()

@@ -2,8 +2,12 @@
 
 use std::cell::RefCell;
 
+use std::sync::LazyLock;
+
 use anyhow::{Context, Result};
-use tree_sitter::{Node, Parser, Tree};
+use tree_sitter::{Language, Node, Parser, Tree};
+
+type FieldId = std::num::NonZeroU16;
 
 thread_local! {
     static PARSER: RefCell<Option<Parser>> = const { RefCell::new(None) };
@@ -62,3 +66,56 @@ pub(crate) fn is_container(kind: &str) -> bool {
             | "ERROR"
     )
 }
+
+/// Field ids of the C grammar, looked up once: by-name lookups compare strings on every call.
+pub(crate) struct Fields {
+    pub declarator: FieldId,
+    pub argument: FieldId,
+    pub type_: FieldId,
+    pub value: FieldId,
+    pub name: FieldId,
+    pub operator: FieldId,
+    pub function: FieldId,
+    pub condition: FieldId,
+    pub arguments: FieldId,
+    pub right: FieldId,
+    pub left: FieldId,
+    pub label: FieldId,
+    pub field: FieldId,
+    pub body: FieldId,
+    pub parameters: FieldId,
+    pub index: FieldId,
+    pub designator: FieldId,
+    pub consequence: FieldId,
+    pub alternative: FieldId,
+}
+
+pub(crate) static F: LazyLock<Fields> = LazyLock::new(|| {
+    let language: Language = tree_sitter_c::LANGUAGE.into();
+    let id = |name: &str| {
+        language
+            .field_id_for_name(name)
+            .unwrap_or_else(|| panic!("tree-sitter-c has no field `{name}`"))
+    };
+    Fields {
+        declarator: id("declarator"),
+        argument: id("argument"),
+        type_: id("type"),
+        value: id("value"),
+        name: id("name"),
+        operator: id("operator"),
+        function: id("function"),
+        condition: id("condition"),
+        arguments: id("arguments"),
+        right: id("right"),
+        left: id("left"),
+        label: id("label"),
+        field: id("field"),
+        body: id("body"),
+        parameters: id("parameters"),
+        index: id("index"),
+        designator: id("designator"),
+        consequence: id("consequence"),
+        alternative: id("alternative"),
+    }
+});

@@ -34,12 +34,18 @@ pub(crate) struct Program {
     pub files: Vec<ScannedFile>,
     pub bindings: Bindings,
     structs: HashMap<String, (usize, usize)>,
-    contexts: HashMap<String, Context>,
-    /// callee → callers
-    callers: HashMap<String, Vec<String>>,
-    bound: HashMap<String, Vec<usize>>,
-    /// function → parameters that every caller passes a freshly created object in.
-    fresh_params: HashMap<String, HashSet<String>>,
+    /// Function id → (file, index in that file's functions).
+    ids: Vec<(usize, usize)>,
+    by_name: HashMap<String, Vec<usize>>,
+    /// Global (and static local) name → (file, index in that file's globals).
+    globals_by_name: HashMap<String, Vec<(usize, usize)>>,
+    contexts: HashMap<usize, Context>,
+    /// callee id → caller ids
+    callers: HashMap<usize, Vec<usize>>,
+    /// function id → indices into `bindings.methods`
+    bound: HashMap<usize, Vec<usize>>,
+    /// function id → parameters that every caller passes a freshly created object in.
+    fresh_params: HashMap<usize, HashSet<String>>,
     pub module_state_types: HashSet<String>,
 }
 
@@ -51,7 +57,16 @@ fn is_cpython_object_type(name: &str) -> bool {
 }
 
 impl Program {
-    pub fn new(files: Vec<ScannedFile>) -> Program {
+    pub fn new(mut files: Vec<ScannedFile>) -> Program {
+        let mut ids = Vec::new();
+        let mut by_name: HashMap<String, Vec<usize>> = HashMap::new();
+        for (fi, file) in files.iter_mut().enumerate() {
+            for (i, func) in file.facts.functions.iter_mut().enumerate() {
+                func.id = ids.len();
+                by_name.entry(func.name.clone()).or_default().push(func.id);
+                ids.push((fi, i));
+            }
+        }
         let paths: Vec<PathBuf> = files.iter().map(|f| f.path.clone()).collect();
         let tables: Vec<Located> = files
             .iter()
@@ -82,20 +97,29 @@ impl Program {
             .iter()
             .filter_map(|m| m.state_type.clone())
             .collect();
-        let mut bound: HashMap<String, Vec<usize>> = HashMap::new();
-        for (i, m) in bindings.methods.iter().enumerate() {
-            bound.entry(m.c_function.clone()).or_default().push(i);
+        let mut globals_by_name: HashMap<String, Vec<(usize, usize)>> = HashMap::new();
+        for (fi, file) in files.iter().enumerate() {
+            for (gi, g) in file.facts.globals.iter().enumerate() {
+                globals_by_name
+                    .entry(g.name.clone())
+                    .or_default()
+                    .push((fi, gi));
+            }
         }
         let mut program = Program {
+            globals_by_name,
             files,
             bindings,
             structs,
+            ids,
+            by_name,
             contexts: HashMap::new(),
             callers: HashMap::new(),
-            bound,
+            bound: HashMap::new(),
             fresh_params: HashMap::new(),
             module_state_types,
         };
+        program.compute_bound();
         program.compute_contexts();
         program.compute_fresh_params();
         program
@@ -107,44 +131,56 @@ impl Program {
         function.fresh.iter().any(|f| f == name)
             || self
                 .fresh_params
-                .get(&function.name)
+                .get(&function.id)
                 .is_some_and(|params| params.contains(name))
     }
 
-    fn compute_fresh_params(&mut self) {
-        let by_name: HashMap<&str, &FunctionFacts> = self
-            .functions()
-            .map(|(_, f)| (f.name.as_str(), f))
-            .collect();
-        // callee → per call site, per argument: is it fresh in the caller?
-        let mut sites: HashMap<&str, Vec<Vec<bool>>> = HashMap::new();
-        for (_, caller) in self.functions() {
-            for event in &caller.events {
-                let EventKind::Call { callee, args } = &event.kind else {
-                    continue;
-                };
-                if by_name.contains_key(callee.as_str())
-                    && !self.bound.contains_key(callee.as_str())
-                {
-                    // A lifecycle function's own object (`self` of tp_init) is not shared either.
-                    let own_object = matches!(self.context(&caller.name), Context::Lifecycle)
-                        .then(|| caller.params.first().map(|p| p.name.as_str()))
-                        .flatten();
-                    let fresh = args
-                        .iter()
-                        .map(|a| {
-                            let a = strip_object_expr(a);
-                            caller.fresh.iter().any(|f| f == a) || own_object == Some(a)
-                        })
-                        .collect();
-                    sites.entry(callee.as_str()).or_default().push(fresh);
+    /// Calls to functions of the program: (caller, callee id, event index).
+    fn call_sites(&self) -> Vec<(&FunctionFacts, usize, usize)> {
+        let mut sites = Vec::new();
+        for (file, caller) in self.functions() {
+            for (i, event) in caller.events.iter().enumerate() {
+                if let EventKind::Call { callee, .. } = &event.kind {
+                    if let Some(id) = self
+                        .resolve_function(file, callee)
+                        .filter(|&id| id != caller.id)
+                    {
+                        sites.push((caller, id, i));
+                    }
                 }
             }
         }
+        sites
+    }
+
+    fn compute_fresh_params(&mut self) {
+        // callee → per call site, per argument: is it fresh in the caller?
+        let mut sites: HashMap<usize, Vec<Vec<bool>>> = HashMap::new();
+        for (caller, callee, i) in self.call_sites() {
+            let EventKind::Call { args, .. } = &caller.events[i].kind else {
+                continue;
+            };
+            if self.bound.contains_key(&callee) {
+                continue;
+            }
+            // A lifecycle function's own object (`self` of tp_init) is not shared either.
+            let own_object = matches!(self.context(caller), Context::Lifecycle)
+                .then(|| caller.params.first().map(|p| p.name.as_str()))
+                .flatten();
+            let fresh = args
+                .iter()
+                .map(|a| {
+                    let a = strip_object_expr(a);
+                    caller.fresh.iter().any(|f| f == a) || own_object == Some(a)
+                })
+                .collect();
+            sites.entry(callee).or_default().push(fresh);
+        }
         let mut fresh_params = HashMap::new();
         for (callee, calls) in sites {
-            let params = &by_name[callee].params;
-            let fresh: HashSet<String> = params
+            let fresh: HashSet<String> = self
+                .function(callee)
+                .params
                 .iter()
                 .enumerate()
                 .filter(|(i, _)| {
@@ -155,7 +191,7 @@ impl Program {
                 .map(|(_, p)| p.name.clone())
                 .collect();
             if !fresh.is_empty() {
-                fresh_params.insert(callee.to_string(), fresh);
+                fresh_params.insert(callee, fresh);
             }
         }
         self.fresh_params = fresh_params;
@@ -168,12 +204,66 @@ impl Program {
             .flat_map(|(i, f)| f.facts.functions.iter().map(move |func| (i, func)))
     }
 
-    pub fn context(&self, function: &str) -> &Context {
-        self.contexts.get(function).unwrap_or(&Context::Exposed)
+    fn function(&self, id: usize) -> &FunctionFacts {
+        let (file, i) = self.ids[id];
+        &self.files[file].facts.functions[i]
     }
 
-    pub fn is_bound(&self, function: &str) -> bool {
-        self.bound.contains_key(function)
+    fn file_of(&self, id: usize) -> usize {
+        self.ids[id].0
+    }
+
+    /// The function `name` means when used in `file`: the file's own definition, else one in a
+    /// header, else a non-static one elsewhere (static functions of other files are invisible).
+    pub fn resolve_function(&self, file: usize, name: &str) -> Option<usize> {
+        let candidates = self.by_name.get(name)?;
+        candidates
+            .iter()
+            .copied()
+            .find(|&id| self.file_of(id) == file)
+            .or_else(|| {
+                candidates
+                    .iter()
+                    .copied()
+                    .find(|&id| self.is_header(self.file_of(id)))
+            })
+            .or_else(|| {
+                candidates
+                    .iter()
+                    .copied()
+                    .find(|&id| !self.function(id).is_static)
+            })
+    }
+
+    fn is_header(&self, file: usize) -> bool {
+        self.files[file].path.extension().is_some_and(|e| e == "h")
+    }
+
+    pub fn context(&self, function: &FunctionFacts) -> &Context {
+        self.contexts.get(&function.id).unwrap_or(&Context::Exposed)
+    }
+
+    pub fn is_bound(&self, function: &FunctionFacts) -> bool {
+        self.bound.contains_key(&function.id)
+    }
+
+    fn compute_bound(&mut self) {
+        let files: HashMap<&PathBuf, usize> = self
+            .files
+            .iter()
+            .enumerate()
+            .map(|(i, f)| (&f.path, i))
+            .collect();
+        let mut bound: HashMap<usize, Vec<usize>> = HashMap::new();
+        for (i, m) in self.bindings.methods.iter().enumerate() {
+            if let Some(id) = files
+                .get(&m.file)
+                .and_then(|&f| self.resolve_function(f, &m.c_function))
+            {
+                bound.entry(id).or_default().push(i);
+            }
+        }
+        self.bound = bound;
     }
 
     fn struct_def(&self, name: &str) -> Option<&StructDef> {
@@ -231,34 +321,29 @@ impl Program {
         function: &str,
         name: &str,
     ) -> Option<(usize, &GlobalVar)> {
-        let in_file = |fi: usize| {
-            self.files[fi].facts.globals.iter().find(|g| {
-                g.name == name
-                    && g.function
-                        .as_deref()
-                        .is_none_or(|owner| owner == function && fi == file)
-            })
-        };
-        if let Some(g) = in_file(file) {
-            return Some((file, g));
-        }
-        self.files.iter().enumerate().find_map(|(fi, f)| {
-            let header = f.path.extension().is_some_and(|e| e == "h");
-            f.facts
-                .globals
+        let candidates = self.globals_by_name.get(name)?;
+        let global = |&(fi, gi): &(usize, usize)| (fi, &self.files[fi].facts.globals[gi]);
+        let own = candidates.iter().map(global).find(|(fi, g)| {
+            *fi == file && g.function.as_deref().is_none_or(|owner| owner == function)
+        });
+        own.or_else(|| {
+            candidates
                 .iter()
-                .find(|g| g.name == name && g.function.is_none() && (header || !g.is_static))
-                .map(|g| (fi, g))
+                .map(global)
+                .find(|(fi, g)| g.function.is_none() && (self.is_header(*fi) || !g.is_static))
         })
     }
 
     /// Python-visible names whose C function reaches `function` (nearest first, at most 8).
-    pub fn entry_points(&self, function: &str) -> Vec<String> {
-        let mut seen: HashSet<&str> = HashSet::from([function]);
-        let mut queue = VecDeque::from([(function, 0)]);
+    pub fn entry_points(&self, file: usize, function: &str) -> Vec<String> {
+        let Some(start) = self.resolve_function(file, function) else {
+            return Vec::new();
+        };
+        let mut seen: HashSet<usize> = HashSet::from([start]);
+        let mut queue = VecDeque::from([(start, 0)]);
         let mut out = Vec::new();
         while let Some((f, depth)) = queue.pop_front() {
-            for &i in self.bound.get(f).into_iter().flatten() {
+            for &i in self.bound.get(&f).into_iter().flatten() {
                 let m = &self.bindings.methods[i];
                 let name = match m.owner_type.as_deref() {
                     Some(owner) => format!(
@@ -275,7 +360,7 @@ impl Program {
             if out.len() >= 8 || depth >= 6 {
                 continue;
             }
-            for caller in self.callers.get(f).into_iter().flatten() {
+            for &caller in self.callers.get(&f).into_iter().flatten() {
                 if seen.insert(caller) {
                     queue.push_back((caller, depth + 1));
                 }
@@ -289,42 +374,48 @@ impl Program {
     /// lock or sits in a `Locked` function, `Lifecycle` when every caller is a lifecycle
     /// function. Functions Python can call directly stay `Exposed`.
     fn compute_contexts(&mut self) {
-        let defined: HashSet<&str> = self.functions().map(|(_, f)| f.name.as_str()).collect();
         // callee → [(caller, lock held at the call)]
-        let mut sites: HashMap<&str, Vec<(&str, Option<String>)>> = HashMap::new();
-        for (_, func) in self.functions() {
-            for event in &func.events {
-                if let EventKind::Call { callee, .. } = &event.kind {
-                    if defined.contains(callee.as_str()) && callee != &func.name {
-                        let held = func.guard(event).protection();
-                        sites
-                            .entry(callee.as_str())
-                            .or_default()
-                            .push((func.name.as_str(), held));
-                    }
+        let mut sites: HashMap<usize, Vec<(usize, String, Option<String>)>> = HashMap::new();
+        for (caller, callee, i) in self.call_sites() {
+            let held = caller.guard(&caller.events[i]).protection();
+            sites
+                .entry(callee)
+                .or_default()
+                .push((caller.id, caller.name.clone(), held));
+        }
+        let files: HashMap<&PathBuf, usize> = self
+            .files
+            .iter()
+            .enumerate()
+            .map(|(i, f)| (&f.path, i))
+            .collect();
+        let mut contexts: HashMap<usize, Context> = HashMap::new();
+        for (names, context) in [
+            (&self.bindings.lifecycle, Context::Lifecycle),
+            (&self.bindings.module_init, Context::ModuleInit),
+        ] {
+            for (file, name) in names {
+                if let Some(id) = files
+                    .get(file)
+                    .and_then(|&f| self.resolve_function(f, name))
+                {
+                    contexts.insert(id, context.clone());
                 }
             }
         }
-        let mut contexts: HashMap<String, Context> = HashMap::new();
-        for name in &self.bindings.lifecycle {
-            contexts.insert(name.clone(), Context::Lifecycle);
-        }
-        for name in &self.bindings.module_init {
-            contexts.insert(name.clone(), Context::ModuleInit);
-        }
-        for name in &defined {
-            if name.starts_with("PyInit_") {
-                contexts.insert(name.to_string(), Context::ModuleInit);
+        for (_, func) in self.functions() {
+            if func.name.starts_with("PyInit_") {
+                contexts.insert(func.id, Context::ModuleInit);
             }
         }
         loop {
             let mut changed = false;
             for (callee, callers) in &sites {
-                if self.bound.contains_key(*callee) || contexts.contains_key(*callee) {
+                if self.bound.contains_key(callee) || contexts.contains_key(callee) {
                     continue;
                 }
                 if let Some(context) = derive_context(callers, &contexts) {
-                    contexts.insert(callee.to_string(), context);
+                    contexts.insert(*callee, context);
                     changed = true;
                 }
             }
@@ -332,28 +423,27 @@ impl Program {
                 break;
             }
         }
-        let callers = sites
+        self.callers = sites
             .into_iter()
             .map(|(callee, list)| {
-                let mut names: Vec<String> = list.into_iter().map(|(c, _)| c.to_string()).collect();
-                names.sort();
-                names.dedup();
-                (callee.to_string(), names)
+                let mut ids: Vec<usize> = list.into_iter().map(|(c, _, _)| c).collect();
+                ids.sort();
+                ids.dedup();
+                (callee, ids)
             })
             .collect();
         self.contexts = contexts;
-        self.callers = callers;
     }
 }
 
 fn derive_context(
-    callers: &[(&str, Option<String>)],
-    known: &HashMap<String, Context>,
+    callers: &[(usize, String, Option<String>)],
+    known: &HashMap<usize, Context>,
 ) -> Option<Context> {
     let mut lock: Option<String> = None;
     let mut all_module_init = true;
-    for (caller, held) in callers {
-        match (held, known.get(*caller)) {
+    for (id, caller, held) in callers {
+        match (held, known.get(id)) {
             (Some(held), _) => {
                 lock.get_or_insert_with(|| format!("{held} in caller `{caller}`"));
             }

@@ -13,7 +13,8 @@ use crate::program::Program;
 use crate::rules::{call_symbol, protection, Draft, Sink};
 
 /// The derived list: every API returning a borrowed reference.
-pub(crate) const BORROWED_APIS: &str = include_str!("../../data/borrowed-apis.txt");
+#[cfg(test)]
+const BORROWED_APIS: &str = include_str!("../../data/borrowed-apis.txt");
 /// The verdict for each: `api, shared|safe, replacement, added_in, why`.
 pub(crate) const VERDICTS: &str = include_str!("../../data/borrowed-verdicts.tsv");
 

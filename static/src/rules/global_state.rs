@@ -52,7 +52,7 @@ pub(crate) fn check(program: &Program, sink: &mut Sink) {
                 .inherent_protection
                 .clone()
                 .or_else(|| protection(program, func, event));
-            sink.add(site.draft(file, protected_by, program.context(&func.name)));
+            sink.add(site.draft(file, protected_by, program.context(func)));
         }
     }
 }

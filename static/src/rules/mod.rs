@@ -10,6 +10,8 @@ mod object_state;
 
 use std::collections::HashMap;
 
+use rayon::prelude::*;
+
 use crate::facts::{Event, FunctionFacts};
 use crate::model::{Confidence, Finding, Rule, Severity, Span, Symbol, SymbolKind};
 use crate::program::{Context, Program};
@@ -73,7 +75,7 @@ impl<'p> Sink<'p> {
         let entry_points = draft
             .function
             .as_deref()
-            .map(|f| self.program.entry_points(f))
+            .map(|f| self.program.entry_points(draft.file, f))
             .unwrap_or_default();
         self.by_id.insert(id.clone(), self.findings.len());
         self.findings.push(Finding {
@@ -98,14 +100,6 @@ impl<'p> Sink<'p> {
         for f in &mut self.findings {
             f.related.sort();
         }
-        self.findings.sort_by(|a, b| {
-            (&a.file, a.span.line, a.span.column, &a.code).cmp(&(
-                &b.file,
-                b.span.line,
-                b.span.column,
-                &b.code,
-            ))
-        });
         self.findings
     }
 }
@@ -134,15 +128,38 @@ fn stable_id(rule: Rule, rel: &str, function: Option<&str>, symbol: Option<&Symb
 
 /// Runs every rule.
 pub(crate) fn run_all(program: &Program) -> Vec<Finding> {
-    let mut sink = Sink::new(program);
-    gil_declaration::check(program, &mut sink);
-    global_state::check(program, &mut sink);
-    module_state::check(program, &mut sink);
-    borrowed_refs::check(program, &mut sink);
-    object_state::check(program, &mut sink);
-    critical_section::check(program, &mut sink);
-    libc_calls::check(program, &mut sink);
-    sink.into_findings()
+    type Check = fn(&Program, &mut Sink);
+    const CHECKS: [Check; 7] = [
+        gil_declaration::check,
+        global_state::check,
+        module_state::check,
+        borrowed_refs::check,
+        object_state::check,
+        critical_section::check,
+        libc_calls::check,
+    ];
+    // Rules are independent (the rule is part of every id), so they run in parallel.
+    let mut findings: Vec<Finding> = CHECKS
+        .par_iter()
+        .flat_map_iter(|check| {
+            let mut sink = Sink::new(program);
+            check(program, &mut sink);
+            sink.into_findings()
+        })
+        .collect();
+    sort_findings(&mut findings);
+    findings
+}
+
+fn sort_findings(findings: &mut [Finding]) {
+    findings.sort_by(|a, b| {
+        (&a.file, a.span.line, a.span.column, &a.code).cmp(&(
+            &b.file,
+            b.span.line,
+            b.span.column,
+            &b.code,
+        ))
+    });
 }
 
 /// The protection in force at `event`: atomic access, a lock held here, or a lock every
@@ -154,7 +171,7 @@ pub(crate) fn protection(program: &Program, func: &FunctionFacts, event: &Event)
     if let Some(held) = func.guard(event).protection() {
         return Some(held);
     }
-    match program.context(&func.name) {
+    match program.context(func) {
         Context::Locked(how) => Some(how.clone()),
         _ => None,
     }

@@ -12,7 +12,7 @@ pub(crate) fn check(program: &Program, sink: &mut Sink) {
         return;
     }
     for (file, func) in program.functions() {
-        if matches!(program.context(&func.name), Context::ModuleInit) {
+        if matches!(program.context(func), Context::ModuleInit) {
             continue;
         }
         for event in &func.events {

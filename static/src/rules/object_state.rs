@@ -78,12 +78,9 @@ pub(crate) fn check(program: &Program, sink: &mut Sink) {
 
 /// Functions that can run while their objects are shared.
 fn shared_functions(program: &Program) -> impl Iterator<Item = (usize, &FunctionFacts)> {
-    program.functions().filter(|(_, f)| {
-        !matches!(
-            program.context(&f.name),
-            Context::Lifecycle | Context::ModuleInit
-        )
-    })
+    program
+        .functions()
+        .filter(|(_, f)| !matches!(program.context(f), Context::Lifecycle | Context::ModuleInit))
 }
 
 /// Field accesses on Python object structs the function did not just create.
@@ -168,13 +165,13 @@ fn write_draft(
     } else {
         target.root.as_str()
     };
-    let fix = if program.is_bound(&func.name) {
+    let fix = if program.is_bound(func) {
         format!("wrap the body of `{}` in `Py_BEGIN_CRITICAL_SECTION({object})` ... `Py_END_CRITICAL_SECTION()` (Argument Clinic: `@critical_section`), and lock the same object where `{field}` is read", func.name)
     } else {
         format!("hold `Py_BEGIN_CRITICAL_SECTION(obj)` on the object in the Python-facing callers of `{}` (see entry points), and where `{field}` is read", func.name)
     };
     let bound_or_param =
-        program.is_bound(&func.name) || func.params.iter().any(|p| p.name == target.root);
+        program.is_bound(func) || func.params.iter().any(|p| p.name == target.root);
     Draft {
         rule: Rule::UnlockedFieldWrite,
         severity,
