@@ -305,7 +305,11 @@ impl Drop for WorkDir {
     }
 }
 
-/// Removes work directories nobody holds the lock of (their build died).
+/// Removes work directories nobody holds the lock of (their build died); returns how many.
+pub fn remove_abandoned_work(layout: &Layout) -> usize {
+    remove_abandoned(&layout.work())
+}
+
 fn remove_abandoned(work: &Path) -> usize {
     let Ok(read) = fs::read_dir(work) else {
         return 0;

@@ -9,7 +9,7 @@ use anyhow::{bail, Context, Result};
 use crate::build::{self, BuildPlan};
 use crate::cache::{self, Layout, Manifest, WorkDir};
 use crate::fetch;
-use crate::host::{self, Compiler, CompilerInfo};
+use crate::host::{self, Compiler, CompilerChoice, CompilerInfo};
 use crate::interpreter::{Interpreter, SourceKind, SourceRecord};
 use crate::progress::{format_secs, Progress};
 use crate::source::{self, Obtained};
@@ -22,10 +22,15 @@ pub fn ensure_interpreter(request: &BuildRequest, progress: &Progress) -> Result
         versions::validate_request(version)?;
         versions::ensure_free_threading(version)?;
     }
-    let compiler = host::choose_compiler(request.compiler)?;
     let layout = Layout::new(&request.cache_dir);
     if !request.force {
-        if let Some(hit) = cached_for(request, &layout, compiler.family)? {
+        // No compiler probing here: `auto` takes any cached build (clang first), so a warm
+        // call only reads manifests.
+        let family = match request.compiler {
+            CompilerChoice::Exactly(family) => Some(family),
+            CompilerChoice::Auto => None,
+        };
+        if let Some(hit) = cached_for(request, &layout, family)? {
             progress.note(&format!(
                 "using cached CPython {} ({}, source {} {}) at {}",
                 hit.version,
@@ -37,6 +42,7 @@ pub fn ensure_interpreter(request: &BuildRequest, progress: &Progress) -> Result
             return Ok(hit);
         }
     }
+    let compiler = host::choose_compiler(request.compiler)?;
     host::ensure_prerequisites(&compiler.cc)?;
     let (work, removed) = WorkDir::create(&layout)?;
     if removed > 0 {
@@ -64,6 +70,8 @@ pub fn ensure_interpreter(request: &BuildRequest, progress: &Progress) -> Result
             lock.display()
         ))
     })?;
+    // A build we waited for may have died and left its work directory.
+    cache::remove_abandoned_work(&layout);
     if !request.force {
         // Another process may have published it while we waited.
         if let Ok(manifest) = cache::load_entry(&layout.entry(&key)) {
@@ -138,7 +146,7 @@ fn checked_version(request: &BuildRequest, obtained: &Obtained, tree: &Path) -> 
 fn cached_for(
     request: &BuildRequest,
     layout: &Layout,
-    compiler: Compiler,
+    compiler: Option<Compiler>,
 ) -> Result<Option<Interpreter>> {
     let wanted = source::effective_request(request)?;
     let matches_source: Box<dyn Fn(&Interpreter) -> bool> = match &request.source {
@@ -167,7 +175,7 @@ fn cached_for(
         _ => wanted,
     };
     Ok(cache::list_cached(&layout.root)?.into_iter().find(|i| {
-        i.compiler == compiler
+        compiler.is_none_or(|c| c == i.compiler)
             && (version_filter.is_empty() || versions::version_matches(&version_filter, &i.version))
             && matches_source(i)
     }))
