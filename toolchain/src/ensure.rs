@@ -2,14 +2,14 @@
 //! publish.
 
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
 use crate::build::{self, BuildPlan};
 use crate::cache::{self, Layout, Manifest, WorkDir};
 use crate::fetch;
-use crate::host::{self, Compiler, CompilerChoice, CompilerInfo};
+use crate::host::{self, CompilerChoice, CompilerInfo};
 use crate::interpreter::{Interpreter, SourceKind, SourceRecord};
 use crate::progress::{format_secs, Progress};
 use crate::source::{self, Obtained};
@@ -24,13 +24,7 @@ pub fn ensure_interpreter(request: &BuildRequest, progress: &Progress) -> Result
     }
     let layout = Layout::new(&request.cache_dir);
     if !request.force {
-        // No compiler probing here: `auto` takes any cached build (clang first), so a warm
-        // call only reads manifests.
-        let family = match request.compiler {
-            CompilerChoice::Exactly(family) => Some(family),
-            CompilerChoice::Auto => None,
-        };
-        if let Some(hit) = cached_for(request, &layout, family)? {
+        if let Some(hit) = cached_for(request, &layout)? {
             progress.note(&format!(
                 "using cached CPython {} ({}, source {} {}) at {}",
                 hit.version,
@@ -55,13 +49,8 @@ pub fn ensure_interpreter(request: &BuildRequest, progress: &Progress) -> Result
         .join("logs")
         .join(work.path().file_name().expect("named"));
     fs::create_dir_all(&logs).with_context(|| format!("cannot create {}", logs.display()))?;
-
-    let obtained = source::obtain(request, &layout, &logs, progress)?;
-    progress.note(&describe_source(&obtained.record));
-    let phase = progress.phase("unpacking sources", None);
-    let tree = source::materialize(&obtained, work.path())?;
-    phase.done();
-    let version = checked_version(request, &obtained, &tree)?;
+    let (obtained, tree, version) =
+        prepare_sources(request, &layout, work.path(), &logs, progress)?;
 
     let key = cache::entry_key(&version, compiler.family, obtained.custom_tag().as_deref());
     let _lock = cache::lock_key(&layout, &key, |lock| {
@@ -78,21 +67,19 @@ pub fn ensure_interpreter(request: &BuildRequest, progress: &Progress) -> Result
             return Ok(cache::interpreter_of(&manifest));
         }
     }
+    let job = BuildJob {
+        layout: &layout,
+        work: work.path(),
+        logs: &logs,
+        tree: &tree,
+        key: &key,
+        version: &version,
+        compiler: &compiler,
+        jobs: request.jobs.unwrap_or_else(default_jobs),
+        record: obtained.record,
+    };
     let started = std::time::Instant::now();
-    let interpreter = build_and_publish(
-        &BuildJob {
-            layout: &layout,
-            work: work.path(),
-            logs: &logs,
-            tree: &tree,
-            key: &key,
-            version: &version,
-            compiler: &compiler,
-            jobs: request.jobs.unwrap_or_else(default_jobs),
-            record: obtained.record,
-        },
-        progress,
-    )?;
+    let interpreter = build_and_publish(&job, progress)?;
     progress.note(&format!(
         "built and verified CPython {version} ({}) in {}: {}",
         compiler.cc,
@@ -100,6 +87,23 @@ pub fn ensure_interpreter(request: &BuildRequest, progress: &Progress) -> Result
         interpreter.python.display()
     ));
     Ok(interpreter)
+}
+
+/// Fetches, announces and unpacks the sources; returns them with the tree and its version.
+fn prepare_sources(
+    request: &BuildRequest,
+    layout: &Layout,
+    work: &Path,
+    logs: &Path,
+    progress: &Progress,
+) -> Result<(Obtained, PathBuf, String)> {
+    let obtained = source::obtain(request, layout, logs, progress)?;
+    progress.note(&describe_source(&obtained.record));
+    let phase = progress.phase("unpacking sources", None);
+    let tree = source::materialize(&obtained, work)?;
+    phase.done();
+    let version = checked_version(request, &obtained, &tree)?;
+    Ok((obtained, tree, version))
 }
 
 fn default_jobs() -> usize {
@@ -143,11 +147,13 @@ fn checked_version(request: &BuildRequest, obtained: &Obtained, tree: &Path) -> 
 }
 
 /// A valid cached build that satisfies the request, found without touching the network.
-fn cached_for(
-    request: &BuildRequest,
-    layout: &Layout,
-    compiler: Option<Compiler>,
-) -> Result<Option<Interpreter>> {
+/// No compiler probing: `auto` takes any cached build (clang first), so a warm call only
+/// reads manifests.
+fn cached_for(request: &BuildRequest, layout: &Layout) -> Result<Option<Interpreter>> {
+    let compiler = match request.compiler {
+        CompilerChoice::Exactly(family) => Some(family),
+        CompilerChoice::Auto => None,
+    };
     let wanted = source::effective_request(request)?;
     let matches_source: Box<dyn Fn(&Interpreter) -> bool> = match &request.source {
         SourceSpec::Auto | SourceSpec::PythonOrg | SourceSpec::Debian => {
