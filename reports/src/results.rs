@@ -1,0 +1,319 @@
+//! `results.json`: the machine-readable result of one run, versioned and documented in
+//! `reports/schema/results.schema.json` (and `reports/schema/README.md`).
+//!
+//! Finding ids are stable across runs: TSan root causes keep tsan-parse's ids, static
+//! findings the static pass's, crashes and hangs hash where they happened. Baselines and
+//! SARIF fingerprints rely on that.
+
+use serde::{Deserialize, Serialize};
+
+/// Version of the `results.json` layout. Additive changes keep it; anything else bumps it.
+pub const RESULTS_SCHEMA_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Results {
+    pub schema_version: u32,
+    pub tool: Tool,
+    pub target: TargetSummary,
+    pub verdict: Verdict,
+    pub gil: GilSummary,
+    pub counts: Counts,
+    pub exercised: ExercisedSummary,
+    /// Races, crashes, hangs and static findings, most severe first.
+    pub findings: Vec<Finding>,
+    /// TSan root causes entirely inside the interpreter: not the extension's to fix.
+    pub interpreter_noise: Vec<NoiseEntry>,
+    /// Set when the results were compared with a baseline.
+    pub baseline: Option<BaselineSummary>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tool {
+    pub name: String,
+    pub version: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TargetSummary {
+    pub name: String,
+    pub version: Option<String>,
+    pub spec: String,
+    pub interpreter: String,
+    pub compiler: String,
+}
+
+/// How far the extension is from running safely without the GIL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VerdictLevel {
+    Ready,
+    Close,
+    NeedsWork,
+    Far,
+}
+
+impl VerdictLevel {
+    pub fn label(self) -> &'static str {
+        match self {
+            VerdictLevel::Ready => "ready",
+            VerdictLevel::Close => "close",
+            VerdictLevel::NeedsWork => "needs work",
+            VerdictLevel::Far => "far",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Verdict {
+    pub level: VerdictLevel,
+    /// The facts that decided it, one sentence each.
+    pub reasons: Vec<String>,
+}
+
+/// What the module says about the GIL and what happened at import.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GilDeclared {
+    /// `Py_MOD_GIL_NOT_USED` declared by every module found.
+    NotUsed,
+    /// `Py_MOD_GIL_USED` declared.
+    Used,
+    /// At least one module declares nothing.
+    Missing,
+    /// The static pass did not run.
+    Unknown,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GilSummary {
+    pub declared: GilDeclared,
+    /// `file:line` of the declaration, when there is one.
+    pub declared_at: Option<String>,
+    pub reenabled_on_import: Option<bool>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counts {
+    pub races: usize,
+    pub crashes: usize,
+    pub hangs: usize,
+    pub static_confirmed: usize,
+    pub static_not_reproduced: usize,
+    pub static_not_exercised: usize,
+    /// Static `info` entries: protection the pass recognized.
+    pub static_protected: usize,
+    pub interpreter_noise: usize,
+    pub critical: usize,
+    pub high: usize,
+    pub medium: usize,
+    pub low: usize,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExercisedSummary {
+    pub concurrent_phase_ran: bool,
+    /// `name: status` of every phase, in order.
+    pub phases: Vec<String>,
+    pub tests_run: u64,
+    pub scenarios_run: usize,
+    /// Extension C functions known to have run concurrently.
+    pub c_functions: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    Info,
+    Low,
+    Medium,
+    High,
+    Critical,
+}
+
+impl Severity {
+    pub fn label(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Low => "low",
+            Severity::Medium => "medium",
+            Severity::High => "high",
+            Severity::Critical => "critical",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Category {
+    /// A TSan root cause with extension code on at least one side.
+    Race,
+    Crash,
+    Hang,
+    Static,
+}
+
+/// What became of a static finding at run time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StaticStatus {
+    /// A TSan report (or the GIL check) shows the hazard happening.
+    Confirmed,
+    /// Its code ran concurrently and no race appeared.
+    NotReproduced,
+    /// Its code never ran concurrently: no evidence either way.
+    NotExercised,
+    /// An `info` entry: the pass recognized protection at the site.
+    Protected,
+}
+
+impl StaticStatus {
+    pub fn label(self) -> &'static str {
+        match self {
+            StaticStatus::Confirmed => "confirmed",
+            StaticStatus::NotReproduced => "not reproduced",
+            StaticStatus::NotExercised => "not exercised",
+            StaticStatus::Protected => "protected",
+        }
+    }
+}
+
+/// A place in the extension's sources, relative to the source tree when inside it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct SourceLocation {
+    pub file: String,
+    pub line: Option<u32>,
+    pub column: Option<u32>,
+    pub function: Option<String>,
+}
+
+impl SourceLocation {
+    /// `file:line[:col]`.
+    pub fn display(&self) -> String {
+        match (self.line, self.column) {
+            (Some(line), Some(column)) => format!("{}:{line}:{column}", self.file),
+            (Some(line), None) => format!("{}:{line}", self.file),
+            _ => self.file.clone(),
+        }
+    }
+}
+
+/// The remedy a finding calls for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FixKind {
+    Atomic,
+    CriticalSection,
+    TwoObjectCriticalSection,
+    PyMutex,
+    ModuleState,
+    ThreadLocal,
+    StrongReferenceApi,
+    /// Take the mutexes in one global order.
+    LockOrder,
+    /// Declare `Py_mod_gil`.
+    DeclareGil,
+    /// No remedy follows from the evidence alone (crashes, hangs, unknown kinds).
+    Investigate,
+}
+
+impl FixKind {
+    pub fn label(self) -> &'static str {
+        match self {
+            FixKind::Atomic => "atomic",
+            FixKind::CriticalSection => "critical section",
+            FixKind::TwoObjectCriticalSection => "two-object critical section",
+            FixKind::PyMutex => "PyMutex",
+            FixKind::ModuleState => "module state",
+            FixKind::ThreadLocal => "thread-local",
+            FixKind::StrongReferenceApi => "strong-reference API",
+            FixKind::LockOrder => "lock order",
+            FixKind::DeclareGil => "declare Py_mod_gil",
+            FixKind::Investigate => "investigate",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Fix {
+    pub kind: FixKind,
+    /// What to change, concretely.
+    pub action: String,
+    /// Why this remedy, from the evidence.
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Finding {
+    /// Stable id: `tsan-…` (root cause), the static pass's id, `crash-…`, `hang-…`.
+    pub id: String,
+    pub category: Category,
+    /// `data race`, `lock-order-inversion (potential deadlock)`, `FT401 unlocked-field-write`,
+    /// `SEGV`, `timeout`.
+    pub kind: String,
+    /// SARIF rule id: `TSAN-data-race`, `FT401`, `CRASH`, `HANG`.
+    pub rule: String,
+    pub severity: Severity,
+    /// Static findings only.
+    pub status: Option<StaticStatus>,
+    /// One line for people.
+    pub title: String,
+    /// The racy variable or field, or the API a static finding is about.
+    pub variable: Option<String>,
+    /// The primary location first (for races: one per side).
+    pub locations: Vec<SourceLocation>,
+    /// Number of TSan reports (races), 1 otherwise.
+    pub count: u64,
+    /// Tests and scenarios it came from (`phase: item`).
+    pub origins: Vec<String>,
+    pub reproducer: Option<String>,
+    pub fix: Fix,
+    /// Linked findings: for races the static findings they confirm, for static findings the
+    /// root causes that confirm them.
+    pub related: Vec<String>,
+    /// Against a baseline: `true` when the baseline lacks this id. `None` without a baseline.
+    pub new: Option<bool>,
+}
+
+impl Finding {
+    /// Whether this finding should fail CI: everything but low/info static findings and
+    /// statically recognized protection.
+    pub fn is_actionable(&self) -> bool {
+        match self.category {
+            Category::Static => {
+                self.severity >= Severity::Medium && self.status != Some(StaticStatus::Protected)
+            }
+            _ => true,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NoiseEntry {
+    pub id: String,
+    pub kind: String,
+    pub count: u64,
+    /// The innermost interpreter frame of each side.
+    pub frames: Vec<String>,
+    pub origins: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BaselineSummary {
+    /// The baseline file as given.
+    pub path: String,
+    pub new_findings: usize,
+    /// Actionable findings not in the baseline (what fails CI).
+    pub new_actionable: usize,
+    /// Baseline ids this run no longer shows.
+    pub fixed: Vec<String>,
+}
+
+impl Results {
+    /// Whether CI should fail: an actionable finding that is new against the baseline (or,
+    /// without a baseline, any actionable finding).
+    pub fn has_new_findings(&self) -> bool {
+        self.findings
+            .iter()
+            .any(|f| f.is_actionable() && f.new != Some(false))
+    }
+}

@@ -1,0 +1,73 @@
+//! Assembles RunRecords from the real evidence in `tests/data` (see its README): the runner's
+//! part from `record.json`, the triage from real TSan logs through tsan-parse, the static scan
+//! from the real sources through the static pass.
+
+use std::path::{Path, PathBuf};
+
+use ftreview_reports::RunRecord;
+use tsan_parse::{Classifier, ReportSource, TriageOptions};
+
+pub fn data_dir(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(name)
+}
+
+pub fn workspace_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+/// `logs/<phase>/<item>/tsan.N` → `phase: item`; pytest items get their node id.
+fn origin_of(source: &ReportSource) -> Option<String> {
+    let item_dir = source.file.parent()?;
+    let item = item_dir.file_name()?.to_str()?;
+    let phase = item_dir.parent()?.file_name()?.to_str()?;
+    Some(match phase {
+        "parallel-tests" => format!("{phase}: tests/test_api.py::{item}"),
+        _ => format!("{phase}: {item}"),
+    })
+}
+
+/// A RunRecord of `data/<name>` whose extension sources live in `source_dir`.
+pub fn record(name: &str, extension: &str, source_dir: &Path, scan_dir: &Path) -> RunRecord {
+    let dir = data_dir(name);
+    let text = std::fs::read_to_string(dir.join("record.json")).unwrap();
+    let mut run: RunRecord = serde_json::from_str(&text).unwrap();
+    run.target.source_dir = source_dir.to_path_buf();
+    let options = TriageOptions {
+        classifier: Classifier::new(vec![extension.to_string()], Vec::new()),
+        ..TriageOptions::default()
+    };
+    run.triage = tsan_parse::triage_paths(&[dir.join("logs")], &options, &origin_of).unwrap();
+    let scan = ftreview_static::scan_paths(&[scan_dir.to_path_buf()], &Default::default()).unwrap();
+    run.static_scan = Some(relative_to(scan, source_dir));
+    run
+}
+
+/// Static findings name files as scanned; make them relative to the source tree so snapshots
+/// do not depend on where the checkout is.
+fn relative_to(mut scan: ftreview_static::ScanReport, root: &Path) -> ftreview_static::ScanReport {
+    let strip = |p: &mut PathBuf| {
+        if let Ok(rel) = p.strip_prefix(root) {
+            *p = rel.to_path_buf();
+        }
+    };
+    scan.findings.iter_mut().for_each(|f| strip(&mut f.file));
+    scan.files.iter_mut().for_each(|f| strip(&mut f.path));
+    scan.methods.iter_mut().for_each(|m| strip(&mut m.file));
+    for module in &mut scan.gil.modules {
+        strip(&mut module.file);
+        if let Some((file, _)) = &mut module.declared_at {
+            strip(file);
+        }
+    }
+    scan
+}
+
+pub fn racy_record() -> RunRecord {
+    let source = workspace_dir().join("test-fixtures/racy_ext");
+    record("racy", "ftfixture_racy", &source, &source.join("src"))
+}
