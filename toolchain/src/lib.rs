@@ -29,7 +29,7 @@ pub use host::{
     Compiler, CompilerChoice, CompilerInfo, Prerequisite,
 };
 pub use interpreter::{Interpreter, SourceKind, SourceRecord};
-pub use progress::Progress;
+pub use progress::{format_secs, Progress};
 pub use versions::{known_releases, KnownRelease};
 
 /// Where to take CPython's sources from.

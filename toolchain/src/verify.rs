@@ -268,13 +268,15 @@ mod tests {
             &log,
         )
         .unwrap();
-        assert!(checks.gil_disabled);
-        assert!(checks.cflags.contains("-fsanitize=thread"));
+        // verify() itself fails unless the GIL is off and CFLAGS carry -fsanitize=thread.
+        let report = &checks.canary_report;
         assert!(
-            checks.canary_report.contains("data race")
-                && checks.canary_report.contains("canary_bump"),
-            "{}",
-            checks.canary_report
+            report.starts_with("WARNING: ThreadSanitizer: data race"),
+            "{report}"
+        );
+        assert!(
+            report.contains("canary_bump"),
+            "the racing frame is named: {report}"
         );
         assert!(
             checks.pip_version.starts_with("pip "),

@@ -117,22 +117,25 @@ fn from_python_recognises_the_build_and_rejects_a_gil_python() {
     }
 }
 
+/// Runs `code` with the interpreter's own command (prefix included) and returns stdout.
+fn run_python(interp: &Interpreter, code: &str) -> String {
+    let out = interp
+        .command(["-c", code])
+        .env("TSAN_OPTIONS", "report_bugs=0")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
 #[test]
 fn the_interpreter_runs_free_threaded_with_its_command_prefix() {
     let Some(interp) = cached_interpreter() else {
         return;
     };
-    let out = interp
-        .command(["-c", "import sys; print(sys._is_gil_enabled())"])
-        .env("TSAN_OPTIONS", "report_bugs=0")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "False");
+    let gil = run_python(&interp, "import sys; print(sys._is_gil_enabled())");
+    assert_eq!(gil, "False");
 }
 
 #[test]
@@ -142,17 +145,12 @@ fn the_interpreter_runs_under_setarch_when_aslr_demands_it() {
     };
     interp.needs_setarch = true;
     assert_eq!(interp.command_prefix()[0], "setarch");
-    let out = interp
-        .command(["-c", "print(open('/proc/self/personality').read().strip())"])
-        .env("TSAN_OPTIONS", "report_bugs=0")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let personality = run_python(
+        &interp,
+        "print(open('/proc/self/personality').read().strip())",
     );
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "00040000");
+    // ADDR_NO_RANDOMIZE.
+    assert_eq!(personality, "00040000");
 }
 
 #[test]
