@@ -82,6 +82,7 @@ pub(crate) struct FunctionFacts {
     /// Index in the program's function list (set by `Program::new`).
     pub id: usize,
     pub name: String,
+    /// Where the function's name is, in its definition.
     pub span: Span,
     pub is_static: bool,
     pub params: Vec<Param>,
@@ -455,16 +456,16 @@ impl<'a> TopLevel<'a> {
         let Some(func_decl) = find_kind(declarator, "function_declarator") else {
             return;
         };
-        let Some(name) = func_decl
-            .child_by_field_id(F.declarator.get())
-            .and_then(|d| declarator_name(d, self.src))
-        else {
+        let Some(name_node) = func_decl.child_by_field_id(F.declarator.get()) else {
+            return;
+        };
+        let Some(name) = declarator_name(name_node, self.src) else {
             return;
         };
         let specifiers = Specifiers::of(node, self.src);
         let mut facts = FunctionFacts {
             name: name.to_string(),
-            span: span_of(node),
+            span: span_of(name_node),
             is_static: specifiers.is_static,
             ..FunctionFacts::default()
         };
@@ -624,6 +625,22 @@ fn init_values(list: Node, src: &[u8]) -> Vec<InitValue> {
     let mut cursor = list.walk();
     for child in list.named_children(&mut cursor) {
         let line = child.start_position().row + 1;
+        if child.kind() == "ERROR" {
+            // `X_METHODDEF` entries (macros that end in their own comma) parse as errors.
+            let mut inner = child.walk();
+            for ident in child
+                .named_children(&mut inner)
+                .filter(|n| n.kind() == "identifier")
+            {
+                let line = ident.start_position().row + 1;
+                values.push(InitValue {
+                    designator: None,
+                    value: Value::Ident(text(ident, src).to_string()),
+                    line,
+                });
+            }
+            continue;
+        }
         let (designator, value) = if child.kind() == "initializer_pair" {
             let designator = child
                 .child_by_field_id(F.designator.get())
@@ -724,7 +741,10 @@ fn cast_type(mut node: Node, src: &[u8]) -> Option<String> {
 
 /// `{"name", (PyCFunction)func, METH_O, doc},` → (name, func).
 fn parse_methoddef(value: &str) -> Option<(String, String)> {
-    let rest = value.trim().strip_prefix('{')?.trim_start();
+    let rest = value
+        .trim_start_matches(|c: char| c == '\\' || c.is_whitespace())
+        .strip_prefix('{')?
+        .trim_start();
     let rest = rest.strip_prefix('"')?;
     let end = rest.find('"')?;
     let name = rest[..end].to_string();
@@ -1632,6 +1652,10 @@ mod tests {
         assert_eq!(
             parse_methoddef(r#"{"close", (PyCFunction)_io_close, METH_NOARGS, doc},"#),
             Some(("close".into(), "_io_close".into()))
+        );
+        assert_eq!(
+            parse_methoddef("\\\n    {\"resize\", (PyCFunction)widget_resize, METH_O, doc},"),
+            Some(("resize".into(), "widget_resize".into()))
         );
         assert_eq!(
             parse_methoddef(r#"{"pop", _PyCFunction_CAST(md_pop), METH_FASTCALL, doc},"#),

@@ -204,7 +204,7 @@ impl Program {
             .flat_map(|(i, f)| f.facts.functions.iter().map(move |func| (i, func)))
     }
 
-    fn function(&self, id: usize) -> &FunctionFacts {
+    pub fn function(&self, id: usize) -> &FunctionFacts {
         let (file, i) = self.ids[id];
         &self.files[file].facts.functions[i]
     }
@@ -214,7 +214,8 @@ impl Program {
     }
 
     /// The function `name` means when used in `file`: the file's own definition, else one in a
-    /// header, else a non-static one elsewhere (static functions of other files are invisible).
+    /// header, else a non-static one elsewhere (static functions of other `.c` files are
+    /// invisible).
     pub fn resolve_function(&self, file: usize, name: &str) -> Option<usize> {
         let candidates = self.by_name.get(name)?;
         candidates
@@ -233,6 +234,8 @@ impl Program {
                     .copied()
                     .find(|&id| !self.function(id).is_static)
             })
+            // A header (e.g. a clinic `.c.h`) sees the static functions of the file including it.
+            .or_else(|| candidates.first().copied().filter(|_| self.is_header(file)))
     }
 
     fn is_header(&self, file: usize) -> bool {

@@ -183,7 +183,8 @@ fn slot_declaration(
         })
 }
 
-/// `PyUnstable_Module_SetGIL(m, Py_MOD_GIL_NOT_USED)` in the init function or its file.
+/// `PyUnstable_Module_SetGIL(m, Py_MOD_GIL_NOT_USED)` in the init function or a function it
+/// calls.
 fn set_gil_call(program: &Program, file: usize, init: &FunctionFacts) -> Option<(GilState, usize)> {
     let find = |func: &FunctionFacts| {
         func.events.iter().find_map(|e| match &e.kind {
@@ -194,5 +195,12 @@ fn set_gil_call(program: &Program, file: usize, init: &FunctionFacts) -> Option<
             _ => None,
         })
     };
-    find(init).or_else(|| program.files[file].facts.functions.iter().find_map(find))
+    find(init).or_else(|| {
+        init.events.iter().find_map(|e| match &e.kind {
+            EventKind::Call { callee, .. } => program
+                .resolve_function(file, callee)
+                .and_then(|id| find(program.function(id))),
+            _ => None,
+        })
+    })
 }

@@ -210,7 +210,8 @@ mod tests {
             container: Some("T".into()),
         };
         let id = |s| stable_id(Rule::UnlockedFieldWrite, "x/a.c", Some("f"), Some(s));
-        assert_eq!(id(&a), id(&a.clone()));
+        let copy = a.clone();
+        assert_eq!(id(&a), id(&copy));
         assert_ne!(id(&a), id(&b));
         assert_eq!(id(&a).len(), 16);
     }

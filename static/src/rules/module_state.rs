@@ -34,7 +34,7 @@ pub(crate) fn check(program: &Program, sink: &mut Sink) {
                 .filter(|decl| {
                     decl.contains("_Atomic") || decl.contains("atomic_") || decl.contains("PyMutex")
                 })
-                .map(|_| format!("`{field}` is declared atomic"));
+                .map(|_| "its atomic declaration".to_string());
             let protected_by = atomic_field.or_else(|| protection(program, func, event));
             let (severity, confidence, message) = match (&protected_by, kind) {
                 (Some(how), _) => (Severity::Info, Confidence::High, format!("module state field `{container}.{field}` is written here, protected by {how}")),

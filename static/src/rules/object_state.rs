@@ -30,9 +30,6 @@ pub(crate) fn check(program: &Program, sink: &mut Sink) {
                 continue;
             };
             let protected_by = field_protection(program, func, event, &key);
-            if func.guard(event).nogil && func.guard(event).mutexes.is_empty() {
-                sink.add(nogil_draft(file, func, event, target, &key));
-            }
             if *kind == AccessKind::Read {
                 continue;
             }
@@ -56,14 +53,19 @@ pub(crate) fn check(program: &Program, sink: &mut Sink) {
     }
     for (file, func) in shared_functions(program) {
         for (event, target, key) in object_accesses(program, func) {
-            let EventKind::Access {
-                kind: AccessKind::Read,
-                ..
-            } = &event.kind
-            else {
+            let EventKind::Access { kind, .. } = &event.kind else {
                 continue;
             };
             let Some(w) = writers.get(&key) else { continue };
+            // Without the GIL (or a lock) other threads run even on default builds; fields
+            // that are only set while the object is created are fine.
+            let guard = func.guard(event);
+            if guard.nogil && guard.mutexes.is_empty() {
+                sink.add(nogil_draft(file, func, event, target, &key));
+            }
+            if *kind != AccessKind::Read {
+                continue;
+            }
             let writes_itself = w.unprotected.iter().any(|(f, _)| *f == func.name)
                 || w.protected.iter().any(|(f, _)| *f == func.name);
             if writes_itself || field_protection(program, func, event, &key).is_some() {
@@ -114,7 +116,7 @@ fn field_protection(
         d.contains("_Atomic") || d.contains("atomic_") || d.starts_with("PyMutex")
     });
     if declared_atomic {
-        return Some(format!("`{}` is declared atomic", key.1));
+        return Some("its atomic declaration".to_string());
     }
     protection(program, func, event)
 }
@@ -150,7 +152,7 @@ fn write_draft(
 ) -> Draft {
     let (container, field) = key;
     let (severity, message) = match (&protected_by, releases) {
-        (Some(how), _) => (Severity::Info, format!("`{}` ({container}) is written under {how}", expr(target))),
+        (Some(how), _) => (Severity::Info, format!("`{}` ({container}) is written, protected by {how}", expr(target))),
         (None, true) => (
             Severity::High,
             format!("`{}` ({container}) is replaced and its old value freed without a lock: a concurrent reader of the same object can use freed memory", expr(target)),
