@@ -150,6 +150,7 @@ pub async fn build_wheel(
     interpreter: &Interpreter,
     source: &Source,
     settings: &[String],
+    key_settings: &[String],
     out_dir: &Path,
     runner: &Runner,
 ) -> anyhow::Result<BuiltWheel> {
@@ -172,7 +173,7 @@ pub async fn build_wheel(
         .filter_map(|e| e.ok().map(|e| e.path()))
         .find(|p| p.extension().is_some_and(|e| e == "whl"))
         .context("pip reported success but left no wheel")?;
-    let dir = cache_dir(&cache_key(source, interpreter, settings));
+    let dir = cache_dir(&cache_key(source, interpreter, key_settings));
     fs::create_dir_all(&dir)?;
     let cached_wheel = dir.join(wheel.file_name().unwrap_or_default());
     fs::copy(&wheel, &cached_wheel)?;

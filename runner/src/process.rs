@@ -185,6 +185,10 @@ pub fn signal_name(signal: i32) -> &'static str {
 pub struct StepResult {
     pub label: String,
     pub command: String,
+    pub argv: Vec<String>,
+    pub cwd: PathBuf,
+    /// The variables the step set (on top of the inherited environment).
+    pub env: Vec<(String, String)>,
     pub termination: Termination,
     pub seconds: f64,
     pub log: PathBuf,
@@ -205,6 +209,7 @@ impl StepResult {
 #[derive(Clone)]
 pub struct Runner {
     journal: Arc<Mutex<File>>,
+    history: Arc<Mutex<Vec<StepResult>>>,
     cancel: watch::Receiver<bool>,
     /// Prefix for every command (e.g. `setarch x86_64 -R` where TSan needs ASLR off).
     wrapper: Vec<OsString>,
@@ -225,6 +230,7 @@ impl Runner {
             })?;
         Ok(Runner {
             journal: Arc::new(Mutex::new(journal)),
+            history: Arc::default(),
             cancel,
             wrapper,
         })
@@ -268,6 +274,12 @@ impl Runner {
         let result = StepResult {
             label: step.label.clone(),
             command: step.shell_line(),
+            argv: std::iter::once(step.program.as_os_str())
+                .chain(step.args.iter().map(|a| a.as_os_str()))
+                .map(|a| a.to_string_lossy().into_owned())
+                .collect(),
+            cwd: step.cwd.clone(),
+            env: step.env.clone(),
             termination,
             seconds: started.elapsed().as_secs_f64(),
             log: step.log.clone(),
@@ -308,6 +320,14 @@ impl Runner {
         if let Ok(mut journal) = self.journal.lock() {
             let _ = writeln!(journal, "{line}");
         }
+        if let Ok(mut history) = self.history.lock() {
+            history.push(result.clone());
+        }
+    }
+
+    /// Every step run so far, in completion order.
+    pub fn history(&self) -> Vec<StepResult> {
+        self.history.lock().map(|h| h.clone()).unwrap_or_default()
     }
 }
 

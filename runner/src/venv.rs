@@ -58,17 +58,10 @@ impl Venv {
     pub fn pip(&self, label: &str, log: &Path) -> Step {
         let cwd = log.parent().unwrap_or(Path::new("."));
         Step::new(label, &self.python, cwd, log)
-            .args([
-                "-m",
-                "pip",
-                "--disable-pip-version-check",
-                "--no-input",
-                "--progress-bar",
-                "off",
-                "--root-user-action",
-                "ignore",
-            ])
+            .args(["-m", "pip", "--disable-pip-version-check", "--no-input"])
             .envs(&quiet_env())
+            .env("PIP_PROGRESS_BAR", "off")
+            .env("PIP_ROOT_USER_ACTION", "ignore")
             .env("PIP_NO_COMPILE", "1")
             .env("PYTHONPATH", self.pip_dir.display().to_string())
     }

@@ -1,12 +1,305 @@
-//! `ftreview repro`: not written yet (see the issue that owns it).
+//! `ftreview repro`: reruns a kept reproducer K times under the run's interpreter and
+//! environment and says how many runs reproduced the race.
+//!
+//! The argument is either a scenario script kept in a run directory
+//! (`RUN/logs/stress/<name>/script.py`) or a finding id (`tsan-…`) of a run (`--run-dir`, default
+//! the current directory): a finding is replayed through the scenario or test that produced it.
 
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{bail, Context};
 use clap::Args;
+use ftreview_reports::model::RunRecord;
+use ftreview_toolchain::Interpreter;
+use tokio::sync::watch;
+use tsan_parse::{Classifier, ClusterOptions};
 
+use crate::attribution;
 use crate::exit::Outcome;
+use crate::process::{Runner, Step};
+use crate::rundir::RunDir;
+use crate::tsan_env;
 
 #[derive(Debug, Args)]
-pub struct ReproArgs {}
+pub struct ReproArgs {
+    /// A kept scenario script (RUN/logs/stress/NAME/script.py) or a finding id (tsan-…).
+    #[arg(value_name = "SCRIPT_OR_FINDING")]
+    pub what: String,
+    /// How many times to run it.
+    #[arg(long, short = 'k', default_value_t = 10)]
+    pub runs: usize,
+    /// The run directory the finding belongs to (for a finding id).
+    #[arg(long, value_name = "DIR", default_value = ".")]
+    pub run_dir: PathBuf,
+    /// Timeout of one run, in seconds.
+    #[arg(long, default_value_t = 120, value_name = "SECS")]
+    pub timeout: u64,
+    /// Print the result as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
 
-pub fn run(_args: ReproArgs) -> anyhow::Result<Outcome> {
-    anyhow::bail!("`ftreview repro` is not implemented yet")
+/// What gets rerun.
+enum Subject {
+    Script(PathBuf),
+    /// A pytest node id, with pytest-run-parallel threads when it came from that phase.
+    Test {
+        nodeid: String,
+        parallel_threads: Option<usize>,
+    },
+}
+
+pub fn run(args: ReproArgs) -> anyhow::Result<Outcome> {
+    let (run_dir, subject, finding) = resolve(&args)?;
+    let record = RunRecord::load(&run_dir)?;
+    let interpreter = Interpreter::from_python(&record.interpreter.python).with_context(|| {
+        format!(
+            "the run's interpreter {} is no longer usable",
+            record.interpreter.python.display()
+        )
+    })?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let reproduced = runtime.block_on(rerun(
+        &args,
+        &run_dir,
+        &record,
+        &interpreter,
+        &subject,
+        finding.as_deref(),
+    ))?;
+    let what = finding.as_deref().unwrap_or("a race in the extension");
+    if args.json {
+        println!(
+            "{}",
+            serde_json::json!({ "subject": args.what, "finding": finding, "runs": args.runs, "reproduced": reproduced })
+        );
+    }
+    eprintln!("{what}: reproduced in {reproduced} of {} runs", args.runs);
+    Ok(if reproduced > 0 {
+        Outcome::Findings
+    } else {
+        Outcome::Clean
+    })
+}
+
+fn resolve(args: &ReproArgs) -> anyhow::Result<(PathBuf, Subject, Option<String>)> {
+    let path = Path::new(&args.what);
+    if path.is_file() {
+        let script = std::fs::canonicalize(path)?;
+        let run_dir = script
+            .ancestors()
+            .find(|dir| dir.join(ftreview_reports::model::RUN_FILE).is_file())
+            .with_context(|| {
+                format!(
+                    "{} is not inside a run directory (no run.json above it)",
+                    script.display()
+                )
+            })?
+            .to_path_buf();
+        return Ok((run_dir, Subject::Script(script), None));
+    }
+    if !args.what.starts_with("tsan-") {
+        bail!("{}: neither a file nor a finding id (tsan-…)", args.what);
+    }
+    let run_dir = std::fs::canonicalize(&args.run_dir)?;
+    let record = RunRecord::load(&run_dir)?;
+    let subject = subject_of_finding(&record, &run_dir, &args.what)?;
+    Ok((run_dir, subject, Some(args.what.clone())))
+}
+
+/// The scenario (preferred: standalone and fast) or test that produced a finding.
+fn subject_of_finding(record: &RunRecord, run_dir: &Path, id: &str) -> anyhow::Result<Subject> {
+    let cause = record
+        .triage
+        .root_causes
+        .iter()
+        .find(|c| c.id == id)
+        .with_context(|| format!("{id} is not a finding of the run in {}", run_dir.display()))?;
+    let origins: Vec<&str> = cause.origins.iter().map(|o| o.origin.as_str()).collect();
+    let scenario = origins.iter().find_map(|o| o.strip_prefix("stress: "));
+    if let Some(name) = scenario {
+        let script = run_dir.join("logs/stress").join(name).join("script.py");
+        if script.is_file() {
+            return Ok(Subject::Script(script));
+        }
+    }
+    let test = origins.iter().find_map(|o| {
+        let (phase, nodeid) = o.split_once(": ")?;
+        (nodeid != "<outside tests>").then(|| (phase, nodeid))
+    });
+    match test {
+        Some((phase, nodeid)) => Ok(Subject::Test {
+            nodeid: nodeid.to_string(),
+            parallel_threads: (phase == "parallel-tests").then_some(4),
+        }),
+        None => bail!("{id} has no scenario or test to replay (it happened outside any test)"),
+    }
+}
+
+async fn rerun(
+    args: &ReproArgs,
+    run_dir: &Path,
+    record: &RunRecord,
+    interpreter: &Interpreter,
+    subject: &Subject,
+    finding: Option<&str>,
+) -> anyhow::Result<usize> {
+    let dir = RunDir {
+        root: run_dir.to_path_buf(),
+    };
+    let base = dir.logs(&format!("repro/{}", std::process::id()))?;
+    let (_tx, cancel) = watch::channel(false);
+    let runner = Runner::new(
+        &base.join("commands.jsonl"),
+        cancel,
+        interpreter.command_prefix(),
+    )?;
+    let suppressions = Some(dir.suppressions()).filter(|p| p.is_file());
+    let classifier = Classifier::new(
+        record
+            .instrumentation
+            .iter()
+            .filter_map(|m| m.path.file_name().map(|n| n.to_string_lossy().into_owned()))
+            .collect(),
+        vec![record.target.source_dir.clone()],
+    );
+    let python = run_dir.join("venv/bin/python");
+    let mut reproduced = 0;
+    for i in 0..args.runs {
+        let logs = base.join(format!("run-{i}"));
+        std::fs::create_dir_all(&logs)?;
+        let env = tsan_env::run_env(
+            &logs,
+            suppressions.as_deref(),
+            interpreter.symbolizer.as_deref(),
+        );
+        let step = match subject {
+            Subject::Script(script) => Step::new(
+                format!("repro {i}"),
+                &python,
+                &logs,
+                &logs.join("output.log"),
+            )
+            .arg(script),
+            Subject::Test {
+                nodeid,
+                parallel_threads,
+            } => {
+                let step = Step::new(
+                    format!("repro {i}"),
+                    &python,
+                    &record.target.source_dir,
+                    &logs.join("output.log"),
+                )
+                .args([
+                    "-P",
+                    "-m",
+                    "pytest",
+                    "-p",
+                    "no:xdist",
+                    "-p",
+                    "no:cacheprovider",
+                    "-q",
+                    "-o",
+                    "addopts=",
+                ])
+                .arg(nodeid);
+                match parallel_threads {
+                    Some(n) => step.arg(format!("--parallel-threads={n}")),
+                    None => step,
+                }
+            }
+        }
+        .envs(&env)
+        .env(
+            "FTREVIEW_OUTCOME",
+            logs.join("outcome.json").display().to_string(),
+        )
+        .timeout(Duration::from_secs(args.timeout));
+        runner.run(&step).await?;
+        let triage = tsan_parse::cluster(
+            attribution::read_reports(&logs),
+            &classifier,
+            ClusterOptions::default(),
+        );
+        let hit = match finding {
+            Some(id) => triage.root_causes.iter().any(|c| c.id == id),
+            None => !triage.root_causes.is_empty(),
+        };
+        eprintln!(
+            "run {}/{}: {}",
+            i + 1,
+            args.runs,
+            if hit { "reproduced" } else { "not reproduced" }
+        );
+        reproduced += usize::from(hit);
+    }
+    Ok(reproduced)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rejects_what_is_neither_file_nor_finding() {
+        let args = ReproArgs {
+            what: "nonsense".into(),
+            runs: 1,
+            run_dir: ".".into(),
+            timeout: 1,
+            json: false,
+        };
+        let err = resolve(&args).err().unwrap().to_string();
+        assert!(err.contains("neither a file nor a finding id"), "{err}");
+    }
+
+    /// A real run record of the racy fixture (tests and parallel-tests phases).
+    fn racy_record() -> RunRecord {
+        serde_json::from_str(include_str!("../../tests/data/racy-run.json")).unwrap()
+    }
+
+    #[test]
+    fn replays_a_finding_through_the_test_that_produced_it() {
+        let record = racy_record();
+        let cause = record
+            .triage
+            .root_causes
+            .iter()
+            .find(|c| {
+                c.origins
+                    .iter()
+                    .all(|o| o.origin.starts_with("parallel-tests: "))
+            })
+            .unwrap();
+        match subject_of_finding(&record, Path::new("/nonexistent"), &cause.id).unwrap() {
+            Subject::Test {
+                nodeid,
+                parallel_threads,
+            } => {
+                assert!(nodeid.starts_with("tests/test_api.py::"), "{nodeid}");
+                assert_eq!(parallel_threads, Some(4));
+            }
+            Subject::Script(_) => panic!("expected a test"),
+        }
+        assert!(subject_of_finding(&record, Path::new("/nonexistent"), "tsan-0000").is_err());
+    }
+
+    #[test]
+    fn prefers_a_kept_scenario_script() {
+        let dir = tempfile::tempdir().unwrap();
+        let script = dir.path().join("logs/stress/shared_mutation_0/script.py");
+        std::fs::create_dir_all(script.parent().unwrap()).unwrap();
+        std::fs::write(&script, "pass").unwrap();
+        let mut record = racy_record();
+        let cause = &mut record.triage.root_causes[0];
+        cause.origins[0].origin = "stress: shared_mutation_0".into();
+        let id = cause.id.clone();
+        assert!(
+            matches!(subject_of_finding(&record, dir.path(), &id).unwrap(), Subject::Script(p) if p == script)
+        );
+    }
 }

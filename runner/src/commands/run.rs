@@ -1,12 +1,303 @@
-//! `ftreview run`: not written yet (see the issue that owns it).
+//! `ftreview run`: from a package name (or source tree, sdist, git URL) to attributed TSan
+//! findings, a run directory with everything kept, and a migration plan.
 
-use clap::Args;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Args, ValueEnum};
+use ftreview_toolchain::{BuildRequest, Interpreter};
+use serde_json::json;
+use tokio::sync::watch;
 
 use crate::exit::Outcome;
+use crate::pipeline::{self, PhaseSet, RunOptions, TargetRun};
+use crate::progress::{format_secs, Progress};
+use crate::registry::Registry;
+use crate::rundir::RunDir;
+use crate::stress::StressOptions;
+use crate::target::TargetSpec;
 
 #[derive(Debug, Args)]
-pub struct RunArgs {}
+pub struct RunArgs {
+    /// What to review: a PyPI name with an optional exact version (`multidict==6.7.1`), a
+    /// source directory, an sdist (.tar.gz/.tar.xz), or `git+URL[@rev]`. Several may be given.
+    #[arg(required = true, value_name = "TARGET")]
+    pub targets: Vec<String>,
+    /// TSan free-threaded python to use (default: the newest cached one; built when none is).
+    #[arg(long, env = "FTREVIEW_PYTHON", value_name = "PATH")]
+    pub python: Option<PathBuf>,
+    /// Run directory (default: ./ftreview-runs/<target>-<UTC time>; with several targets, one
+    /// subdirectory per target).
+    #[arg(long, short = 'o', value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Processes to run at once (test phases and stress scenarios).
+    #[arg(long, short = 'j', default_value_t = default_jobs())]
+    pub jobs: usize,
+    /// Threads per test in the pytest-run-parallel phase.
+    #[arg(long, default_value_t = 4, value_name = "N")]
+    pub parallel_threads: usize,
+    /// Timeout of each test phase, in seconds; a hang is reported as a possible deadlock.
+    #[arg(long, default_value_t = 1800, value_name = "SECS")]
+    pub timeout: u64,
+    /// Time budget of the stress phase, in seconds.
+    #[arg(long, default_value_t = 180, value_name = "SECS")]
+    pub stress_budget: u64,
+    /// Timeout of one stress scenario, in seconds.
+    #[arg(long, default_value_t = 60, value_name = "SECS")]
+    pub scenario_timeout: u64,
+    /// Seed of the generated stress scenarios.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Threads per stress scenario.
+    #[arg(long, default_value_t = 4, value_name = "N")]
+    pub stress_threads: usize,
+    /// Instrumented phases to run.
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "tests,parallel,stress"
+    )]
+    pub phases: Vec<PhaseName>,
+    /// Extra package registry (YAML) on top of the shipped one and ~/.config/ftreview/registry.yaml.
+    #[arg(long, value_name = "FILE")]
+    pub registry: Option<PathBuf>,
+    /// Extra TSan suppressions, merged with the interpreter's (only race_top:/thread: kept).
+    #[arg(long, value_name = "FILE")]
+    pub suppressions: Vec<PathBuf>,
+    /// Rebuild the extension even when a cached build of the same sources exists.
+    #[arg(long)]
+    pub rebuild: bool,
+    /// Print a machine-readable summary on stdout (progress stays on stderr).
+    #[arg(long)]
+    pub json: bool,
+    /// No progress output.
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+}
 
-pub fn run(_args: RunArgs) -> anyhow::Result<Outcome> {
-    anyhow::bail!("`ftreview run` is not implemented yet")
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PhaseName {
+    /// The test suite as is.
+    Tests,
+    /// The test suite under pytest-run-parallel.
+    Parallel,
+    /// Generated multithreaded stress scenarios.
+    Stress,
+}
+
+fn default_jobs() -> usize {
+    std::thread::available_parallelism()
+        .map(usize::from)
+        .unwrap_or(2)
+}
+
+pub fn run(args: RunArgs) -> anyhow::Result<Outcome> {
+    let specs = args
+        .targets
+        .iter()
+        .map(|t| TargetSpec::parse(t))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let registry = Registry::load(args.registry.as_deref())?;
+    let progress = Progress::stderr(args.quiet);
+    let interpreter = resolve_interpreter(args.python.as_deref(), &progress)?;
+    let options = RunOptions {
+        jobs: args.jobs.max(1),
+        parallel_threads: args.parallel_threads.max(1),
+        timeout: Duration::from_secs(args.timeout),
+        stress: StressOptions {
+            budget: Duration::from_secs(args.stress_budget),
+            scenario_timeout: Duration::from_secs(args.scenario_timeout),
+            seed: args.seed,
+            threads: args.stress_threads.max(2),
+        },
+        phases: PhaseSet {
+            tests: args.phases.contains(&PhaseName::Tests),
+            parallel: args.phases.contains(&PhaseName::Parallel),
+            stress: args.phases.contains(&PhaseName::Stress),
+        },
+        registry,
+        user_suppressions: args.suppressions.clone(),
+        rebuild: args.rebuild,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let runs = runtime.block_on(review_all(
+        specs,
+        &interpreter,
+        &options,
+        args.out.as_deref(),
+        &progress,
+    ))?;
+    for run in &runs {
+        print_summary(run, &progress);
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&json_summary(&runs))?);
+    }
+    Ok(overall_outcome(&runs))
+}
+
+/// `--python`/`FTREVIEW_PYTHON`, else the newest cached build, else a fresh build.
+fn resolve_interpreter(python: Option<&Path>, progress: &Progress) -> anyhow::Result<Interpreter> {
+    if let Some(python) = python {
+        return Interpreter::from_python(python).with_context(|| {
+            format!(
+                "{} is not usable as a TSan free-threaded interpreter",
+                python.display()
+            )
+        });
+    }
+    let cache = ftreview_toolchain::default_cache_dir();
+    if let Some(cached) = ftreview_toolchain::find_cached(&cache, "", None) {
+        return Ok(cached);
+    }
+    progress.note(&format!(
+        "No TSan free-threaded interpreter is cached in {}: building one now (several minutes, once; `ftreview build-python` does the same).",
+        cache.display()
+    ));
+    ftreview_toolchain::ensure_interpreter(
+        &BuildRequest::new(cache),
+        &ftreview_toolchain::Progress::stderr(),
+    )
+}
+
+async fn review_all(
+    specs: Vec<TargetSpec>,
+    interpreter: &Interpreter,
+    options: &RunOptions,
+    out: Option<&Path>,
+    progress: &Progress,
+) -> anyhow::Result<Vec<TargetRun>> {
+    let (cancel_tx, cancel_rx) = watch::channel(false);
+    let progress_for_signal = progress.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            progress_for_signal.note("Interrupted: stopping the running processes and writing what was collected (Ctrl-C again to abort at once).");
+            let _ = cancel_tx.send(true);
+            if tokio::signal::ctrl_c().await.is_ok() {
+                std::process::exit(130);
+            }
+        }
+    });
+    let several = specs.len() > 1;
+    let base = match (out, several) {
+        (Some(out), _) => out.to_path_buf(),
+        (None, false) => PathBuf::from("ftreview-runs"),
+        (None, true) => RunDir::create(Path::new("ftreview-runs"), "run", false)?.root,
+    };
+    let mut runs = Vec::new();
+    for spec in specs {
+        let run_dir = match (out, several) {
+            (Some(_), false) => RunDir::create(
+                base.parent().unwrap_or(Path::new(".")),
+                &base.file_name().unwrap_or_default().to_string_lossy(),
+                true,
+            )?,
+            (None, false) => RunDir::create(&base, &spec.slug(), false)?,
+            (_, true) => RunDir::create(&base, &spec.slug(), true)?,
+        };
+        progress.note(&format!("Reviewing {spec} in {}", run_dir.root.display()));
+        let run = pipeline::review(
+            spec,
+            run_dir,
+            interpreter,
+            options,
+            cancel_rx.clone(),
+            progress,
+        )
+        .await;
+        let interrupted = *cancel_rx.borrow();
+        runs.push(run);
+        if interrupted {
+            break;
+        }
+    }
+    Ok(runs)
+}
+
+fn outcome_of(run: &TargetRun) -> Outcome {
+    let findings = pipeline::has_findings(&run.record);
+    match (&run.error, &run.untrustworthy, findings) {
+        (Some(_), _, _) => Outcome::HarnessError,
+        (None, _, true) => Outcome::Findings,
+        (None, Some(_), false) => Outcome::HarnessError,
+        (None, None, false) => Outcome::Clean,
+    }
+}
+
+fn overall_outcome(runs: &[TargetRun]) -> Outcome {
+    let outcomes: Vec<Outcome> = runs.iter().map(outcome_of).collect();
+    [Outcome::HarnessError, Outcome::Findings]
+        .into_iter()
+        .find(|o| outcomes.contains(o))
+        .unwrap_or(Outcome::Clean)
+}
+
+fn print_summary(run: &TargetRun, progress: &Progress) {
+    let record = &run.record;
+    let (races, crashes, hangs) = pipeline::finding_counts(record);
+    let times: Vec<String> = record
+        .phases
+        .iter()
+        .map(|p| format!("{} {}", p.name, format_secs(p.duration_secs)))
+        .collect();
+    let total: f64 = record.phases.iter().map(|p| p.duration_secs).sum();
+    let mut lines = vec![
+        format!(
+            "{} {}: {races} race root causes, {crashes} crashes, {hangs} hangs",
+            record.target.name,
+            record.target.version.as_deref().unwrap_or("")
+        ),
+        format!(
+            "  time by phase: {} (total {})",
+            times.join(", "),
+            format_secs(total)
+        ),
+    ];
+    if record.gil.reenabled_on_import == Some(true) {
+        lines.push(
+            "  importing the extension re-enables the GIL: declare Py_mod_gil (see the plan)"
+                .into(),
+        );
+    }
+    if let Some(problem) = &run.untrustworthy {
+        lines.push(format!("  cannot vouch for a clean result: {problem}"));
+    }
+    if let Some(error) = &run.error {
+        lines.push(format!("  stopped: {error}"));
+    }
+    lines.push(format!(
+        "  run directory: {} (run.json, commands.jsonl, logs/)",
+        run.run_dir.display()
+    ));
+    progress.note(&lines.join("\n"));
+}
+
+fn json_summary(runs: &[TargetRun]) -> serde_json::Value {
+    let targets: Vec<serde_json::Value> = runs
+        .iter()
+        .map(|run| {
+            let (races, crashes, hangs) = pipeline::finding_counts(&run.record);
+            json!({
+                "target": run.spec.to_string(),
+                "name": run.record.target.name,
+                "version": run.record.target.version,
+                "run_dir": run.run_dir,
+                "outcome": format!("{:?}", outcome_of(run)).to_lowercase(),
+                "race_root_causes": races,
+                "crashes": crashes,
+                "hangs": hangs,
+                "gil_reenabled_on_import": run.record.gil.reenabled_on_import,
+                "error": run.error,
+                "untrustworthy": run.untrustworthy,
+                "phases": run.record.phases.iter().map(|p| json!({
+                    "name": p.name, "status": p.status, "seconds": p.duration_secs, "items": p.items_run, "reports": p.reports, "message": p.message,
+                })).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    json!({ "outcome": format!("{:?}", overall_outcome(runs)).to_lowercase(), "targets": targets })
 }
