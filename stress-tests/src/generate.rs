@@ -1,0 +1,478 @@
+//! Scenario generation: from an [`ApiModel`] to standalone Python scripts.
+//!
+//! Generation is a pure function of the model and the config: same seed, same scripts.
+
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::hints::{HandScenario, Hints};
+use crate::model::{ApiModel, ArgSet, Callable, Method, TypeApi};
+use crate::ops::{self, Op, Vars};
+
+const HARNESS: &str = include_str!("harness.py");
+/// Objects in the create/destroy churn pool.
+const POOL_SIZE: usize = 8;
+/// Targeted scenarios run this many times the configured iterations.
+const TARGETED_ITERATION_FACTOR: u64 = 2;
+
+#[derive(Debug, Clone)]
+pub struct GenConfig {
+    pub seed: u64,
+    pub threads: usize,
+    /// Iterations per worker thread (the time budget may stop a scenario earlier).
+    pub iterations: u64,
+    pub time_budget_per_scenario: Duration,
+    /// Python-visible names the static pass flagged (`pkg.func`, `pkg.Type.method`, or a
+    /// dotted suffix of one): each gets a targeted scenario.
+    pub targets: Vec<String>,
+    pub hints: Hints,
+    /// Fresh child processes that repeat the simultaneous first calls of module functions
+    /// (lazy initialisation races happen once per process); at most half the budget.
+    pub first_call_rounds: u32,
+}
+
+impl Default for GenConfig {
+    fn default() -> Self {
+        GenConfig {
+            seed: 0,
+            threads: 4,
+            iterations: 2000,
+            time_budget_per_scenario: Duration::from_secs(20),
+            targets: Vec::new(),
+            hints: Hints::default(),
+            first_call_rounds: 12,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ScenarioKind {
+    /// Writers on one shared object.
+    SharedMutation,
+    /// Readers (iteration, repr, len, copy, pickle, comparisons) against writers.
+    ReadWrite,
+    /// Every module function from every thread at once, first calls included (lazy init).
+    FunctionHammer,
+    /// Construction, cross-thread deallocation and GC while a shared object mutates.
+    Churn,
+    /// `a.op(b)` while `b` mutates.
+    TwoObject,
+    /// Aimed at a callable the static pass flagged.
+    Targeted,
+    /// From the package's hints.
+    HandWritten,
+}
+
+impl ScenarioKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ScenarioKind::SharedMutation => "shared-mutation",
+            ScenarioKind::ReadWrite => "read-write",
+            ScenarioKind::FunctionHammer => "function-hammer",
+            ScenarioKind::Churn => "churn",
+            ScenarioKind::TwoObject => "two-object",
+            ScenarioKind::Targeted => "targeted",
+            ScenarioKind::HandWritten => "hand-written",
+        }
+    }
+}
+
+/// A standalone Python script. Run it in its own process with the extension importable,
+/// `PYTHON_GIL=0` and `FTREVIEW_OUTCOME=<path>`; it writes a [`crate::ScenarioOutcome`] there.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Scenario {
+    /// Stable and filename-safe: `<kind>.<qualified name>`.
+    pub name: String,
+    pub kind: ScenarioKind,
+    pub script: String,
+    /// Python callables the script calls from several threads (qualnames).
+    pub callables: Vec<String>,
+}
+
+/// All scenarios for the model, in a stable order.
+pub fn generate(model: &ApiModel, cfg: &GenConfig) -> Vec<Scenario> {
+    let vars = Vars::new(model, &cfg.hints);
+    let mut specs = Vec::new();
+    for ty in vars.constructible() {
+        specs.extend(type_scenarios(&vars, ty));
+    }
+    for module in model.modules.iter().filter(|m| !m.functions.is_empty()) {
+        let calls: Vec<Op> = module
+            .functions
+            .iter()
+            .filter_map(|f| first_function_op(&vars, f))
+            .collect();
+        if !calls.is_empty() {
+            let mut spec = Spec::new(ScenarioKind::FunctionHammer, &module.name, &vars);
+            spec.first_calls = calls.clone();
+            spec.role("caller", calls);
+            specs.push(spec);
+        }
+    }
+    specs.extend(targeted_scenarios(model, &vars, &cfg.targets));
+    specs.extend(
+        cfg.hints
+            .scenarios
+            .iter()
+            .map(|hand| hand_scenario(&vars, hand)),
+    );
+    specs.into_iter().map(|spec| spec.render(cfg)).collect()
+}
+
+/// Shared mutation, read/write contention, churn and two-object scenarios for one type.
+fn type_scenarios<'a>(vars: &'a Vars<'a>, ty: &'a TypeApi) -> Vec<Spec<'a>> {
+    let writers = ops::writers(vars, ty, "S", None);
+    let readers = ops::readers(vars, ty, "S", Some("O"));
+    let mut specs = Vec::new();
+    if !writers.is_empty() {
+        let mut spec =
+            Spec::new(ScenarioKind::SharedMutation, &ty.qualname, vars).with_subjects(ty, &["S"]);
+        spec.role("writer", writers.clone());
+        specs.push(spec);
+    }
+    if !writers.is_empty() && !readers.is_empty() {
+        let mut spec =
+            Spec::new(ScenarioKind::ReadWrite, &ty.qualname, vars).with_subjects(ty, &["S", "O"]);
+        spec.role("writer", writers.clone());
+        spec.role("reader", readers);
+        specs.push(spec);
+    }
+    let mut churn = Spec::new(ScenarioKind::Churn, &ty.qualname, vars).with_subjects(ty, &["S"]);
+    churn.pool = Some(ty);
+    if !writers.is_empty() {
+        churn.role("writer", writers);
+    }
+    churn.role("churn", ops::churn(vars, ty, "S", POOL_SIZE));
+    specs.push(churn);
+    let pairs = ops::pair_ops(vars, ty, "S", "O");
+    let other_writers = ops::writers(vars, ty, "O", None);
+    if !pairs.is_empty() && !other_writers.is_empty() {
+        let mut spec =
+            Spec::new(ScenarioKind::TwoObject, &ty.qualname, vars).with_subjects(ty, &["S", "O"]);
+        spec.role("pair", pairs);
+        spec.role("writer", other_writers);
+        specs.push(spec);
+    }
+    specs
+}
+
+fn first_function_op(vars: &Vars, function: &Callable) -> Option<Op> {
+    function_ops(vars, function).into_iter().next()
+}
+
+fn function_ops(vars: &Vars, function: &Callable) -> Vec<Op> {
+    usable(&function.arg_sets)
+        .filter_map(|set| ops::call_function(vars, function, &set.args))
+        .collect()
+}
+
+fn usable(sets: &[ArgSet]) -> impl Iterator<Item = &ArgSet> {
+    sets.iter().filter(|s| s.accepted())
+}
+
+/// A scenario per flagged callable: every thread on that function, or half the threads on
+/// that method of a shared object while the other half mutates it.
+fn targeted_scenarios<'a>(
+    model: &'a ApiModel,
+    vars: &'a Vars<'a>,
+    targets: &[String],
+) -> Vec<Spec<'a>> {
+    let mut specs = Vec::new();
+    let mut seen = BTreeSet::new();
+    for target in targets {
+        for function in model
+            .modules
+            .iter()
+            .flat_map(|m| &m.functions)
+            .filter(|f| names(&f.qualname, target))
+        {
+            let calls = function_ops(vars, function);
+            if calls.is_empty() || !seen.insert(function.qualname.clone()) {
+                continue;
+            }
+            let mut spec = Spec::new(ScenarioKind::Targeted, &function.qualname, vars);
+            spec.first_calls = calls.clone();
+            spec.role("caller", calls);
+            specs.push(spec);
+        }
+        for ty in vars.constructible() {
+            for method in ty.methods.iter().filter(|m| names(&m.qualname, target)) {
+                if let Some(spec) = targeted_method(vars, ty, method) {
+                    if seen.insert(method.qualname.clone()) {
+                        specs.push(spec);
+                    }
+                }
+            }
+        }
+    }
+    specs
+}
+
+fn targeted_method<'a>(
+    vars: &'a Vars<'a>,
+    ty: &'a TypeApi,
+    method: &'a Method,
+) -> Option<Spec<'a>> {
+    let calls = ops::method_ops(vars, ty, method, "S", Some("O"));
+    if calls.is_empty() {
+        return None;
+    }
+    let mut spec =
+        Spec::new(ScenarioKind::Targeted, &method.qualname, vars).with_subjects(ty, &["S", "O"]);
+    let writers = ops::writers(vars, ty, "S", None);
+    spec.role("target", calls);
+    if !writers.is_empty() {
+        spec.role("writer", writers);
+    }
+    Some(spec)
+}
+
+/// `target` names `qualname` exactly or as a dotted suffix (`Type.method`, `func`).
+fn names(qualname: &str, target: &str) -> bool {
+    qualname == target
+        || qualname
+            .strip_suffix(target)
+            .is_some_and(|head| head.ends_with('.'))
+}
+
+fn hand_scenario<'a>(vars: &'a Vars<'a>, hand: &'a HandScenario) -> Spec<'a> {
+    let mut spec = Spec::new(ScenarioKind::HandWritten, &hand.name, vars);
+    spec.hand_setup = Some(&hand.setup);
+    spec.role(
+        "worker",
+        vec![Op::statement(
+            format!("hint {}", hand.name),
+            hand.worker.trim_end(),
+            None,
+        )],
+    );
+    spec
+}
+
+/// A scenario before rendering.
+struct Spec<'a> {
+    kind: ScenarioKind,
+    subject: String,
+    vars: &'a Vars<'a>,
+    /// Shared objects (`S`, `O`) of this type, checked for invariants at the end.
+    subjects: Vec<(&'static str, &'a TypeApi)>,
+    pool: Option<&'a TypeApi>,
+    roles: Vec<(&'static str, Vec<Op>)>,
+    first_calls: Vec<Op>,
+    hand_setup: Option<&'a str>,
+}
+
+impl<'a> Spec<'a> {
+    fn new(kind: ScenarioKind, subject: &str, vars: &'a Vars<'a>) -> Self {
+        Spec {
+            kind,
+            subject: subject.to_string(),
+            vars,
+            subjects: Vec::new(),
+            pool: None,
+            roles: Vec::new(),
+            first_calls: Vec::new(),
+            hand_setup: None,
+        }
+    }
+
+    fn with_subjects(mut self, ty: &'a TypeApi, names: &[&'static str]) -> Self {
+        self.subjects = names.iter().map(|name| (*name, ty)).collect();
+        self
+    }
+
+    fn role(&mut self, name: &'static str, ops: Vec<Op>) {
+        self.roles.push((name, ops));
+    }
+
+    fn name(&self) -> String {
+        let raw = format!("{}.{}", self.kind.as_str(), self.subject);
+        raw.chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect()
+    }
+
+    fn iterations(&self, cfg: &GenConfig) -> u64 {
+        match self.kind {
+            ScenarioKind::Targeted => cfg.iterations * TARGETED_ITERATION_FACTOR,
+            _ => cfg.iterations,
+        }
+    }
+
+    fn callables(&self) -> Vec<String> {
+        let all = self
+            .roles
+            .iter()
+            .flat_map(|(_, ops)| ops)
+            .chain(&self.first_calls);
+        let set: BTreeSet<String> = all.filter_map(|op| op.callable.clone()).collect();
+        set.into_iter().collect()
+    }
+
+    fn render(self, cfg: &GenConfig) -> Scenario {
+        let name = self.name();
+        let mut py = String::new();
+        self.render_header(&mut py, &name, cfg);
+        self.vars.render_makers(&mut py);
+        self.render_setup(&mut py);
+        self.render_ops(&mut py, cfg.threads);
+        py.push_str(HARNESS);
+        Scenario {
+            callables: self.callables(),
+            name,
+            kind: self.kind,
+            script: py,
+        }
+    }
+
+    fn render_header(&self, py: &mut String, name: &str, cfg: &GenConfig) {
+        let seed = splitmix64(cfg.seed ^ fnv1a(name.as_bytes()));
+        let _ = writeln!(py, "#!/usr/bin/env python3");
+        let _ = writeln!(
+            py,
+            "\"\"\"ftreview stress scenario {name} ({}).\n",
+            self.kind.as_str()
+        );
+        let _ = writeln!(
+            py,
+            "Generated by ftreview-stress; standalone. Rerun under the TSan interpreter with:"
+        );
+        let _ = writeln!(
+            py,
+            "    PYTHON_GIL=0 FTREVIEW_OUTCOME=outcome.json python {name}.py\n\"\"\""
+        );
+        let _ = writeln!(
+            py,
+            "import copy\nimport functools\nimport itertools\nimport operator\nimport pickle\n"
+        );
+        for package in self.vars.imports() {
+            let _ = writeln!(py, "import {package}");
+        }
+        let _ = writeln!(
+            py,
+            "\nSCENARIO = {{\"name\": {}, \"kind\": \"{}\", \"seed\": {seed}, \"threads\": {}, \"iterations\": {}, \"budget_secs\": {:.1}, \"first_call_rounds\": {}}}\n",
+            py_str(name),
+            self.kind.as_str(),
+            cfg.threads.max(1),
+            self.iterations(cfg),
+            cfg.time_budget_per_scenario.as_secs_f64(),
+            if self.first_calls.is_empty() { 0 } else { cfg.first_call_rounds },
+        );
+    }
+
+    fn render_setup(&self, py: &mut String) {
+        let mut globals: Vec<&str> = self.subjects.iter().map(|(name, _)| *name).collect();
+        if self.pool.is_some() {
+            globals.push("POOL");
+        }
+        let _ = writeln!(py, "\ndef setup():");
+        if !globals.is_empty() {
+            let _ = writeln!(py, "    global {}", globals.join(", "));
+        }
+        for (name, ty) in &self.subjects {
+            let _ = writeln!(
+                py,
+                "    {name} = {}",
+                self.vars.make(&ty.qualname).unwrap_or_default()
+            );
+        }
+        if let Some(ty) = self.pool {
+            let _ = writeln!(
+                py,
+                "    POOL = [{} for _ in range({POOL_SIZE})]",
+                self.vars.make(&ty.qualname).unwrap_or_default()
+            );
+        }
+        if let Some(code) = self.hand_setup {
+            let _ = writeln!(py, "    exec({}, globals())", py_str(code));
+        }
+        let _ = writeln!(py, "    return None");
+    }
+
+    fn render_ops(&self, py: &mut String, threads: usize) {
+        let mut index = 0;
+        let mut table = String::new();
+        let mut first = String::new();
+        for (role, ops) in &self.roles {
+            let _ = writeln!(table, "    {}: [", py_str(role));
+            for op in ops {
+                op.render_def(py, index);
+                let _ = writeln!(table, "        ({}, op_{index}),", py_str(&op.label));
+                index += 1;
+            }
+            let _ = writeln!(table, "    ],");
+        }
+        for op in &self.first_calls {
+            if op.render_binder(py, index).is_some() {
+                let _ = writeln!(first, "    ({}, bind_{index}),", py_str(&op.label));
+                index += 1;
+            }
+        }
+        let roles: Vec<String> = (0..threads.max(1))
+            .map(|t| py_str(self.roles[t % self.roles.len()].0))
+            .collect();
+        let invariants: Vec<String> = self.subjects.iter().map(|(name, _)| py_str(name)).collect();
+        let _ = writeln!(py, "\nROLES = {{\n{table}}}");
+        let _ = writeln!(py, "THREAD_ROLES = [{}]", roles.join(", "));
+        let _ = writeln!(py, "FIRST_CALLS = [\n{first}]");
+        let _ = writeln!(py, "INVARIANTS = [{}]", invariants.join(", "));
+    }
+}
+
+/// A Python string literal (JSON string syntax is valid Python).
+pub(crate) fn py_str(text: &str) -> String {
+    serde_json::to_string(text).unwrap_or_else(|_| "''".into())
+}
+
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, b| {
+        (hash ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+fn splitmix64(seed: u64) -> u64 {
+    let mut z = seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    (z ^ (z >> 31)) & ((1 << 53) - 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets_match_whole_dotted_suffixes_only() {
+        assert!(names("pkg.Vector.append", "Vector.append"));
+        assert!(names("pkg.Vector.append", "pkg.Vector.append"));
+        assert!(names("pkg.lookup", "lookup"));
+        assert!(!names("pkg.Vector.append", "append2"));
+        assert!(!names("pkg.Vector.append", "ector.append"));
+    }
+
+    #[test]
+    fn names_are_filename_safe() {
+        let model = ApiModel {
+            format: 1,
+            python: crate::model::PythonInfo {
+                version: "3.13".into(),
+                gil_enabled: false,
+            },
+            modules: vec![],
+            values: vec![],
+        };
+        let vars = Vars::new(&model, &Hints::default());
+        let spec = Spec::new(ScenarioKind::HandWritten, "a b/c<d>", &vars);
+        assert_eq!(spec.name(), "hand-written.a_b_c_d_");
+    }
+}

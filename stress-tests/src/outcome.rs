@@ -1,0 +1,94 @@
+//! What a scenario script reports about its own run.
+//!
+//! The script writes this JSON to the path in the environment variable [`OUTCOME_ENV`]: once
+//! with status `started` before the workers run, and again with `finished` at the end. A file
+//! still saying `started` means the process died in between (a crash or a kill).
+
+use serde::{Deserialize, Serialize};
+
+/// Environment variable naming the file a scenario writes its outcome to.
+pub const OUTCOME_ENV: &str = "FTREVIEW_OUTCOME";
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScenarioOutcome {
+    pub format: u32,
+    pub scenario: String,
+    pub kind: String,
+    pub status: OutcomeStatus,
+    pub seed: u64,
+    pub threads: u32,
+    /// Iterations per thread the script was generated with.
+    pub iterations: u64,
+    /// Iterations all threads completed.
+    pub iterations_done: u64,
+    pub elapsed_secs: f64,
+    pub budget_secs: f64,
+    /// A worker stopped because the time budget ran out.
+    pub budget_exhausted: bool,
+    /// Child processes that repeated the simultaneous first calls (lazy initialisation).
+    #[serde(default)]
+    pub first_call_processes: u64,
+    /// Python exceptions raised in workers (expected under contention, not failures).
+    pub worker_exceptions: u64,
+    pub exceptions: Vec<ExceptionRecord>,
+    /// Logical corruption TSan cannot see: findings of their own.
+    pub anomalies: Vec<Anomaly>,
+    /// The scenario could not run (its setup raised).
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OutcomeStatus {
+    Started,
+    Finished,
+}
+
+/// One kind of exception of one operation, counted over all workers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExceptionRecord {
+    pub op: String,
+    #[serde(rename = "type")]
+    pub exc_type: String,
+    pub message: String,
+    pub count: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Anomaly {
+    pub kind: AnomalyKind,
+    /// The operation (or `invariants of S`) that showed it.
+    pub op: String,
+    pub detail: String,
+    pub count: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AnomalyKind {
+    /// `SystemError`: a C function returned an error without an exception, or the reverse.
+    InternalError,
+    /// A quiescent object disagrees with itself (`len` vs iteration, iterated key not `in`).
+    Invariant,
+}
+
+impl std::fmt::Display for Anomaly {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kind = match self.kind {
+            AnomalyKind::InternalError => "internal error",
+            AnomalyKind::Invariant => "broken invariant",
+        };
+        write!(
+            f,
+            "{kind} in {}: {} (×{})",
+            self.op, self.detail, self.count
+        )
+    }
+}
+
+impl ScenarioOutcome {
+    /// The process died after the workers started (crash, kill, timeout).
+    pub fn died(&self) -> bool {
+        self.status == OutcomeStatus::Started
+    }
+}
