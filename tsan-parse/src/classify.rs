@@ -92,14 +92,19 @@ impl Classifier {
         let module_name = base_name(module);
         let file = frame.file.as_deref().unwrap_or_default();
         let function = frame.function.as_deref().unwrap_or_default();
-        if is_runtime(module_name, file, function) {
+        if module_name.starts_with("libtsan") || is_runtime_function(function, file) {
+            FrameOrigin::TsanRuntime
+        } else if is_interpreter_module(module_name) {
+            // Fast path: the interpreter binary holds no extension code.
+            FrameOrigin::Cpython
+        } else if is_runtime_source(file) {
             FrameOrigin::TsanRuntime
         } else if is_cpython_header(file) {
             // Inlined interpreter code (Py_INCREF, atomics) inside the extension's module.
             FrameOrigin::Cpython
         } else if self.is_named_extension(module, file) {
             FrameOrigin::Extension
-        } else if is_cpython(module, module_name, file) {
+        } else if is_cpython(module, file) {
             FrameOrigin::Cpython
         } else if is_libc(module_name) {
             FrameOrigin::Libc
@@ -135,31 +140,40 @@ fn base_name(path: &str) -> &str {
     path.rsplit('/').next().unwrap_or(path)
 }
 
-fn is_runtime(module_name: &str, file: &str, function: &str) -> bool {
-    module_name.starts_with("libtsan")
-        || [
-            "__tsan",
-            "__interceptor_",
-            "___interceptor_",
-            "__sanitizer",
-            "__ubsan",
-        ]
-        .iter()
-        .any(|prefix| function.starts_with(prefix))
-        || [
-            "/libsanitizer/",
-            "/sanitizer_common/",
-            "/tsan/",
-            "compiler-rt/",
-        ]
-        .iter()
-        .any(|dir| file.contains(dir))
+/// Runtime frames recognisable by name: the runtime's own functions, and interceptors, which
+/// clang's static runtime prints without a file.
+fn is_runtime_function(function: &str, file: &str) -> bool {
+    [
+        "__tsan",
+        "__interceptor_",
+        "___interceptor_",
+        "__sanitizer",
+        "__ubsan",
+    ]
+    .iter()
+    .any(|prefix| function.starts_with(prefix))
         || file.starts_with("tsan_")
         || (file.is_empty()
             && (function.starts_with("pthread_")
                 || INTERCEPTED
                     .iter()
                     .any(|name| is_function_named(function, name))))
+}
+
+/// gcc's libtsan sources.
+fn is_runtime_source(file: &str) -> bool {
+    [
+        "/libsanitizer/",
+        "/sanitizer_common/",
+        "/tsan/",
+        "compiler-rt/",
+    ]
+    .iter()
+    .any(|dir| file.contains(dir))
+}
+
+fn is_interpreter_module(module_name: &str) -> bool {
+    module_name.starts_with("python3") || module_name.starts_with("libpython3")
 }
 
 /// `malloc` or `operator new(unsigned long)` matches `malloc` / `operator new`.
@@ -173,10 +187,8 @@ fn is_cpython_header(file: &str) -> bool {
     file.contains("/include/python3") || file.contains("/Include/")
 }
 
-fn is_cpython(module: &str, module_name: &str, file: &str) -> bool {
-    module_name.starts_with("python3")
-        || module_name.starts_with("libpython3")
-        || module.contains("/lib-dynload/")
+fn is_cpython(module: &str, file: &str) -> bool {
+    module.contains("/lib-dynload/")
         || [
             "/Objects/",
             "/Python/",
@@ -238,7 +250,7 @@ mod tests {
         Frame {
             function: some(function),
             file: some(file),
-            module: some(module),
+            module: some(module).map(Into::into),
             ..Frame::default()
         }
     }

@@ -68,17 +68,20 @@ struct Cluster {
 }
 
 /// The parts of a report that decide its cluster.
-struct Key {
+struct Key<'a> {
     id: String,
-    sides: Vec<SideStack>,
+    sides: Vec<SideStack<'a>>,
     location_key: Option<String>,
+    /// Hash of the call path (see [`call_path_frames`]), to skip formatting known paths.
+    path_hash: u64,
 }
 
-/// One side of a report: a stack and, for access sides, the access kind.
-struct SideStack {
-    key: String,
+/// One side of a report: a stack, what it is, its key and, for accesses, the access kind.
+struct SideStack<'a> {
+    role: StackRole,
+    stack: &'a Stack,
     access: Option<AccessKind>,
-    path: Vec<String>,
+    key: String,
 }
 
 impl Clusterer {
@@ -100,11 +103,10 @@ impl Clusterer {
         &mut self.stats
     }
 
-    /// Classifies the frames of `report` (unless already classified) and adds it.
+    /// Adds `report`. Only the stacks its key depends on are classified here; the
+    /// representatives get the rest in [`Clusterer::finish`].
     pub fn add(&mut self, mut report: Report) {
-        if has_unclassified_frames(&report) {
-            self.classifier.classify_report(&mut report);
-        }
+        classify_key_stacks(&self.classifier, &mut report);
         self.stats.reports += 1;
         self.stats.partial_reports += u64::from(!report.complete);
         self.stats.crashes += u64::from(matches!(report.kind, ReportKind::DeadlySignal(_)));
@@ -118,6 +120,11 @@ impl Clusterer {
         if representative_order(&report) < representative_order(&cluster.representative) {
             cluster.representative = report;
         }
+    }
+
+    /// The representative report of every cluster (to replace with a fuller parse).
+    pub(crate) fn representatives_mut(&mut self) -> impl Iterator<Item = &mut Report> {
+        self.clusters.values_mut().map(|c| &mut c.representative)
     }
 
     /// Adds everything `other` collected.
@@ -136,10 +143,14 @@ impl Clusterer {
 
     /// The root causes, most frequent first (ties by id), noise apart.
     pub fn finish(self) -> Triage {
+        let classifier = &self.classifier;
         let (mut noise, mut root_causes): (Vec<_>, Vec<_>) = self
             .clusters
             .into_iter()
-            .map(|(id, cluster)| (cluster.noise, cluster.into_root_cause(id)))
+            .map(|(id, mut cluster)| {
+                classifier.classify_report(&mut cluster.representative);
+                (cluster.noise, cluster.into_root_cause(id))
+            })
             .partition(|(noise, _)| *noise);
         let order = |a: &(bool, RootCause), b: &(bool, RootCause)| {
             b.1.count.cmp(&a.1.count).then_with(|| a.1.id.cmp(&b.1.id))
@@ -166,11 +177,24 @@ fn merge_stats(ours: &mut TriageStats, theirs: TriageStats) {
     ours.unreadable.extend(theirs.unreadable);
 }
 
-fn has_unclassified_frames(report: &Report) -> bool {
-    report
-        .all_stacks()
-        .flat_map(|(_, s)| &s.frames)
-        .any(|f| f.origin == FrameOrigin::Unclassified)
+/// Classifies the side stacks and location stacks: everything the key reads.
+fn classify_key_stacks(classifier: &Classifier, report: &mut Report) {
+    let sides: Vec<&mut Stack> = match sides_of(report) {
+        Sides::Accesses => report.accesses.iter_mut().map(|a| &mut a.stack).collect(),
+        Sides::LockEdges => report.lock_edges.iter_mut().map(|e| &mut e.stack).collect(),
+        Sides::ThreadCreation => report
+            .threads
+            .iter_mut()
+            .filter_map(|t| t.stack.as_mut())
+            .collect(),
+        Sides::Bare => report.stacks.iter_mut().collect(),
+    };
+    let locations = report.locations.iter_mut().filter_map(Location::stack_mut);
+    for stack in sides.into_iter().chain(locations) {
+        for frame in &mut stack.frames {
+            frame.origin = classifier.classify(frame);
+        }
+    }
 }
 
 /// Complete reports first, then by where they were read.
@@ -204,14 +228,13 @@ impl Cluster {
         for (kinds, side) in self.side_access_kinds.iter_mut().zip(&key.sides) {
             kinds.extend(side.access);
         }
-        let path = CallPath {
-            sides: key.sides.iter().map(|s| s.path.clone()).collect(),
-        };
-        if self.path_hashes.len() < MAX_COUNTED_PATHS {
-            self.path_hashes.insert(hash_of(&path));
+        let counting = self.path_hashes.len() < MAX_COUNTED_PATHS;
+        let new_path = counting && self.path_hashes.insert(key.path_hash);
+        if new_path || !counting {
+            self.call_paths
+                .insert(call_path(key, options.call_path_depth));
+            truncate_set(&mut self.call_paths, options.max_call_paths);
         }
-        self.call_paths.insert(path);
-        truncate_set(&mut self.call_paths, options.max_call_paths);
         match &report.origin {
             Some(origin) => *self.origins.entry(origin.clone()).or_default() += 1,
             None => self.unattributed += 1,
@@ -256,7 +279,7 @@ impl Cluster {
         let sides = side_stacks(&representative)
             .into_iter()
             .zip(self.side_access_kinds)
-            .map(|((role, stack, _), kinds)| Side {
+            .map(|(SideStack { role, stack, .. }, kinds)| Side {
                 role,
                 access_kinds: kinds.into_iter().collect(),
                 frame: nearest_extension_frame(stack).cloned(),
@@ -292,54 +315,64 @@ fn truncate_set<T: Ord>(set: &mut BTreeSet<T>, max: usize) {
     }
 }
 
-fn hash_of(value: &impl Hash) -> u64 {
-    let mut hasher = DefaultHasher::new();
-    value.hash(&mut hasher);
-    hasher.finish()
+/// Which stacks are the "sides" of a report.
+enum Sides {
+    Accesses,
+    LockEdges,
+    ThreadCreation,
+    Bare,
 }
 
-/// The stacks that are the "sides" of a report of its kind, sorted by their key so that
-/// which side TSan printed first does not matter.
-fn side_stacks(report: &Report) -> Vec<(StackRole, &Stack, Option<AccessKind>)> {
-    let mut sides: Vec<(StackRole, &Stack, Option<AccessKind>)> = if !report.accesses.is_empty() {
-        report
+fn sides_of(report: &Report) -> Sides {
+    if !report.accesses.is_empty() {
+        Sides::Accesses
+    } else if !report.lock_edges.is_empty() {
+        Sides::LockEdges
+    } else if report.kind == ReportKind::ThreadLeak {
+        Sides::ThreadCreation
+    } else {
+        Sides::Bare
+    }
+}
+
+/// The side stacks of a report, sorted by their key so that which side TSan printed first
+/// does not matter.
+fn side_stacks(report: &Report) -> Vec<SideStack<'_>> {
+    let side = |role, stack, access| SideStack {
+        role,
+        stack,
+        access,
+        key: side_key(stack),
+    };
+    let mut sides: Vec<SideStack> = match sides_of(report) {
+        Sides::Accesses => report
             .accesses
             .iter()
-            .map(|a| (StackRole::Access, &a.stack, Some(a.kind)))
-            .collect()
-    } else if !report.lock_edges.is_empty() {
-        report
+            .map(|a| side(StackRole::Access, &a.stack, Some(a.kind)))
+            .collect(),
+        Sides::LockEdges => report
             .lock_edges
             .iter()
-            .map(|e| (StackRole::LockAcquired, &e.stack, None))
-            .collect()
-    } else if report.kind == ReportKind::ThreadLeak {
-        report
+            .map(|e| side(StackRole::LockAcquired, &e.stack, None))
+            .collect(),
+        Sides::ThreadCreation => report
             .threads
             .iter()
             .filter_map(|t| t.stack.as_ref())
-            .map(|s| (StackRole::ThreadCreation, s, None))
-            .collect()
-    } else {
-        report
+            .map(|s| side(StackRole::ThreadCreation, s, None))
+            .collect(),
+        Sides::Bare => report
             .stacks
             .iter()
-            .map(|s| (StackRole::Bare, s, None))
-            .collect()
+            .map(|s| side(StackRole::Bare, s, None))
+            .collect(),
     };
-    sides.sort_by_cached_key(|(_, stack, _)| side_key(stack));
+    sides.sort_by(|a, b| a.key.cmp(&b.key));
     sides
 }
 
-fn cluster_key(report: &Report, depth: usize) -> Key {
-    let sides: Vec<SideStack> = side_stacks(report)
-        .into_iter()
-        .map(|(_, stack, access)| SideStack {
-            key: side_key(stack),
-            access,
-            path: call_path(stack, depth),
-        })
-        .collect();
+fn cluster_key(report: &Report, depth: usize) -> Key<'_> {
+    let sides = side_stacks(report);
     let location_key = location_key(report);
     let mut hasher = Sha256::new();
     hasher.update(report.kind.header_text().as_bytes());
@@ -350,10 +383,18 @@ fn cluster_key(report: &Report, depth: usize) -> Key {
     hasher.update(b"\n@");
     hasher.update(location_key.as_deref().unwrap_or_default().as_bytes());
     let digest = hasher.finalize();
+    let mut path_hasher = DefaultHasher::new();
+    for side in &sides {
+        for frame in call_path_frames(side.stack, depth) {
+            (&frame.function, &frame.file, frame.line, frame.offset).hash(&mut path_hasher);
+        }
+        path_hasher.write_u8(0xff);
+    }
     Key {
         id: format!("tsan-{}", hex::encode(&digest[..8])),
         sides,
         location_key,
+        path_hash: path_hasher.finish(),
     }
 }
 
@@ -414,12 +455,12 @@ fn called_frame(stack: &Stack) -> Option<&Frame> {
 
 /// Up to `depth` frames: the extension's frames when the stack has any, else the frames
 /// outside the runtime.
-fn call_path(stack: &Stack, depth: usize) -> Vec<String> {
+fn call_path_frames(stack: &Stack, depth: usize) -> impl Iterator<Item = &Frame> {
     let has_extension = nearest_extension_frame(stack).is_some();
     stack
         .frames
         .iter()
-        .filter(|f| {
+        .filter(move |f| {
             if has_extension {
                 f.origin == FrameOrigin::Extension
             } else {
@@ -427,8 +468,20 @@ fn call_path(stack: &Stack, depth: usize) -> Vec<String> {
             }
         })
         .take(depth)
-        .map(Frame::describe)
-        .collect()
+}
+
+fn call_path(key: &Key, depth: usize) -> CallPath {
+    CallPath {
+        sides: key
+            .sides
+            .iter()
+            .map(|side| {
+                call_path_frames(side.stack, depth)
+                    .map(Frame::describe)
+                    .collect()
+            })
+            .collect(),
+    }
 }
 
 /// The location part of the key: the first named global, heap allocation site, stack, TLS
@@ -489,9 +542,10 @@ fn thread_name(thread: u32) -> String {
 
 /// Every frame of the report's sides outside the runtime and libc is the interpreter's.
 fn is_interpreter_noise(report: &Report) -> bool {
-    let mut frames = side_stacks(report)
-        .into_iter()
-        .flat_map(|(_, stack, _)| &stack.frames)
+    let sides = side_stacks(report);
+    let mut frames = sides
+        .iter()
+        .flat_map(|side| &side.stack.frames)
         .filter(|f| !matches!(f.origin, FrameOrigin::TsanRuntime | FrameOrigin::Libc))
         .peekable();
     frames.peek().is_some() && frames.all(|f| f.origin == FrameOrigin::Cpython)

@@ -2,7 +2,7 @@
 //! task), gzip-compressed logs read transparently.
 
 use std::fs::File;
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
@@ -66,6 +66,12 @@ pub fn parse_paths(files: &[PathBuf], each: impl Fn(Report) + Sync + Send) -> Ve
 
 /// Parses one file, calling `each` with every report.
 pub fn parse_file(file: &Path, each: &mut dyn FnMut(Report)) -> FileSummary {
+    read_file(file, false, each)
+}
+
+/// [`parse_file`], optionally with only the parts clustering reads (see
+/// [`crate::ReportReader::key_parts_only`]).
+fn read_file(file: &Path, key_parts_only: bool, each: &mut dyn FnMut(Report)) -> FileSummary {
     let mut summary = FileSummary {
         file: file.to_path_buf(),
         ..FileSummary::default()
@@ -78,6 +84,9 @@ pub fn parse_file(file: &Path, each: &mut dyn FnMut(Report)) -> FileSummary {
         }
     };
     let mut reader = parse_reader(input, file);
+    if key_parts_only {
+        reader = reader.key_parts_only();
+    }
     for report in &mut reader {
         match report {
             Ok(report) => {
@@ -116,6 +125,8 @@ pub type OriginFn<'a> = dyn Fn(&ReportSource) -> Option<String> + Sync + 'a;
 
 /// The whole pipeline over log files and directories: parse in parallel, symbolize, set
 /// origins, classify and cluster. Memory stays bounded by the number of root causes.
+/// Reports are parsed as far as clustering needs; each root cause's representative is then
+/// read again, in full, from its source.
 pub fn triage_paths(
     inputs: &[PathBuf],
     options: &TriageOptions,
@@ -123,14 +134,17 @@ pub fn triage_paths(
 ) -> anyhow::Result<Triage> {
     let files = expand_inputs(inputs)?;
     let new_clusterer = || Clusterer::new(options.classifier.clone(), options.cluster);
-    let clusterer = files
+    let prepare = |report: &mut Report| {
+        if let Some(symbolizer) = &options.symbolizer {
+            symbolizer.symbolize_report(report);
+        }
+        report.origin = origin_of(&report.source);
+    };
+    let mut clusterer = files
         .par_iter()
         .fold(new_clusterer, |mut clusterer, file| {
-            let summary = parse_file(file, &mut |mut report| {
-                if let Some(symbolizer) = &options.symbolizer {
-                    symbolizer.symbolize_report(&mut report);
-                }
-                report.origin = origin_of(&report.source);
+            let summary = read_file(file, true, &mut |mut report| {
+                prepare(&mut report);
                 clusterer.add(report);
             });
             record_file(&mut clusterer, summary);
@@ -140,7 +154,35 @@ pub fn triage_paths(
             a.merge(b);
             a
         });
+    for representative in clusterer.representatives_mut() {
+        if let Some(mut full) = read_report_at(&representative.source) {
+            prepare(&mut full);
+            *representative = full;
+        }
+    }
     Ok(clusterer.finish())
+}
+
+/// The report that starts at `source`, parsed in full; `None` if the file changed.
+fn read_report_at(source: &ReportSource) -> Option<Report> {
+    let input: Box<dyn BufRead + Send> = if source.file.extension().is_some_and(|e| e == "gz") {
+        let mut input = open_log(&source.file).ok()?;
+        std::io::copy(
+            &mut (&mut input).take(source.byte_offset),
+            &mut std::io::sink(),
+        )
+        .ok()?;
+        input
+    } else {
+        let mut file = File::open(&source.file).ok()?;
+        file.seek(SeekFrom::Start(source.byte_offset)).ok()?;
+        Box::new(BufReader::new(file))
+    };
+    let report = parse_reader(input, &source.file)
+        .starting_at(source.byte_offset, source.line)
+        .next()?
+        .ok()?;
+    (report.source == *source).then_some(report)
 }
 
 fn record_file(clusterer: &mut Clusterer, summary: FileSummary) {

@@ -1,14 +1,19 @@
 //! Parsers for the single lines of a report. Byte-level and allocation-free until a field is
 //! kept: this is the hot path over gigabytes of logs.
 
-use memchr::{memchr, memmem, memrchr};
+use std::sync::Arc;
+
+use memchr::{memchr, memchr_iter, memmem, memrchr, memrchr_iter};
 
 use crate::model::{
     Access, AccessKind, CycleMutex, Frame, HeldMutex, Location, Stack, Thread, MAIN_THREAD,
 };
 
 pub(crate) fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
+    match std::str::from_utf8(bytes) {
+        Ok(valid) => valid.to_owned(),
+        Err(_) => String::from_utf8_lossy(bytes).into_owned(),
+    }
 }
 
 pub(crate) fn trim_start(mut bytes: &[u8]) -> &[u8] {
@@ -25,12 +30,17 @@ pub(crate) fn trim_end(mut bytes: &[u8]) -> &[u8] {
     bytes
 }
 
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    memmem::find(haystack, needle)
+/// First `needle` in a short `haystack` (a line): candidates by its first byte, which is
+/// cheaper than building a `memmem` searcher per call.
+pub(crate) fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    let (first, _) = needle.split_first()?;
+    memchr_iter(*first, haystack).find(|&at| haystack[at..].starts_with(needle))
 }
 
-fn rfind(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    memmem::rfind(haystack, needle)
+/// Last `needle` in a short `haystack`.
+pub(crate) fn rfind(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    let (first, _) = needle.split_first()?;
+    memrchr_iter(*first, haystack).find(|&at| haystack[at..].starts_with(needle))
 }
 
 /// Leading decimal digits of `bytes` and what follows them.
@@ -142,8 +152,27 @@ pub(crate) fn strip_ansi(line: &[u8], out: &mut Vec<u8>) {
     out.extend_from_slice(rest);
 }
 
+/// The last module name and build id seen: consecutive frames mostly share them, so they
+/// share one allocation.
+#[derive(Default)]
+pub(crate) struct SharedNames {
+    module: Option<Arc<str>>,
+    build_id: Option<Arc<str>>,
+}
+
+fn shared(slot: &mut Option<Arc<str>>, bytes: &[u8]) -> Arc<str> {
+    match slot {
+        Some(last) if last.as_bytes() == bytes => Arc::clone(last),
+        _ => {
+            let fresh: Arc<str> = Arc::from(text(bytes));
+            *slot = Some(Arc::clone(&fresh));
+            fresh
+        }
+    }
+}
+
 /// `#N function file:line[:col] (module[:arch]+0xOFF) (BuildId: …)`, starting at `#`.
-pub(crate) fn parse_frame(line: &[u8]) -> Option<Frame> {
+pub(crate) fn parse_frame(line: &[u8], names: &mut SharedNames) -> Option<Frame> {
     let body = line.strip_prefix(b"#")?;
     let space = memchr(b' ', body)?;
     let index = parse_u32(&body[..space])?;
@@ -153,14 +182,19 @@ pub(crate) fn parse_frame(line: &[u8]) -> Option<Frame> {
         ..Frame::default()
     };
     if rest.ends_with(b")") {
-        if let Some(at) = rfind(rest, b" (BuildId: ") {
-            frame.build_id = Some(text(&rest[at + 11..rest.len() - 1]));
-            rest = trim_end(&rest[..at]);
+        if let Some(open) = memrchr(b'(', rest) {
+            if open > 0 && rest[open..].starts_with(b"(BuildId: ") {
+                frame.build_id = Some(shared(
+                    &mut names.build_id,
+                    &rest[open + 10..rest.len() - 1],
+                ));
+                rest = trim_end(&rest[..open]);
+            }
         }
     }
     if rest.ends_with(b")") {
         if let Some(open) = memrchr(b'(', rest) {
-            if parse_module_part(&rest[open + 1..rest.len() - 1], &mut frame) {
+            if parse_module_part(&rest[open + 1..rest.len() - 1], &mut frame, names) {
                 rest = trim_end(&rest[..open]);
             }
         }
@@ -178,14 +212,14 @@ fn non_null(bytes: &[u8]) -> Option<&[u8]> {
 }
 
 /// `module[:arch]+0xOFF` or a bare `0xPC`.
-fn parse_module_part(inner: &[u8], frame: &mut Frame) -> bool {
+fn parse_module_part(inner: &[u8], frame: &mut Frame, names: &mut SharedNames) -> bool {
     if let Some(plus) = memrchr(b'+', inner) {
         if let Some(offset) =
             parse_hex(&inner[plus + 1..]).filter(|_| inner[plus + 1..].starts_with(b"0x"))
         {
             let module = &inner[..plus];
             let (module, arch) = split_arch(module);
-            frame.module = Some(text(module));
+            frame.module = Some(shared(&mut names.module, module));
             frame.arch = arch.map(text);
             frame.offset = Some(offset);
             return true;
@@ -407,13 +441,13 @@ fn parse_global(rest: &[u8]) -> Option<Location> {
     let mut module_frame = Frame::default();
     let tail = trim_end(trim_start(tail));
     if let Some(inner) = tail.strip_prefix(b"(").and_then(|t| t.strip_suffix(b")")) {
-        parse_module_part(inner, &mut module_frame);
+        parse_module_part(inner, &mut module_frame, &mut SharedNames::default());
     }
     Some(Location::Global {
         name,
         size,
         address,
-        module: module_frame.module,
+        module: module_frame.module.map(|m| m.to_string()),
         offset: module_frame.offset,
     })
 }
@@ -523,6 +557,7 @@ mod tests {
     fn frame_in_clang_form_with_build_id() {
         let frame = parse_frame(
             b"#0 lookup /tmp/x/hashtable.h:716:20 (_md.cpython-313t-x86_64-linux-gnu.so+0x1197) (BuildId: 0a1b)",
+            &mut SharedNames::default(),
         )
         .unwrap();
         assert_eq!(frame.function.as_deref(), Some("lookup"));
@@ -538,11 +573,16 @@ mod tests {
 
     #[test]
     fn frame_with_nulls_arch_and_cpp_name() {
-        let frame = parse_frame(b"#3 <null> <null> (libfoo.so:x86_64+0x2a)").unwrap();
+        let frame = parse_frame(
+            b"#3 <null> <null> (libfoo.so:x86_64+0x2a)",
+            &mut SharedNames::default(),
+        )
+        .unwrap();
         assert_eq!((frame.index, frame.function, frame.file), (3, None, None));
         assert_eq!(frame.arch.as_deref(), Some("x86_64"));
         let frame = parse_frame(
             b"#1 std::vector<int, std::allocator<int> >::push_back(int const&) /usr/include/c++/12/bits/stl_vector.h:1287 (a.out+0x12)",
+            &mut SharedNames::default(),
         )
         .unwrap();
         assert_eq!(
@@ -554,7 +594,11 @@ mod tests {
 
     #[test]
     fn frame_with_a_path_containing_spaces_and_a_bare_pc() {
-        let frame = parse_frame(b"#2 worker /home/me/My Code/w.c:9 (0x7f001234)").unwrap();
+        let frame = parse_frame(
+            b"#2 worker /home/me/My Code/w.c:9 (0x7f001234)",
+            &mut SharedNames::default(),
+        )
+        .unwrap();
         assert_eq!(frame.function.as_deref(), Some("worker"));
         assert_eq!(frame.file.as_deref(), Some("/home/me/My Code/w.c"));
         assert_eq!(frame.pc, Some(0x7f001234));

@@ -5,6 +5,7 @@
 
 use std::fmt;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -308,14 +309,15 @@ pub struct Frame {
     /// clang's runtime prints a column; gcc's does not.
     pub column: Option<u32>,
     /// Module as printed: a base name by default, a full path with `%m` in the format.
-    pub module: Option<String>,
+    /// Shared between the frames of a stack that name the same module.
+    pub module: Option<Arc<str>>,
     /// `:x86_64`-style suffix of the module, when printed.
     pub arch: Option<String>,
     /// Offset into the module (`+0x…`).
     pub offset: Option<u64>,
     /// `(0x…)` when TSan knew no module for the pc.
     pub pc: Option<u64>,
-    pub build_id: Option<String>,
+    pub build_id: Option<Arc<str>>,
     /// Who the code belongs to; [`FrameOrigin::Unclassified`] until a [`crate::Classifier`] ran.
     #[serde(default)]
     pub origin: FrameOrigin,

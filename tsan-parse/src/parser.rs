@@ -8,9 +8,9 @@ use std::path::{Path, PathBuf};
 use memchr::{memchr, memmem};
 
 use crate::lines::{
-    access_prefix, leading_u64, parse_access, parse_cycle, parse_frame, parse_hex, parse_location,
-    parse_mutex_line, parse_thread_line, strip_ansi, strip_timestamp, text, trim_end, trim_start,
-    MutexLine,
+    access_prefix, find, leading_u64, parse_access, parse_cycle, parse_frame, parse_hex,
+    parse_location, parse_mutex_line, parse_thread_line, strip_ansi, strip_timestamp, text,
+    trim_end, trim_start, MutexLine, SharedNames,
 };
 use crate::model::{Crash, LockEdge, Mutex, Report, ReportKind, ReportSource, Stack};
 
@@ -62,87 +62,87 @@ struct Open {
     deadly: bool,
     /// Its last line was cut (the input ended inside it): never complete.
     cut: bool,
+    /// Leave the frames of context stacks unparsed (see [`ReportReader::key_parts_only`]).
+    skip_context_frames: bool,
 }
 
 /// Iterator over the reports of one log. Read errors end the iteration after being yielded
 /// once; the report being read at that moment is yielded first, as partial.
 pub struct ReportReader<R> {
     input: R,
+    /// A line that straddles the input's buffer, gathered here (capped at [`MAX_LINE`]),
+    /// and its length in the input.
+    pending: Vec<u8>,
+    pending_length: u64,
+    finished: bool,
+    error: Option<io::Error>,
+    state: LineState,
+}
+
+/// Everything but the input, so a line can be handled while it still sits in the input's
+/// buffer (no copy for the lines that fit in it, which are nearly all).
+struct LineState {
     file: PathBuf,
-    line: Vec<u8>,
     clean: Vec<u8>,
     /// Offset and 1-based number of the next line.
     offset: u64,
     line_number: u64,
     open: Option<Open>,
     warnings_reported: u64,
-    finished: bool,
-    error: Option<io::Error>,
     sanitizer: memmem::Finder<'static>,
+    names: SharedNames,
+    key_parts_only: bool,
 }
 
 impl<R: BufRead> ReportReader<R> {
     fn new(input: R, file: PathBuf) -> Self {
         ReportReader {
             input,
-            file,
-            line: Vec::with_capacity(256),
-            clean: Vec::new(),
-            offset: 0,
-            line_number: 0,
-            open: None,
-            warnings_reported: 0,
+            pending: Vec::new(),
+            pending_length: 0,
             finished: false,
             error: None,
-            sanitizer: memmem::Finder::new(b"ThreadSanitizer"),
+            state: LineState {
+                file,
+                clean: Vec::new(),
+                offset: 0,
+                line_number: 0,
+                open: None,
+                warnings_reported: 0,
+                sanitizer: memmem::Finder::new(b"ThreadSanitizer"),
+                names: SharedNames::default(),
+                key_parts_only: false,
+            },
         }
+    }
+
+    /// Starts at `byte_offset` (line `line`) of the file: the caller positioned `input` there.
+    pub(crate) fn starting_at(mut self, byte_offset: u64, line: u64) -> Self {
+        self.state.offset = byte_offset;
+        self.state.line_number = line.saturating_sub(1);
+        self
+    }
+
+    /// Parses only what clustering reads: the frames of thread-creation, mutex-creation,
+    /// sleep and previously-acquired stacks are skipped (their headers are kept). The
+    /// triage pipeline re-reads each representative in full from its source.
+    pub(crate) fn key_parts_only(mut self) -> Self {
+        self.state.key_parts_only = true;
+        self
     }
 
     /// Sum of the `ThreadSanitizer: reported N warnings` trailers read so far.
     pub fn warnings_reported(&self) -> u64 {
-        self.warnings_reported
+        self.state.warnings_reported
     }
 
     /// Bytes consumed so far.
     pub fn bytes_read(&self) -> u64 {
-        self.offset
+        self.state.offset
     }
 
     pub fn file(&self) -> &Path {
-        &self.file
-    }
-
-    /// Reads one line into `self.line` (without its newline, capped at [`MAX_LINE`]).
-    /// Returns the line's byte length in the input, 0 at the end.
-    fn read_line(&mut self) -> io::Result<usize> {
-        self.line.clear();
-        let mut consumed = 0;
-        loop {
-            let available = match self.input.fill_buf() {
-                Ok(buf) => buf,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
-            };
-            if available.is_empty() {
-                return Ok(consumed);
-            }
-            let (chunk, done) = match memchr(b'\n', available) {
-                Some(newline) => (&available[..newline + 1], true),
-                None => (available, false),
-            };
-            let room = MAX_LINE.saturating_sub(self.line.len());
-            self.line.extend_from_slice(&chunk[..chunk.len().min(room)]);
-            let used = chunk.len();
-            self.input.consume(used);
-            consumed += used;
-            if done {
-                if !self.line.ends_with(b"\n") {
-                    // Cut at MAX_LINE: still a whole line of the input.
-                    self.line.push(b'\n');
-                }
-                return Ok(consumed);
-            }
-        }
+        &self.state.file
     }
 
     fn next_report(&mut self) -> Option<io::Result<Report>> {
@@ -150,35 +150,86 @@ impl<R: BufRead> ReportReader<R> {
             return Some(Err(error));
         }
         while !self.finished {
-            let line_offset = self.offset;
-            let length = match self.read_line() {
-                Ok(length) => length,
+            match self.next_line() {
+                Ok(Some(report)) => return Some(Ok(report)),
+                Ok(None) => {}
                 Err(error) => {
                     self.finished = true;
                     self.error = Some(error);
-                    break;
                 }
-            };
-            if length == 0 {
-                self.finished = true;
-                break;
-            }
-            self.offset += length as u64;
-            self.line_number += 1;
-            if let Some(report) = self.handle_line(line_offset) {
-                return Some(Ok(report));
             }
         }
-        if let Some(open) = self.open.take() {
+        if let Some(open) = self.state.open.take() {
             return Some(Ok(finish(open, false)));
         }
         self.error.take().map(Err)
     }
 
-    /// Handles the line in `self.line`; returns a report it completed.
-    fn handle_line(&mut self, line_offset: u64) -> Option<Report> {
-        let cut = !self.line.ends_with(b"\n");
-        let mut line: &[u8] = trim_end(&self.line);
+    /// Reads and handles one line; returns a report it completed.
+    fn next_line(&mut self) -> io::Result<Option<Report>> {
+        let available = match self.input.fill_buf() {
+            Ok(buf) => buf,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        if available.is_empty() {
+            self.finished = true;
+            if self.pending.is_empty() {
+                return Ok(None);
+            }
+            return Ok(self.handle_pending());
+        }
+        match memchr(b'\n', available) {
+            Some(newline) if self.pending.is_empty() => {
+                let line = &available[..=newline];
+                let report = self.state.handle_line(line, line.len() as u64);
+                self.input.consume(newline + 1);
+                Ok(report)
+            }
+            Some(newline) => {
+                self.gather(newline + 1);
+                if !self.pending.ends_with(b"\n") {
+                    // Cut at MAX_LINE: still a whole line of the input.
+                    self.pending.push(b'\n');
+                }
+                Ok(self.handle_pending())
+            }
+            None => {
+                let length = available.len();
+                self.gather(length);
+                Ok(None)
+            }
+        }
+    }
+
+    /// Moves `length` bytes of the input's buffer to `pending`, keeping at most [`MAX_LINE`].
+    fn gather(&mut self, length: usize) {
+        if let Ok(available) = self.input.fill_buf() {
+            let room = MAX_LINE.saturating_sub(self.pending.len());
+            self.pending
+                .extend_from_slice(&available[..length.min(room)]);
+        }
+        self.input.consume(length);
+        self.pending_length += length as u64;
+    }
+
+    fn handle_pending(&mut self) -> Option<Report> {
+        let report = self.state.handle_line(&self.pending, self.pending_length);
+        self.pending.clear();
+        self.pending_length = 0;
+        report
+    }
+}
+
+impl LineState {
+    /// Handles one line (with its newline, unless the input ended inside it) that took
+    /// `input_length` bytes of the input; returns a report it completed.
+    fn handle_line(&mut self, raw: &[u8], input_length: u64) -> Option<Report> {
+        let line_offset = self.offset;
+        self.offset += input_length;
+        self.line_number += 1;
+        let cut = !raw.ends_with(b"\n");
+        let mut line: &[u8] = trim_end(raw);
         if memchr(0x1b, line).is_some() {
             strip_ansi(line, &mut self.clean);
             line = &self.clean;
@@ -192,7 +243,7 @@ impl<R: BufRead> ReportReader<R> {
         let mut interrupted = None;
         if let Some(open) = &mut self.open {
             let line = strip_prefix_of(line, &open.prefix);
-            match open.handle(line) {
+            match open.handle(line, &mut self.names) {
                 Step::Continue => {
                     open.cut = cut;
                     return None;
@@ -205,17 +256,21 @@ impl<R: BufRead> ReportReader<R> {
         if self.sanitizer.find(line).is_none() {
             return interrupted;
         }
-        if let Some(start) = memmem::find(line, WARNING) {
+        if let Some(start) = find(line, WARNING) {
             let header = &line[start + WARNING.len()..];
-            self.open = Some(Open::warning(header, &line[..start], source()));
+            let mut open = Open::warning(header, &line[..start], source());
+            open.skip_context_frames = self.key_parts_only;
+            self.open = Some(open);
             return interrupted;
         }
-        if let Some(start) = memmem::find(line, ERROR) {
+        if let Some(start) = find(line, ERROR) {
             let pid = error_line_pid(&line[..start]);
-            self.open = Some(Open::error(&line[start + ERROR.len()..], pid, source()));
+            let mut open = Open::error(&line[start + ERROR.len()..], pid, source());
+            open.skip_context_frames = self.key_parts_only;
+            self.open = Some(open);
             return interrupted;
         }
-        if let Some(start) = memmem::find(line, REPORTED) {
+        if let Some(start) = find(line, REPORTED) {
             if let Some((count, _)) = leading_u64(&line[start + REPORTED.len()..]) {
                 self.warnings_reported += count;
             }
@@ -283,16 +338,17 @@ impl Open {
             prefix: prefix.to_vec(),
             deadly: false,
             cut: false,
+            skip_context_frames: false,
         }
     }
 
     /// `SEGV on unknown address 0x0 (pc … T…)` after `==PID==ERROR: ThreadSanitizer: `.
     fn error(description: &[u8], pid: Option<u32>, source: ReportSource) -> Open {
-        let signal_end = memmem::find(description, b" on unknown address");
+        let signal_end = find(description, b" on unknown address");
         let kind = match signal_end {
             Some(end) => ReportKind::DeadlySignal(text(&description[..end])),
             None => {
-                let end = memmem::find(description, b" (").unwrap_or(description.len());
+                let end = find(description, b" (").unwrap_or(description.len());
                 ReportKind::Other(text(&description[..end]))
             }
         };
@@ -320,19 +376,26 @@ impl Open {
             prefix: Vec::new(),
             deadly: true,
             cut: false,
+            skip_context_frames: false,
         }
     }
 
-    fn handle(&mut self, line: &[u8]) -> Step {
+    fn handle(&mut self, line: &[u8], names: &mut SharedNames) -> Step {
         if let Some(raw) = &mut self.report.raw {
             raw.push_str(&String::from_utf8_lossy(line));
             raw.push('\n');
         }
         let body = trim_start(line);
         match body.first() {
+            Some(b'#') if self.skip_context_frames && self.in_context_stack() => Step::Continue,
             Some(b'#') => {
-                if let Some(frame) = parse_frame(body) {
-                    self.current_stack().frames.push(frame);
+                if let Some(frame) = parse_frame(body, names) {
+                    let frames = &mut self.current_stack().frames;
+                    if frames.capacity() == 0 {
+                        // Interpreter stacks run 10-30 frames deep: skip the small regrowths.
+                        frames.reserve(16);
+                    }
+                    frames.push(frame);
                 }
                 Step::Continue
             }
@@ -362,7 +425,7 @@ impl Open {
     fn starts_other_output(&self, body: &[u8]) -> bool {
         [WARNING, ERROR, REPORTED]
             .iter()
-            .any(|marker| memmem::find(body, marker).is_some())
+            .any(|marker| find(body, marker).is_some())
     }
 
     /// `==================`, `==PID==ERROR/ABORTING/The signal…/Hint…`.
@@ -492,6 +555,15 @@ impl Open {
                 }
             }
             None => {}
+        }
+    }
+
+    /// In a stack the cluster key does not read (thread creation is a side of thread leaks).
+    fn in_context_stack(&self) -> bool {
+        match self.section {
+            Section::Mutex | Section::Sleep | Section::LockEdgePrevious => true,
+            Section::Thread => self.report.kind != ReportKind::ThreadLeak,
+            _ => false,
         }
     }
 

@@ -3,7 +3,15 @@
 use std::path::Path;
 
 use proptest::prelude::*;
-use tsan_parse::{parse_str, Classifier, ClusterOptions};
+use std::io::BufReader;
+
+use tsan_parse::{parse_reader, parse_str, Classifier, ClusterOptions, Report, MAX_LINE};
+
+fn parse_with_buffer(log: &str, capacity: usize) -> Vec<Report> {
+    parse_reader(BufReader::with_capacity(capacity, log.as_bytes()), "")
+        .collect::<std::io::Result<_>>()
+        .unwrap()
+}
 
 fn sample_log() -> String {
     let logs = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/logs");
@@ -73,6 +81,12 @@ proptest! {
     }
 
     #[test]
+    fn lines_straddling_the_read_buffer_parse_the_same(capacity in 1usize..300) {
+        let log = sample_log();
+        prop_assert_eq!(parse_with_buffer(&log, capacity), parse_str(&log));
+    }
+
+    #[test]
     fn a_cut_log_keeps_every_started_report(cut in 0usize..10_000) {
         let log = sample_log();
         let cut = (cut * log.len() / 10_000).min(log.len());
@@ -90,5 +104,23 @@ proptest! {
                 prop_assert!(!report.complete, "a cut report is marked partial");
             }
         }
+    }
+}
+
+#[test]
+fn overlong_lines_are_cut_without_losing_the_reports_around_them() {
+    let log = sample_log();
+    let noise = format!("{}\n", "x".repeat(3 * MAX_LINE));
+    let with_noise = format!("{noise}{log}{noise}");
+    let reports = parse_with_buffer(&with_noise, 4096);
+    let plain = parse_str(&log);
+    assert_eq!(reports.len(), plain.len());
+    for (noisy, plain) in reports.iter().zip(&plain) {
+        assert_eq!(
+            noisy.source.byte_offset,
+            plain.source.byte_offset + noise.len() as u64
+        );
+        assert_eq!(noisy.source.line, plain.source.line + 1);
+        assert_eq!(noisy.accesses, plain.accesses);
     }
 }
