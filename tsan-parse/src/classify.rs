@@ -246,11 +246,11 @@ mod tests {
     use super::*;
 
     fn frame(function: &str, file: &str, module: &str) -> Frame {
-        let some = |s: &str| (!s.is_empty()).then(|| s.to_string());
+        let some = |s: &str| (!s.is_empty()).then(|| s.into());
         Frame {
             function: some(function),
             file: some(file),
-            module: some(module).map(Into::into),
+            module: some(module),
             ..Frame::default()
         }
     }

@@ -152,23 +152,50 @@ pub(crate) fn strip_ansi(line: &[u8], out: &mut Vec<u8>) {
     out.extend_from_slice(rest);
 }
 
-/// The last module name and build id seen: consecutive frames mostly share them, so they
-/// share one allocation.
-#[derive(Default)]
+/// Names seen recently (functions, files, modules, build ids), so that a name repeated
+/// across frames and reports is one shared allocation and is not validated again. A
+/// direct-mapped cache: bounded, and a miss only costs what no cache would.
 pub(crate) struct SharedNames {
-    module: Option<Arc<str>>,
-    build_id: Option<Arc<str>>,
+    slots: Vec<Option<Arc<str>>>,
 }
 
-fn shared(slot: &mut Option<Arc<str>>, bytes: &[u8]) -> Arc<str> {
-    match slot {
-        Some(last) if last.as_bytes() == bytes => Arc::clone(last),
-        _ => {
-            let fresh: Arc<str> = Arc::from(text(bytes));
-            *slot = Some(Arc::clone(&fresh));
-            fresh
+const NAME_SLOTS: usize = 4096;
+
+impl Default for SharedNames {
+    fn default() -> Self {
+        SharedNames {
+            slots: vec![None; NAME_SLOTS],
         }
     }
+}
+
+impl SharedNames {
+    fn get(&mut self, bytes: &[u8]) -> Arc<str> {
+        let slot = &mut self.slots[name_hash(bytes) % NAME_SLOTS];
+        match slot {
+            Some(name) if name.as_bytes() == bytes => Arc::clone(name),
+            _ => {
+                let name: Arc<str> = Arc::from(text(bytes));
+                *slot = Some(Arc::clone(&name));
+                name
+            }
+        }
+    }
+}
+
+/// A fast, non-cryptographic hash of a short name (FxHash-style, eight bytes at a time).
+fn name_hash(bytes: &[u8]) -> usize {
+    const SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+    let mut hash = bytes.len() as u64;
+    let mut chunks = bytes.chunks_exact(8);
+    for chunk in &mut chunks {
+        let word = u64::from_le_bytes(chunk.try_into().expect("8 bytes"));
+        hash = (hash.rotate_left(5) ^ word).wrapping_mul(SEED);
+    }
+    for byte in chunks.remainder() {
+        hash = (hash.rotate_left(5) ^ u64::from(*byte)).wrapping_mul(SEED);
+    }
+    (hash >> 32) as usize
 }
 
 /// `#N function file:line[:col] (module[:arch]+0xOFF) (BuildId: …)`, starting at `#`.
@@ -184,25 +211,22 @@ pub(crate) fn parse_frame(line: &[u8], names: &mut SharedNames) -> Option<Frame>
     if rest.ends_with(b")") {
         if let Some(open) = memrchr(b'(', rest) {
             if open > 0 && rest[open..].starts_with(b"(BuildId: ") {
-                frame.build_id = Some(shared(
-                    &mut names.build_id,
-                    &rest[open + 10..rest.len() - 1],
-                ));
+                frame.build_id = Some(names.get(&rest[open + 10..rest.len() - 1]));
                 rest = trim_end(&rest[..open]);
             }
         }
     }
     if rest.ends_with(b")") {
         if let Some(open) = memrchr(b'(', rest) {
-            if parse_module_part(&rest[open + 1..rest.len() - 1], &mut frame, names) {
+            if set_module_part(&rest[open + 1..rest.len() - 1], &mut frame, names) {
                 rest = trim_end(&rest[..open]);
             }
         }
     }
     let (function, location) = split_function_and_location(rest);
-    frame.function = non_null(function).map(text);
+    frame.function = non_null(function).map(|name| names.get(name));
     if let Some(location) = location.and_then(non_null) {
-        parse_source_location(location, &mut frame);
+        parse_source_location(location, &mut frame, names);
     }
     Some(frame)
 }
@@ -211,27 +235,56 @@ fn non_null(bytes: &[u8]) -> Option<&[u8]> {
     (!bytes.is_empty() && bytes != b"<null>").then_some(bytes)
 }
 
+/// The parts of `(module[:arch]+0xOFF)` or `(0xPC)`.
+enum ModulePart<'a> {
+    Module {
+        module: &'a [u8],
+        arch: Option<&'a [u8]>,
+        offset: u64,
+    },
+    Pc(u64),
+}
+
 /// `module[:arch]+0xOFF` or a bare `0xPC`.
-fn parse_module_part(inner: &[u8], frame: &mut Frame, names: &mut SharedNames) -> bool {
+fn parse_module_part(inner: &[u8]) -> Option<ModulePart<'_>> {
     if let Some(plus) = memrchr(b'+', inner) {
-        if let Some(offset) =
-            parse_hex(&inner[plus + 1..]).filter(|_| inner[plus + 1..].starts_with(b"0x"))
-        {
-            let module = &inner[..plus];
-            let (module, arch) = split_arch(module);
-            frame.module = Some(shared(&mut names.module, module));
-            frame.arch = arch.map(text);
-            frame.offset = Some(offset);
-            return true;
+        let offset = &inner[plus + 1..];
+        if offset.starts_with(b"0x") {
+            if let Some(offset) = parse_hex(offset) {
+                let (module, arch) = split_arch(&inner[..plus]);
+                return Some(ModulePart::Module {
+                    module,
+                    arch,
+                    offset,
+                });
+            }
         }
     }
     if inner.starts_with(b"0x") {
-        if let Some(pc) = parse_hex(inner) {
-            frame.pc = Some(pc);
-            return true;
-        }
+        return parse_hex(inner).map(ModulePart::Pc);
     }
-    false
+    None
+}
+
+/// Fills the module fields of `frame`; false if `inner` is not a module part.
+fn set_module_part(inner: &[u8], frame: &mut Frame, names: &mut SharedNames) -> bool {
+    match parse_module_part(inner) {
+        Some(ModulePart::Module {
+            module,
+            arch,
+            offset,
+        }) => {
+            frame.module = Some(names.get(module));
+            frame.arch = arch.map(text);
+            frame.offset = Some(offset);
+            true
+        }
+        Some(ModulePart::Pc(pc)) => {
+            frame.pc = Some(pc);
+            true
+        }
+        None => false,
+    }
 }
 
 /// `libfoo.so:x86_64` → (`libfoo.so`, `x86_64`).
@@ -265,20 +318,20 @@ fn split_function_and_location(rest: &[u8]) -> (&[u8], Option<&[u8]>) {
 }
 
 /// `file:line[:col]` (or just `file`).
-fn parse_source_location(location: &[u8], frame: &mut Frame) {
+fn parse_source_location(location: &[u8], frame: &mut Frame, names: &mut SharedNames) {
     let (before, last) = split_trailing_number(location);
     let Some(last) = last else {
-        frame.file = Some(text(location));
+        frame.file = Some(names.get(location));
         return;
     };
     match split_trailing_number(before) {
         (file, Some(line)) => {
-            frame.file = Some(text(file));
+            frame.file = Some(names.get(file));
             frame.line = Some(line);
             frame.column = Some(last);
         }
         (file, None) => {
-            frame.file = Some(text(file));
+            frame.file = Some(names.get(file));
             frame.line = Some(last);
         }
     }
@@ -438,17 +491,21 @@ fn parse_global(rest: &[u8]) -> Option<Location> {
         after = trim_start(tail);
     }
     let (address, tail) = leading_hex(after.strip_prefix(b"at ")?)?;
-    let mut module_frame = Frame::default();
     let tail = trim_end(trim_start(tail));
-    if let Some(inner) = tail.strip_prefix(b"(").and_then(|t| t.strip_suffix(b")")) {
-        parse_module_part(inner, &mut module_frame, &mut SharedNames::default());
-    }
+    let (module, offset) = match tail
+        .strip_prefix(b"(")
+        .and_then(|t| t.strip_suffix(b")"))
+        .and_then(parse_module_part)
+    {
+        Some(ModulePart::Module { module, offset, .. }) => (Some(text(module)), Some(offset)),
+        _ => (None, None),
+    };
     Some(Location::Global {
         name,
         size,
         address,
-        module: module_frame.module.map(|m| m.to_string()),
-        offset: module_frame.offset,
+        module,
+        offset,
     })
 }
 

@@ -302,14 +302,15 @@ pub struct Frame {
     /// The `#N` number as printed.
     pub index: u32,
     /// `None` for `<null>`. C++ and Rust names are kept as printed (they may hold spaces).
-    pub function: Option<String>,
+    /// Names are shared between the frames of a log that repeat them (as are `file`,
+    /// `module` and `build_id`).
+    pub function: Option<Arc<str>>,
     /// `None` for `<null>`.
-    pub file: Option<String>,
+    pub file: Option<Arc<str>>,
     pub line: Option<u32>,
     /// clang's runtime prints a column; gcc's does not.
     pub column: Option<u32>,
     /// Module as printed: a base name by default, a full path with `%m` in the format.
-    /// Shared between the frames of a stack that name the same module.
     pub module: Option<Arc<str>>,
     /// `:x86_64`-style suffix of the module, when printed.
     pub arch: Option<String>,

@@ -56,7 +56,7 @@ fn top_extension_functions(root_cause: &RootCause) -> Vec<String> {
         .iter()
         .filter_map(|access| access.stack.frames.first())
         .filter(|frame| frame.origin == FrameOrigin::Extension)
-        .filter_map(|frame| frame.function.clone())
+        .filter_map(|frame| frame.function.as_deref().map(str::to_string))
         .collect();
     functions.sort();
     functions.dedup();

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use crate::model::{Frame, Location, Report, Stack};
 
@@ -196,8 +196,8 @@ fn is_unsymbolized(frame: &Frame) -> bool {
 
 fn resolved_frame(original: &Frame, resolved: &ResolvedFrame) -> Frame {
     Frame {
-        function: resolved.function.clone(),
-        file: resolved.file.clone(),
+        function: resolved.function.as_deref().map(Arc::from),
+        file: resolved.file.as_deref().map(Arc::from),
         line: resolved.line,
         column: resolved.column,
         symbolized: true,

@@ -151,7 +151,7 @@ fn symbolized_and_unsymbolized_runs_share_the_side_frames() {
             &[fixture(&format!("logs/{compiler}/shared_lib.log"))],
             &TriageOptions::default(),
         );
-        let side_keys = |t: &Triage| -> Vec<Option<(Option<String>, Option<u32>)>> {
+        let side_keys = |t: &Triage| -> Vec<Option<(Option<std::sync::Arc<str>>, Option<u32>)>> {
             t.root_causes[0]
                 .sides
                 .iter()
