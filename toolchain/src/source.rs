@@ -71,6 +71,13 @@ pub fn obtain(
     match &request.source {
         SourceSpec::PythonOrg => from_python_org(&version, &base, layout, progress),
         SourceSpec::Debian => from_debian(&version, layout, logs, progress),
+        SourceSpec::Auto if versions::resolve_known(Some(&version)).is_err() => {
+            progress.note(&format!(
+                "no pinned python.org checksum for CPython {version}; using Debian's source \
+                 package, whose checksum Debian signs"
+            ));
+            from_debian(&version, layout, logs, progress)
+        }
         SourceSpec::Auto => match from_python_org(&version, &base, layout, progress) {
             Err(e) if is_unreachable(&e) => {
                 progress.note(&format!(
