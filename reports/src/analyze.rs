@@ -150,7 +150,7 @@ pub fn frame_location(frame: &tsan_parse::Frame, tree: &SourceTree) -> Option<So
         file: tree.display(frame.file.as_deref()?),
         line: frame.line,
         column: frame.column,
-        function: frame.function.clone(),
+        function: frame.function.as_deref().map(str::to_string),
     })
 }
 
@@ -179,9 +179,10 @@ fn racy_variable(rc: &RootCause, statics: &[&StaticFinding], tree: &SourceTree) 
     })
 }
 
-/// Python names of the methods each racing stack entered the extension through.
+/// Python names of the methods the racing stacks entered the extension through: the
+/// outermost extension frame of each side, in the representative and every kept call path.
 pub fn entry_points(run: &RunRecord, rc: &RootCause) -> Vec<String> {
-    let mut names: Vec<String> = rc
+    let representative = rc
         .representative
         .all_stacks()
         .filter(|(role, _)| {
@@ -196,8 +197,17 @@ pub fn entry_points(run: &RunRecord, rc: &RootCause) -> Vec<String> {
                 .iter()
                 .rfind(|f| f.origin == FrameOrigin::Extension)
         })
-        .filter_map(|frame| frame.function.as_deref())
-        .flat_map(|function| python_names(run, function))
+        .filter_map(|frame| frame.function.as_deref().map(str::to_string));
+    // Call path entries read `function file:line`, extension frames only, innermost first.
+    let call_paths = rc
+        .call_paths
+        .iter()
+        .flat_map(|path| &path.sides)
+        .filter_map(|side| side.last())
+        .filter_map(|entry| entry.split_whitespace().next().map(str::to_string));
+    let mut names: Vec<String> = representative
+        .chain(call_paths)
+        .flat_map(|function| python_names(run, &function))
         .collect();
     names.sort();
     names.dedup();

@@ -362,7 +362,9 @@ fn side_frames(rc: &RootCause) -> impl Iterator<Item = &Frame> {
 
 /// The distinct functions of the sides' extension frames.
 pub fn side_functions(rc: &RootCause) -> Vec<String> {
-    let mut functions: Vec<String> = side_frames(rc).filter_map(|f| f.function.clone()).collect();
+    let mut functions: Vec<String> = side_frames(rc)
+        .filter_map(|f| f.function.as_deref().map(str::to_string))
+        .collect();
     functions.dedup();
     if functions.is_empty() {
         functions.push("?".into());

@@ -286,7 +286,16 @@ fn race(out: &mut String, a: &Analysis, n: usize, finding: &Finding, rc: &RootCa
 }
 
 fn race_sentence(a: &Analysis, finding: &Finding, rc: &RootCause) -> String {
-    let sides: Vec<String> = rc
+    let place = |frame: &Frame| {
+        format!(
+            "`{}` (`{}`)",
+            frame.function.as_deref().unwrap_or("?"),
+            frame_location(frame, &a.tree)
+                .map(|l| l.display())
+                .unwrap_or_default()
+        )
+    };
+    let sides: Vec<(String, String)> = rc
         .sides
         .iter()
         .map(|side| {
@@ -296,24 +305,25 @@ fn race_sentence(a: &Analysis, finding: &Finding, rc: &RootCause) -> String {
                 .map(ToString::to_string)
                 .collect::<Vec<_>>()
                 .join("/");
-            let what = if what.is_empty() {
-                "stack".to_string()
-            } else {
-                what
-            };
-            match side.frame.as_ref().or(side.top_frame.as_ref()) {
-                Some(frame) => format!(
-                    "**{what}** in `{}` (`{}`)",
-                    frame.function.as_deref().unwrap_or("?"),
-                    frame_location(frame, &a.tree)
-                        .map(|l| l.display())
-                        .unwrap_or_default()
-                ),
-                None => format!("**{what}** (no extension frame)"),
-            }
+            let frame = side.frame.as_ref().or(side.top_frame.as_ref());
+            (
+                what,
+                frame
+                    .map(place)
+                    .unwrap_or_else(|| "code outside the extension".into()),
+            )
         })
         .collect();
-    let mut sentence = sides.join(" races with ");
+    let mut sentence = if sides.iter().all(|(what, _)| !what.is_empty()) {
+        sides
+            .iter()
+            .map(|(what, place)| format!("**{what}** in {place}"))
+            .collect::<Vec<_>>()
+            .join(" races with ")
+    } else {
+        let places: Vec<&str> = sides.iter().map(|(_, place)| place.as_str()).collect();
+        format!("**{}** between {}", rc.kind, places.join(" and "))
+    };
     if let Some(variable) = &finding.variable {
         let _ = write!(sentence, ", on `{variable}`");
     }
@@ -341,10 +351,18 @@ fn race_sentence(a: &Analysis, finding: &Finding, rc: &RootCause) -> String {
         let _ = write!(sentence, ", {} outside any test", rc.unattributed);
     }
     if !finding.related.is_empty() {
+        let confirmed: Vec<String> = finding
+            .related
+            .iter()
+            .map(|id| match a.results.findings.iter().find(|f| &f.id == id) {
+                Some(f) => format!("{} `{id}`", f.rule),
+                None => format!("`{id}`"),
+            })
+            .collect();
         let _ = write!(
             sentence,
             ". Confirms static finding(s) {}",
-            id_list(&finding.related)
+            confirmed.join(", ")
         );
     }
     sentence.push('.');
@@ -586,20 +604,23 @@ fn static_findings(out: &mut String, a: &Analysis) {
         if findings.is_empty() {
             continue;
         }
-        let _ = writeln!(out, "{meaning}\n");
-        out.push_str("| ID | Rule | Severity | Where | What | Fix |\n|---|---|---|---|---|---|\n");
+        let _ = writeln!(
+            out,
+            "{meaning} The fix of each is in the migration plan below.\n"
+        );
+        out.push_str("| ID | Rule | Where | What | Fix |\n|---|---|---|---|---|\n");
         for f in findings {
             let fix = match status {
                 StaticStatus::Confirmed => {
-                    format!("{} — see {}", f.fix.kind.label(), id_list(&f.related))
+                    format!("{} (see {})", f.fix.kind.label(), id_list(&f.related))
                 }
-                _ => format!("{}: {}", f.fix.kind.label(), f.fix.action),
+                _ => f.fix.kind.label().to_string(),
             };
             let _ = writeln!(
                 out,
-                "| `{}` | {} | {} | {} | {} | {} |",
+                "| `{}` | {} ({}) | {} | {} | {} |",
                 f.id,
-                cell(&f.kind),
+                f.rule,
                 f.severity.label(),
                 cell(&location_text(f)),
                 cell(&f.title),

@@ -81,7 +81,7 @@ fn side_joins(side: &Side, finding: &StaticFinding, tree: &SourceTree) -> bool {
     let Some(frame) = &side.frame else {
         return false;
     };
-    if frame.function.is_none() || frame.function != finding.function {
+    if frame.function.is_none() || frame.function.as_deref() != finding.function.as_deref() {
         return false;
     }
     let same_line = frame.line.is_some_and(|line| {
@@ -294,7 +294,7 @@ fn tsan_functions(triage: &Triage) -> BTreeSet<String> {
         .flat_map(|rc| rc.representative.accesses.iter().map(|a| &a.stack))
         .flat_map(|stack| &stack.frames)
         .filter(|f| f.origin == FrameOrigin::Extension)
-        .filter_map(|f| f.function.clone())
+        .filter_map(|f| f.function.as_deref().map(str::to_string))
         .collect()
 }
 

@@ -1,16 +1,294 @@
+//! The outputs for the fixture extensions' runs: snapshots, schema validation, Markdown
+//! structure, baselines and the multi-run table.
+
 mod common;
 
-use ftreview_reports::{analyze, render_markdown};
+use common::{fixture_record, portable};
+use ftreview_reports::results::{Category, FixKind, StaticStatus, VerdictLevel};
+use ftreview_reports::{
+    analyze, load_baseline, render_markdown, results_json, sarif, summary_table, write_all, Format,
+};
+use pulldown_cmark::{Event, HeadingLevel, Options, Parser, Tag, TagEnd};
+
+fn schema(name: &str) -> serde_json::Value {
+    let path = common::workspace_dir().join("reports/schema").join(name);
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+fn assert_valid(schema: &serde_json::Value, instance: &serde_json::Value) {
+    let validator = jsonschema::validator_for(schema).expect("the schema compiles");
+    let errors: Vec<String> = validator
+        .iter_errors(instance)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "invalid against the schema:\n{}",
+        errors.join("\n")
+    );
+}
 
 #[test]
-fn racy_plan_prints() {
-    let run = common::racy_record();
+fn racy_outputs_match_snapshots() {
+    let run = fixture_record("racy");
     let analysis = analyze(&run, None);
-    let md = render_markdown(&analysis);
-    std::fs::write("/tmp/racy-plan.md", &md).unwrap();
-    std::fs::write(
-        "/tmp/racy-results.json",
-        ftreview_reports::results_json(&analysis.results),
+    insta::assert_snapshot!("racy_plan", portable(&render_markdown(&analysis)));
+    insta::assert_snapshot!("racy_results", portable(&results_json(&analysis.results)));
+    let sarif = serde_json::to_string_pretty(&sarif(&analysis)).unwrap();
+    insta::assert_snapshot!("racy_sarif", portable(&sarif));
+}
+
+#[test]
+fn clean_twin_outputs_match_snapshots() {
+    let run = fixture_record("clean");
+    let analysis = analyze(&run, None);
+    insta::assert_snapshot!("clean_plan", portable(&render_markdown(&analysis)));
+    insta::assert_snapshot!("clean_results", portable(&results_json(&analysis.results)));
+}
+
+#[test]
+fn every_planted_race_is_confirmed_with_the_fix_its_evidence_calls_for() {
+    let results = analyze(&fixture_record("racy"), None).results;
+    let race_fixes: Vec<(Option<&str>, FixKind)> = results
+        .findings
+        .iter()
+        .filter(|f| f.category == Category::Race)
+        .map(|f| (f.variable.as_deref(), f.fix.kind))
+        .collect();
+    assert!(
+        race_fixes.contains(&(Some("call_count"), FixKind::Atomic)),
+        "{race_fixes:?}"
+    );
+    assert!(
+        race_fixes.contains(&(Some("VectorObject.size"), FixKind::CriticalSection)),
+        "{race_fixes:?}"
+    );
+    assert!(
+        race_fixes.contains(&(Some("VectorObject.size"), FixKind::TwoObjectCriticalSection)),
+        "{race_fixes:?}"
+    );
+    assert!(
+        race_fixes.iter().any(|(_, fix)| *fix == FixKind::LockOrder),
+        "{race_fixes:?}"
+    );
+    let counter = results
+        .findings
+        .iter()
+        .find(|f| f.variable.as_deref() == Some("call_count"))
+        .unwrap();
+    let confirmed = results
+        .findings
+        .iter()
+        .find(|f| counter.related.contains(&f.id))
+        .unwrap();
+    assert_eq!(confirmed.status, Some(StaticStatus::Confirmed));
+    assert_eq!(confirmed.kind, "FT201 global-mutable-state");
+    assert!(
+        confirmed.related.contains(&counter.id),
+        "links go both ways"
+    );
+    assert_eq!(results.verdict.level, VerdictLevel::Far);
+}
+
+#[test]
+fn static_findings_get_all_three_statuses() {
+    let results = analyze(&fixture_record("racy"), None).results;
+    let status_of = |function: &str, rule: &str| {
+        results
+            .findings
+            .iter()
+            .find(|f| f.rule == rule && f.locations[0].function.as_deref() == Some(function))
+            .and_then(|f| f.status)
+    };
+    // lookup() ran in every thread of a scenario, its lazy init never raced.
+    assert_eq!(
+        status_of("fixture_lookup", "FT202"),
+        Some(StaticStatus::NotReproduced)
+    );
+    // Nothing called clear() or v[i] from several threads.
+    assert_eq!(
+        status_of("Vector_clear", "FT401"),
+        Some(StaticStatus::NotExercised)
+    );
+    assert_eq!(
+        status_of("Vector_item", "FT402"),
+        Some(StaticStatus::NotExercised)
+    );
+    assert_eq!(
+        status_of("vector_push", "FT401"),
+        Some(StaticStatus::Confirmed)
+    );
+}
+
+#[test]
+fn clean_twin_has_no_race_and_only_static_leftovers() {
+    let results = analyze(&fixture_record("clean"), None).results;
+    assert_eq!(
+        (
+            results.counts.races,
+            results.counts.crashes,
+            results.counts.hangs
+        ),
+        (0, 0, 0)
+    );
+    assert_eq!(results.counts.static_confirmed, 0);
+    assert_ne!(results.verdict.level, VerdictLevel::Far);
+    assert!(!results.verdict.reasons.is_empty());
+}
+
+#[test]
+fn sarif_validates_against_the_2_1_0_schema() {
+    let schema = schema("sarif-2.1.0-rtm.5.json");
+    for which in ["racy", "clean"] {
+        let run = fixture_record(which);
+        let baseline_dir = tempfile::tempdir().unwrap();
+        write_all(&run, baseline_dir.path(), None, Format::Json).unwrap();
+        let baseline = load_baseline(&baseline_dir.path().join("results.json")).unwrap();
+        for baseline in [None, Some(&baseline)] {
+            let analysis = analyze(&run, baseline);
+            assert_valid(&schema, &sarif(&analysis));
+        }
+    }
+}
+
+#[test]
+fn results_json_validates_against_its_schema() {
+    let schema = schema("results.schema.json");
+    for which in ["racy", "clean"] {
+        let run = fixture_record(which);
+        let analysis = analyze(&run, None);
+        let value: serde_json::Value =
+            serde_json::from_str(&results_json(&analysis.results)).unwrap();
+        assert_valid(&schema, &value);
+    }
+}
+
+/// Headings (level, text) and the number of tables of a Markdown document.
+fn outline(markdown: &str) -> (Vec<(HeadingLevel, String)>, usize) {
+    let mut headings = Vec::new();
+    let mut tables = 0;
+    let mut current: Option<(HeadingLevel, String)> = None;
+    for event in Parser::new_ext(markdown, Options::ENABLE_TABLES | Options::ENABLE_TASKLISTS) {
+        match event {
+            Event::Start(Tag::Heading { level, .. }) => current = Some((level, String::new())),
+            Event::Text(text) | Event::Code(text) => {
+                if let Some((_, heading)) = &mut current {
+                    heading.push_str(&text);
+                }
+            }
+            Event::End(TagEnd::Heading(_)) => headings.extend(current.take()),
+            Event::Start(Tag::Table(_)) => tables += 1,
+            _ => {}
+        }
+    }
+    (headings, tables)
+}
+
+#[test]
+fn plan_parses_with_the_expected_sections_and_tables() {
+    let run = fixture_record("racy");
+    let analysis = analyze(&run, None);
+    let markdown = render_markdown(&analysis);
+    let (headings, tables) = outline(&markdown);
+    let h2: Vec<&str> = headings
+        .iter()
+        .filter(|(level, _)| *level == HeadingLevel::H2)
+        .map(|(_, text)| text.as_str())
+        .collect();
+    assert_eq!(
+        h2,
+        [
+            "Confirmed races",
+            "Crashes and hangs",
+            "Static findings",
+            "Interpreter-internal reports",
+            "Migration plan",
+            "Appendix: environment"
+        ]
+    );
+    assert!(headings[0]
+        .1
+        .starts_with("Free-threading migration plan: ftfixture-racy"));
+    let races = headings
+        .iter()
+        .filter(|(level, text)| *level == HeadingLevel::H3 && text.contains("tsan-"))
+        .count();
+    assert_eq!(races, analysis.results.counts.races);
+    // summary, counts, phases, three static status tables, environment
+    assert_eq!(tables, 7, "{markdown}");
+}
+
+#[test]
+fn a_baseline_from_one_run_makes_an_identical_run_report_nothing_new() {
+    let run = fixture_record("racy");
+    let first = tempfile::tempdir().unwrap();
+    let written = write_all(&run, first.path(), None, Format::All).unwrap();
+    assert!(
+        written.has_new_findings,
+        "without a baseline every actionable finding counts"
+    );
+    assert_eq!(written.files.len(), 3);
+    let baseline = load_baseline(&first.path().join("results.json")).unwrap();
+    let second = tempfile::tempdir().unwrap();
+    let written = write_all(
+        &fixture_record("racy"),
+        second.path(),
+        Some(&baseline),
+        Format::All,
     )
     .unwrap();
+    let summary = written.results.baseline.as_ref().unwrap();
+    assert_eq!((summary.new_findings, summary.new_actionable), (0, 0));
+    assert!(summary.fixed.is_empty());
+    assert!(!written.has_new_findings);
+    assert!(written
+        .results
+        .findings
+        .iter()
+        .all(|f| f.new == Some(false)));
+}
+
+#[test]
+fn a_baseline_without_a_finding_reports_it_as_new() {
+    let run = fixture_record("racy");
+    let dir = tempfile::tempdir().unwrap();
+    write_all(&run, dir.path(), None, Format::Json).unwrap();
+    let path = dir.path().join("results.json");
+    let mut value: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let dropped = value["findings"].as_array_mut().unwrap().remove(0);
+    std::fs::write(&path, value.to_string()).unwrap();
+    let results = analyze(&run, Some(&load_baseline(&path).unwrap())).results;
+    let new: Vec<&str> = results
+        .findings
+        .iter()
+        .filter(|f| f.new == Some(true))
+        .map(|f| f.id.as_str())
+        .collect();
+    assert_eq!(new, [dropped["id"].as_str().unwrap()]);
+    assert!(results.has_new_findings());
+}
+
+#[test]
+fn bad_baselines_are_refused_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("results.json");
+    std::fs::write(&path, r#"{"schema_version": 99}"#).unwrap();
+    let err = load_baseline(&path).unwrap_err().to_string();
+    assert!(
+        err.contains("schema_version") && err.contains("expected 1"),
+        "{err}"
+    );
+    let err = load_baseline(&dir.path().join("missing.json"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("cannot read the baseline"), "{err}");
+}
+
+#[test]
+fn several_runs_get_one_markdown_table() {
+    let table = summary_table(&[fixture_record("racy"), fixture_record("clean")]);
+    insta::assert_snapshot!("summary_table", table);
+    let (_, tables) = outline(&table);
+    assert_eq!(tables, 1);
 }

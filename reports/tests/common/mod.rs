@@ -41,7 +41,10 @@ pub fn record(name: &str, extension: &str, source_dir: &Path, scan_dir: &Path) -
         classifier: Classifier::new(vec![extension.to_string()], Vec::new()),
         ..TriageOptions::default()
     };
-    run.triage = tsan_parse::triage_paths(&[dir.join("logs")], &options, &origin_of).unwrap();
+    let logs = dir.join("logs");
+    if logs.is_dir() {
+        run.triage = tsan_parse::triage_paths(&[logs], &options, &origin_of).unwrap();
+    }
     let scan = ftreview_static::scan_paths(&[scan_dir.to_path_buf()], &Default::default()).unwrap();
     run.static_scan = Some(relative_to(scan, source_dir));
     run
@@ -67,7 +70,18 @@ fn relative_to(mut scan: ftreview_static::ScanReport, root: &Path) -> ftreview_s
     scan
 }
 
-pub fn racy_record() -> RunRecord {
-    let source = workspace_dir().join("test-fixtures/racy_ext");
-    record("racy", "ftfixture_racy", &source, &source.join("src"))
+/// A fixture extension's record: `racy` or `clean`.
+pub fn fixture_record(which: &str) -> RunRecord {
+    let source = workspace_dir().join(format!("test-fixtures/{which}_ext"));
+    record(
+        which,
+        &format!("ftfixture_{which}"),
+        &source,
+        &source.join("src"),
+    )
+}
+
+/// Output text with the checkout's location replaced, so snapshots hold on any machine.
+pub fn portable(text: &str) -> String {
+    text.replace(&workspace_dir().display().to_string(), "[WORKSPACE]")
 }

@@ -1,12 +1,79 @@
-//! `ftreview report`: not written yet (see the issue that owns it).
+//! `ftreview report RUN_DIR`: rebuilds the migration plan, `results.json` and SARIF from the
+//! run model `RUN_DIR/run.json`, optionally against a baseline.
 
-use clap::Args;
+use std::path::PathBuf;
+
+use clap::{Args, ValueEnum};
+
+use ftreview_reports::{load_baseline, write_all, Format, RunRecord};
 
 use crate::exit::Outcome;
 
 #[derive(Debug, Args)]
-pub struct ReportArgs {}
+pub struct ReportArgs {
+    /// A run directory written by `ftreview run` (it holds `run.json`).
+    pub run_dir: PathBuf,
+    /// A previous `results.json`: report only findings it does not have, and exit 1 only on those.
+    #[arg(long, value_name = "FILE")]
+    pub baseline: Option<PathBuf>,
+    /// Which outputs to write.
+    #[arg(long, value_enum, default_value_t = FormatArg::All)]
+    pub format: FormatArg,
+    /// Where to write them (default: the run directory).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+}
 
-pub fn run(_args: ReportArgs) -> anyhow::Result<Outcome> {
-    anyhow::bail!("`ftreview report` is not implemented yet")
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FormatArg {
+    Md,
+    Json,
+    Sarif,
+    All,
+}
+
+impl From<FormatArg> for Format {
+    fn from(format: FormatArg) -> Format {
+        match format {
+            FormatArg::Md => Format::Markdown,
+            FormatArg::Json => Format::Json,
+            FormatArg::Sarif => Format::Sarif,
+            FormatArg::All => Format::All,
+        }
+    }
+}
+
+pub fn run(args: ReportArgs) -> anyhow::Result<Outcome> {
+    let run = RunRecord::load(&args.run_dir)?;
+    let baseline = args.baseline.as_deref().map(load_baseline).transpose()?;
+    let out_dir = args.out.as_deref().unwrap_or(&args.run_dir);
+    let written = write_all(&run, out_dir, baseline.as_ref(), args.format.into())?;
+    for file in &written.files {
+        println!("{}", file.display());
+    }
+    let results = &written.results;
+    eprintln!(
+        "{} {}: {} ({} race(s), {} crash(es), {} hang(s), {} static finding(s) confirmed)",
+        run.target.name,
+        run.target.version.as_deref().unwrap_or(""),
+        results.verdict.level.label(),
+        results.counts.races,
+        results.counts.crashes,
+        results.counts.hangs,
+        results.counts.static_confirmed
+    );
+    if let Some(summary) = &results.baseline {
+        eprintln!(
+            "against {}: {} new finding(s), {} of them fail CI; {} fixed",
+            summary.path,
+            summary.new_findings,
+            summary.new_actionable,
+            summary.fixed.len()
+        );
+    }
+    Ok(if written.has_new_findings {
+        Outcome::Findings
+    } else {
+        Outcome::Clean
+    })
 }
