@@ -252,7 +252,9 @@ fn build_and_publish(job: &BuildJob, progress: &Progress) -> Result<Interpreter>
     .with_context(|| format!("verification failed (log: {})", verify_log.display()))?;
     timings.push(("verify".into(), phase.done()));
 
-    copy_logs(job.logs, &staged_entry.join("logs"))?;
+    // The logs (and the canary) move into the entry: one place per interpreter.
+    fs::rename(job.logs, staged_entry.join("logs"))
+        .with_context(|| format!("cannot move {} into the entry", job.logs.display()))?;
     let configure_args = build::configure_args(&prefix);
     let suppressions = tsan_files
         .iter()
@@ -281,15 +283,4 @@ fn build_and_publish(job: &BuildJob, progress: &Progress) -> Result<Interpreter>
     };
     cache::publish(job.layout, &staged_entry, &manifest)?;
     Ok(cache::interpreter_of(&manifest))
-}
-
-fn copy_logs(from: &Path, to: &Path) -> Result<()> {
-    fs::create_dir_all(to)?;
-    for entry in fs::read_dir(from)? {
-        let path = entry?.path();
-        if path.is_file() {
-            fs::copy(&path, to.join(path.file_name().expect("named")))?;
-        }
-    }
-    Ok(())
 }

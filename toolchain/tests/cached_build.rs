@@ -89,7 +89,13 @@ fn the_cached_build_was_verified_before_it_was_published() {
         assert!(file.is_file(), "{}", file.display());
     }
     let entry = interp.prefix.parent().unwrap();
-    for log in ["configure.log", "make.log", "install.log", "verify.log"] {
+    for log in [
+        "configure.log",
+        "make.log",
+        "install.log",
+        "compileall.log",
+        "verify.log",
+    ] {
         assert!(entry.join("logs").join(log).is_file(), "{log} kept");
     }
     assert_eq!(

@@ -11,11 +11,16 @@ use ftreview_toolchain::{
 use crate::exit::Outcome;
 
 #[derive(Debug, Args)]
-#[command(after_help = "Examples:
+#[command(
+    after_help = "Prints the interpreter's path on stdout (progress and the source and checksum \
+used go to stderr); logs stay in the cache under logs/.
+
+Examples:
   ftreview build-python                                  # newest pinned series, python.org or Debian
   ftreview build-python --version 3.13 --source debian --cc clang
   ftreview build-python --source ~/src/cpython          # a local checkout or tarball
-  ftreview build-python --source https://example.org/Python-3.14.0.tar.xz --sha256 <hex>")]
+  ftreview build-python --source https://example.org/Python-3.14.0.tar.xz --sha256 <hex>"
+)]
 pub struct BuildPythonArgs {
     /// CPython version: `3.13` (the newest 3.13.x the source offers; a cached 3.13.x is
     /// reused) or an exact `3.13.5`. Default: the series of the newest pinned release.
