@@ -578,13 +578,12 @@ impl Specifiers {
 pub(crate) fn base_type_name(type_text: &str) -> String {
     type_text
         .split_whitespace()
-        .filter(|w| {
+        .rfind(|w| {
             !matches!(
                 *w,
                 "const" | "struct" | "volatile" | "unsigned" | "signed" | "enum" | "union"
             )
         })
-        .last()
         .unwrap_or("")
         .trim_end_matches('*')
         .to_string()

@@ -17,6 +17,8 @@ pub(crate) const CS_END: &str = "__ftcse";
 pub(crate) const NOGIL_BEGIN: &str = "__ftatb";
 /// Marker callee for `Py_END_ALLOW_THREADS` / `Py_BLOCK_THREADS`.
 pub(crate) const NOGIL_END: &str = "__ftate";
+/// Marker callee for other statement macros (no meaning for the rules).
+pub(crate) const STATEMENT: &str = "__ftstm";
 /// Marker field standing for `PyObject_HEAD` / `PyObject_VAR_HEAD` in a struct.
 pub(crate) const OBJECT_HEAD_FIELD: &str = "__ftobh";
 
@@ -28,7 +30,8 @@ static MACROS: LazyLock<Regex> = LazyLock::new(|| {
         r"|Py_LOCAL_INLINE|Py_LOCAL|PyAPI_FUNC|PyAPI_DATA",
         r"|Py_ALWAYS_INLINE|Py_NO_INLINE|_Py_NO_RETURN|_Py_HOT_FUNCTION|_Py_NO_SANITIZE_THREAD",
         r"|_Py_NO_SANITIZE_ADDRESS|_Py_NO_SANITIZE_MEMORY|Py_GCC_ATTRIBUTE|Py_DEPRECATED",
-        r"|_Thread_local)\b"
+        r"|_Thread_local|_Py_CAST|Py_TRASHCAN_BEGIN|Py_TRASHCAN_END",
+        r"|_Py_COMP_DIAG_PUSH|_Py_COMP_DIAG_POP|_Py_COMP_DIAG_IGNORE_DEPR_DECLS)\b"
     ))
     .expect("valid macro regex")
 });
@@ -59,6 +62,9 @@ fn rewrite(out: &mut [u8], src: &[u8], start: usize, name_end: usize, name: &[u8
         b"Py_LOCAL" => keyword_wrapper(out, src, start, name_end, "static"),
         b"PyAPI_FUNC" | b"PyAPI_DATA" => keyword_wrapper(out, src, start, name_end, "extern"),
         b"Py_GCC_ATTRIBUTE" | b"Py_DEPRECATED" => blank_call(out, src, start, name_end),
+        b"_Py_CAST" => type_cast(out, src, start, name_end),
+        b"Py_TRASHCAN_BEGIN" => call_followed_by(out, src, start, name_end, STATEMENT, b';'),
+        b"Py_TRASHCAN_END" => bare_statement(out, src, start, name_end, STATEMENT),
         // tree-sitter-c knows `__thread` but not the C11 spelling.
         b"_Thread_local" => {
             blank(out, start, name_end);
@@ -121,6 +127,36 @@ fn call_followed_by(
     write_padded(out, start, name_len - 1, marker);
     out.copy_within(name_end..=close, name_end - 1);
     out[close] = terminator;
+}
+
+/// `_Py_CAST(T *, x)` → `       ((T *) x)`: a cast tree-sitter can parse.
+fn type_cast(out: &mut [u8], src: &[u8], start: usize, name_end: usize) {
+    let Some(open) = paren_after(src, name_end) else {
+        return;
+    };
+    let Some(close) = matching_paren(src, open) else {
+        return;
+    };
+    let Some(comma) = top_level_comma(src, open, close) else {
+        return;
+    };
+    blank(out, start, open + 1);
+    out[open - 1..=open].copy_from_slice(b"((");
+    out[comma] = b')';
+}
+
+/// The first `,` directly inside the parentheses `open..close`.
+fn top_level_comma(src: &[u8], open: usize, close: usize) -> Option<usize> {
+    let mut depth = 0usize;
+    for (i, &b) in src.iter().enumerate().take(close).skip(open + 1) {
+        match b {
+            b'(' => depth += 1,
+            b')' => depth = depth.saturating_sub(1),
+            b',' if depth == 0 => return Some(i),
+            _ => {}
+        }
+    }
+    None
 }
 
 /// `Py_LOCAL_INLINE(int)` → `static inline   int `.
@@ -237,6 +273,14 @@ mod tests {
         assert_eq!(
             norm("PyVarObject_HEAD_INIT(NULL, 0)\n\"x\","),
             "__fthi______________(NULL, 0),\n\"x\","
+        );
+    }
+
+    #[test]
+    fn type_casts_become_c_casts() {
+        assert_eq!(
+            norm("return _Py_CAST(PyObject *, f(a, b));"),
+            "return        ((PyObject *) f(a, b));"
         );
     }
 

@@ -90,7 +90,7 @@ fn describe(f: &Finding) -> String {
 
 fn check_rule(rule: &str, codes: &[&str]) -> ScanReport {
     let dir = fixture_dir(rule);
-    let report = scan_paths(&[dir.clone()], &ScanOptions::default()).unwrap();
+    let report = scan_paths(std::slice::from_ref(&dir), &ScanOptions::default()).unwrap();
     let expected = expectations(&dir);
     let found = actual(&dir, &report, codes);
     let missing: Vec<_> = expected.difference(&found).collect();

@@ -142,17 +142,17 @@ fn suspensions(program: &Program, sink: &mut Sink, file: usize, func: &FunctionF
                 .iter()
                 .any(|s| s.region == section.region)
         };
-        let object_write = |e| object_write(program, func, e);
+        let write_in = |e| object_write(program, func, e);
         let before = func.events[..i]
             .iter()
             .rev()
             .take_while(|e| in_region(e))
-            .find_map(|e| object_write(e));
+            .find_map(write_in);
         let Some(first) = before else { continue };
         let after = func.events[i + 1..]
             .iter()
             .take_while(|e| in_region(e))
-            .filter_map(|e| object_write(e))
+            .filter_map(write_in)
             .find(|t| t.root == first.root);
         let Some(second) = after else { continue };
         let field = first.field().unwrap_or_default();
