@@ -27,12 +27,14 @@ use program::{Program, ScannedFile};
 /// `skipped` and the rest still scanned; a path that does not exist is an error.
 pub fn scan_paths(paths: &[PathBuf], opts: &ScanOptions) -> Result<ScanReport> {
     let files = source::discover(paths)?;
-    let results = in_pool(opts.jobs, || {
-        files
-            .par_iter()
-            .map(|path| scan_file(path, relative_to_roots(path, paths), opts))
-            .collect::<Vec<_>>()
-    })?;
+    in_pool(opts.jobs, || scan_files(paths, &files, opts))
+}
+
+fn scan_files(roots: &[PathBuf], files: &[PathBuf], opts: &ScanOptions) -> ScanReport {
+    let results: Vec<_> = files
+        .par_iter()
+        .map(|path| scan_file(path, relative_to_roots(path, roots), opts))
+        .collect();
     let mut scanned = Vec::new();
     let mut reports = Vec::new();
     let mut skipped = Vec::new();
@@ -55,13 +57,13 @@ pub fn scan_paths(paths: &[PathBuf], opts: &ScanOptions) -> Result<ScanReport> {
     let program = Program::new(scanned);
     let findings = rules::run_all(&program);
     let gil = rules::gil_declaration::declaration(&program);
-    Ok(ScanReport {
+    ScanReport {
         files: reports,
         skipped,
         findings,
         gil,
         methods: program.bindings.methods,
-    })
+    }
 }
 
 /// Parses the files with tree-sitter and nothing else: the baseline the benchmark compares
@@ -82,17 +84,16 @@ pub fn parse_only(paths: &[PathBuf], opts: &ScanOptions) -> Result<usize> {
     Ok(lines.iter().sum())
 }
 
+/// Worker stacks big enough for the recursive walk over deeply nested generated expressions.
+const WORKER_STACK: usize = 32 << 20;
+
 fn in_pool<T: Send>(jobs: Option<usize>, work: impl FnOnce() -> T + Send) -> Result<T> {
-    match jobs {
-        None => Ok(work()),
-        Some(n) => {
-            let pool = rayon::ThreadPoolBuilder::new()
-                .num_threads(n)
-                .build()
-                .context("starting worker threads")?;
-            Ok(pool.install(work))
-        }
-    }
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(jobs.unwrap_or(0))
+        .stack_size(WORKER_STACK)
+        .build()
+        .context("starting worker threads")?;
+    Ok(pool.install(work))
 }
 
 enum FileOutcome {
