@@ -124,7 +124,7 @@ fn strip_bracketed_timestamp(line: &[u8]) -> Option<&[u8]> {
     let inner = &line[1..close];
     let looks_like_time = inner.len() >= 5
         && inner.iter().all(|b| is_timestamp_byte(*b) || *b == b' ')
-        && inner.iter().any(|b| *b == b':');
+        && inner.contains(&b':');
     if !looks_like_time {
         return None;
     }

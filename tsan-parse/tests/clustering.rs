@@ -151,11 +151,16 @@ fn symbolized_and_unsymbolized_runs_share_the_side_frames() {
             &[fixture(&format!("logs/{compiler}/shared_lib.log"))],
             &TriageOptions::default(),
         );
-        let side_keys = |t: &Triage| -> Vec<Option<(Option<std::sync::Arc<str>>, Option<u32>)>> {
+        let side_keys = |t: &Triage| -> Vec<String> {
             t.root_causes[0]
                 .sides
                 .iter()
-                .map(|s| s.frame.as_ref().map(|f| (f.function.clone(), f.line)))
+                .map(|s| {
+                    s.frame
+                        .as_ref()
+                        .map(|f| format!("{:?}:{:?}", f.function, f.line))
+                        .unwrap_or_default()
+                })
                 .collect()
         };
         assert_eq!(side_keys(&symbolized), side_keys(&printed), "{compiler}");
