@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use ftreview_static::{Finding as StaticFinding, GilState, Rule};
+use ftreview_static::{BindingKind, Finding as StaticFinding, GilState, MethodBinding, Rule};
 use sha2::{Digest, Sha256};
 use tsan_parse::{AccessKind, FrameOrigin, ReportKind, RootCause, StackRole};
 
@@ -39,6 +39,7 @@ pub fn analyze<'a>(run: &'a RunRecord, baseline: Option<&Baseline>) -> Analysis<
             .map(|rc| root_cause_finding(run, rc, &links, &tree)),
     );
     findings.extend(crash_findings(run));
+    link_crashes_by_origin(&mut findings);
     findings.extend(hang_findings(run));
     findings
         .extend(static_findings(run).map(|f| static_finding(run, f, &links, &exercised, &tree)));
@@ -105,10 +106,15 @@ fn root_cause_finding(
         ReportKind::DeadlySignal(_) => Category::Crash,
         _ => Category::Race,
     };
+    let bindings = entry_bindings(run, rc);
+    let mut entry_points: Vec<String> = bindings.iter().map(|m| binding_name(m)).collect();
+    entry_points.sort();
+    entry_points.dedup();
     let fix = race_fix(&RaceEvidence {
         root_cause: rc,
         statics: statics.clone(),
-        entry_points: entry_points(run, rc),
+        entry_points,
+        entry_type: entry_type(&bindings),
         tree,
     });
     Finding {
@@ -179,9 +185,9 @@ fn racy_variable(rc: &RootCause, statics: &[&StaticFinding], tree: &SourceTree) 
     })
 }
 
-/// Python names of the methods the racing stacks entered the extension through: the
-/// outermost extension frame of each side, in the representative and every kept call path.
-pub fn entry_points(run: &RunRecord, rc: &RootCause) -> Vec<String> {
+/// The C functions the racing stacks entered the extension through: the outermost
+/// extension frame of each side, in the representative and every kept call path.
+fn entry_functions(rc: &RootCause) -> Vec<String> {
     let representative = rc
         .representative
         .all_stacks()
@@ -205,13 +211,48 @@ pub fn entry_points(run: &RunRecord, rc: &RootCause) -> Vec<String> {
         .flat_map(|path| &path.sides)
         .filter_map(|side| side.last())
         .filter_map(|entry| entry.split_whitespace().next().map(str::to_string));
-    let mut names: Vec<String> = representative
-        .chain(call_paths)
-        .flat_map(|function| python_names(run, &function))
-        .collect();
-    names.sort();
-    names.dedup();
-    names
+    let mut functions: Vec<String> = representative.chain(call_paths).collect();
+    functions.sort();
+    functions.dedup();
+    functions
+}
+
+/// The Python bindings of the functions a root cause was entered through.
+fn entry_bindings<'a>(run: &'a RunRecord, rc: &RootCause) -> Vec<&'a MethodBinding> {
+    let Some(scan) = &run.static_scan else {
+        return Vec::new();
+    };
+    entry_functions(rc)
+        .iter()
+        .flat_map(|function| {
+            scan.methods
+                .iter()
+                .filter(move |m| &m.c_function == function)
+        })
+        .collect()
+}
+
+/// The Python type whose methods every side entered through, if there is one.
+fn entry_type(bindings: &[&MethodBinding]) -> Option<String> {
+    let mut owners = bindings.iter().map(|m| {
+        m.owner_type
+            .as_deref()
+            .filter(|_| m.kind != BindingKind::Function)
+    });
+    let first = owners.next()??;
+    owners.all(|o| o == Some(first)).then(|| first.to_string())
+}
+
+/// `Type.method`, `module.function`, or the bare name when the owner is unknown.
+fn binding_name(m: &MethodBinding) -> String {
+    match &m.owner_type {
+        Some(owner) => format!(
+            "{}.{}",
+            owner.rsplit('.').next().unwrap_or(owner),
+            m.python_name
+        ),
+        None => m.python_name.clone(),
+    }
 }
 
 /// The Python names bound to a C function (`Vector.append`, `ftfixture_racy.bump`).
@@ -219,16 +260,7 @@ pub fn python_names(run: &RunRecord, c_function: &str) -> Vec<String> {
     let Some(scan) = &run.static_scan else {
         return Vec::new();
     };
-    scan.bindings_of(c_function)
-        .map(|m| match &m.owner_type {
-            Some(owner) => format!(
-                "{}.{}",
-                owner.rsplit('.').next().unwrap_or(owner),
-                m.python_name
-            ),
-            None => m.python_name.clone(),
-        })
-        .collect()
+    scan.bindings_of(c_function).map(binding_name).collect()
 }
 
 fn race_title(rc: &RootCause, variable: Option<&str>) -> String {
@@ -267,7 +299,7 @@ fn race_severity(rc: &RootCause, statics: &[&StaticFinding]) -> Severity {
                 && rc
                     .sides
                     .iter()
-                    .all(|s| s.access_kinds.iter().any(|k| *k == AccessKind::Write));
+                    .all(|s| s.access_kinds.contains(&AccessKind::Write));
             let backed_by_high = statics
                 .iter()
                 .any(|f| f.severity == ftreview_static::Severity::High);
@@ -336,6 +368,27 @@ fn hang_findings(run: &RunRecord) -> impl Iterator<Item = Finding> + '_ {
         related: Vec::new(),
         new: None,
     })
+}
+
+/// A crashed process and the deadly signal TSan caught in it share an origin: link them.
+fn link_crashes_by_origin(findings: &mut [Finding]) {
+    let crashes: Vec<(String, Vec<String>)> = findings
+        .iter()
+        .filter(|f| f.category == Category::Crash)
+        .map(|f| (f.id.clone(), f.origins.clone()))
+        .collect();
+    for finding in findings
+        .iter_mut()
+        .filter(|f| f.category == Category::Crash)
+    {
+        let same_origin = crashes
+            .iter()
+            .filter(|(id, origins)| {
+                *id != finding.id && origins.iter().any(|o| finding.origins.contains(o))
+            })
+            .map(|(id, _)| id.clone());
+        finding.related.extend(same_origin);
+    }
 }
 
 /// `crash-`/`hang-` + a hash of where it happened: stable across identical runs.

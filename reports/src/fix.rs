@@ -16,6 +16,8 @@ pub struct RaceEvidence<'a> {
     pub statics: Vec<&'a StaticFinding>,
     /// Python names of the methods the racing stacks entered through (`Vector.append`).
     pub entry_points: Vec<String>,
+    /// The Python type all those methods belong to, if they share one.
+    pub entry_type: Option<String>,
     pub tree: &'a SourceTree,
 }
 
@@ -111,9 +113,13 @@ fn data_race_fix(evidence: &RaceEvidence) -> Fix {
         .map(|f| racing_line(f, evidence.tree).unwrap_or_default())
         .collect();
     let read_modify_write = lines.iter().any(|l| is_read_modify_write(l));
+    // An atomic access by the extension's own code; atomics inside the interpreter or its
+    // allocator (a side whose innermost frame is not the extension's) are not the extension's
+    // to match.
     let mixed_atomic = rc
         .sides
         .iter()
+        .filter(|s| s.top_frame.is_none())
         .flat_map(|s| &s.access_kinds)
         .any(|k| k.is_atomic());
     let word_sized = access_size(rc).is_some_and(|size| size <= 8);
@@ -266,7 +272,7 @@ fn memory_owner(evidence: &RaceEvidence, lines: &[String]) -> Owner {
         .collect();
     if bases.iter().any(|b| b.ends_with("state") || b == "st") {
         Owner::Module
-    } else if !bases.is_empty() && !evidence.entry_points.is_empty() {
+    } else if evidence.entry_type.is_some() {
         Owner::Object
     } else {
         Owner::Unknown

@@ -148,7 +148,7 @@ pub fn field_at(line: &str, column: u32) -> Option<String> {
     let at = (column as usize).checked_sub(1)?;
     let rest = line.get(at..)?;
     let members = members(line);
-    let last_before = |end: usize| members.iter().filter(|m| m.field_end <= end).last();
+    let last_before = |end: usize| members.iter().rfind(|m| m.field_end <= end);
     let found = if rest.starts_with("++") || rest.starts_with("--") {
         match rest[2..].starts_with(|c: char| is_ident(c)) {
             true => chain_from(&members, at + 2),
@@ -156,10 +156,7 @@ pub fn field_at(line: &str, column: u32) -> Option<String> {
         }
     } else if is_assignment(rest) {
         let lhs = line[..at].trim_end();
-        match lhs
-            .strip_suffix(']')
-            .and_then(|inner| matching_open_bracket(inner))
-        {
+        match lhs.strip_suffix(']').and_then(matching_open_bracket) {
             Some(open) => last_before(open),
             None => last_before(at),
         }

@@ -1,3 +1,6 @@
+// Each test binary uses a subset of these helpers.
+#![allow(dead_code)]
+
 //! Assembles RunRecords from the real evidence in `tests/data` (see its README): the runner's
 //! part from `record.json`, the triage from real TSan logs through tsan-parse, the static scan
 //! from the real sources through the static pass.
