@@ -107,3 +107,22 @@ pub fn ensure_interpreter(
 ) -> anyhow::Result<Interpreter> {
     ensure::ensure_interpreter(request, progress)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn source_specs_parse_from_the_command_line() {
+        let parse = |s: &str| s.parse::<SourceSpec>().unwrap();
+        assert_eq!(parse("auto"), SourceSpec::Auto);
+        assert_eq!(parse("python.org"), SourceSpec::PythonOrg);
+        assert_eq!(parse("debian"), SourceSpec::Debian);
+        assert_eq!(
+            parse("https://h/Python-3.13.5.tar.xz"),
+            SourceSpec::Url("https://h/Python-3.13.5.tar.xz".into())
+        );
+        assert_eq!(parse("./cpython"), SourceSpec::Path("./cpython".into()));
+        assert!("".parse::<SourceSpec>().is_err());
+    }
+}
