@@ -348,6 +348,9 @@ impl Program {
         while let Some((f, depth)) = queue.pop_front() {
             for &i in self.bound.get(&f).into_iter().flatten() {
                 let m = &self.bindings.methods[i];
+                if !is_python_callable(&m.python_name) {
+                    continue; // `tp_dealloc`, `tp_traverse`: not something a script can call
+                }
                 let name = match m.owner_type.as_deref() {
                     Some(owner) => format!(
                         "{}.{}",
@@ -437,6 +440,13 @@ impl Program {
             .collect();
         self.contexts = contexts;
     }
+}
+
+/// Slots without a dunder keep their C slot name (`tp_dealloc`).
+fn is_python_callable(python_name: &str) -> bool {
+    !(python_name.starts_with("tp_")
+        || python_name.starts_with("bf_")
+        || python_name.starts_with("was_"))
 }
 
 fn derive_context(

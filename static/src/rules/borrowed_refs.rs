@@ -102,15 +102,15 @@ fn borrowed(
         Some(how) => (Severity::Info, format!("`{callee}({container}, ...)` returns a borrowed reference; protected by {how}")),
         None => (
             Severity::Medium,
-            format!("`{callee}` returns a borrowed reference: {} before this code takes its own reference", verdict.why),
+            format!("`{callee}` returns a borrowed reference; {}, so the object can be freed before this code takes its own reference", verdict.why),
         ),
     };
     let fix = match (verdict.replacement, verdict.added_in) {
-        (Some(r), Some(v)) if r.starts_with("Py") && !r.contains(' ') => {
+        (Some(r), Some(v)) if !r.contains(' ') => {
             format!("use `{r}` (strong reference, CPython {v}+; pythoncapi-compat backports it) and release it when done")
         }
-        (Some(r), _) => format!("use {r}, or hold `Py_BEGIN_CRITICAL_SECTION({container})` while using the result"),
-        _ => format!("take a strong reference right away (`Py_XNewRef`) under `Py_BEGIN_CRITICAL_SECTION({container})`"),
+        (Some(r), _) => format!("use {r}"),
+        _ => "take a strong reference at once (`Py_XNewRef`) and use only that".to_string(),
     };
     sink.add(Draft {
         rule: Rule::BorrowedReference,
