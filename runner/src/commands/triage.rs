@@ -196,3 +196,74 @@ fn plural(count: u64) -> &'static str {
         "s"
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    fn fixture(path: &str) -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../tsan-parse/tests/fixtures")
+            .join(path)
+    }
+
+    fn args(inputs: Vec<PathBuf>) -> TriageArgs {
+        TriageArgs {
+            inputs,
+            json: false,
+            so_paths: Vec::new(),
+            extensions: Vec::new(),
+            suppressions: None,
+        }
+    }
+
+    #[test]
+    fn real_logs_give_findings_and_suppressions() {
+        let dir = tempfile::tempdir().unwrap();
+        let suppressions = dir.path().join("tsan.supp");
+        let outcome = run(TriageArgs {
+            suppressions: Some(suppressions.clone()),
+            ..args(vec![fixture("logs/gcc")])
+        })
+        .unwrap();
+        assert_eq!(outcome, Outcome::Findings);
+        let written = std::fs::read_to_string(suppressions).unwrap();
+        assert!(
+            written.lines().any(|l| l == "race_top:record_hit"),
+            "{written}"
+        );
+    }
+
+    #[test]
+    fn a_log_without_reports_is_clean() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("tsan.1");
+        std::fs::write(&log, "collected 12 items\n12 passed\n").unwrap();
+        assert_eq!(run(args(vec![log])).unwrap(), Outcome::Clean);
+    }
+
+    #[test]
+    fn a_missing_input_is_an_error_naming_it() {
+        let error = run(args(vec![PathBuf::from("/nonexistent/tsan.42")])).unwrap_err();
+        assert!(format!("{error:#}").contains("/nonexistent/tsan.42"));
+    }
+
+    #[test]
+    fn text_output_names_root_causes_variables_and_sites() {
+        let options = TriageOptions {
+            classifier: Classifier::new(vec!["racy".into()], Vec::new()),
+            ..TriageOptions::default()
+        };
+        let triage = triage_paths(&[fixture("logs/pyext")], &options, &|_| None).unwrap();
+        let text = render_text(&triage);
+        assert!(text.starts_with(&format!("{} root cause", triage.root_causes.len())));
+        for cause in &triage.root_causes {
+            assert!(text.contains(&cause.id), "{text}");
+        }
+        assert!(text.contains("on calls"), "{text}");
+        assert!(text.contains("racy_bump"), "{text}");
+        assert!(text.contains("racy.c:13"), "{text}");
+    }
+}
