@@ -61,6 +61,10 @@ pub struct TargetRun {
     pub error: Option<String>,
     /// Why "no findings" cannot be trusted (uninstrumented or pure-Python build).
     pub untrustworthy: Option<String>,
+    /// The plan, results.json and SARIF, once written.
+    pub reports: Vec<PathBuf>,
+    /// With a baseline: whether any finding is new.
+    pub new_findings: Option<bool>,
 }
 
 /// Accumulates the record as phases finish.
@@ -215,6 +219,8 @@ pub async fn review(
                 record,
                 error: Some(format!("{err:#}")),
                 untrustworthy: None,
+                reports: Vec::new(),
+                new_findings: None,
             };
         }
     };
@@ -238,6 +244,8 @@ pub async fn review(
         record: review.record,
         error,
         untrustworthy,
+        reports: Vec::new(),
+        new_findings: None,
     }
 }
 
@@ -463,6 +471,9 @@ async fn drive(
     }
 
     run_instrumented_phases(ctx, &info, &overrides, options, review, &installed).await;
+    if untrustworthy.is_none() && !exercised_anything(&review.record) {
+        *untrustworthy = Some("no test or scenario ran under TSan (see the phases' messages), so there is nothing to call clean".into());
+    }
     cancelled().map_or(Ok(()), Err)
 }
 
@@ -754,6 +765,14 @@ async fn run_instrumented_phases(
     write_findings(&review.run_dir, &review.reports);
 }
 
+/// Whether any test or scenario ran to completion under TSan.
+fn exercised_anything(record: &RunRecord) -> bool {
+    record.phases.iter().any(|p| {
+        matches!(p.name.as_str(), "tests" | "parallel-tests" | "stress")
+            && p.items_run.unwrap_or(0) > 0
+    })
+}
+
 fn phase_summary(record: &PhaseRecord) -> String {
     let items = record
         .items_run
@@ -790,5 +809,6 @@ pub fn finding_counts(record: &RunRecord) -> (usize, usize, usize) {
 /// Whether the record shows anything to fix.
 pub fn has_findings(record: &RunRecord) -> bool {
     let (races, crashes, hangs) = finding_counts(record);
-    races + crashes + hangs > 0 || record.gil.reenabled_on_import == Some(true)
+    let anomalies = record.scenarios.iter().any(|s| !s.anomalies.is_empty());
+    races + crashes + hangs > 0 || anomalies || record.gil.reenabled_on_import == Some(true)
 }

@@ -30,8 +30,10 @@ pub struct Step {
     pub env: Vec<(String, String)>,
     /// Inherited variables removed (e.g. `PYTHON_GIL` for the GIL check).
     pub env_remove: Vec<String>,
-    /// stdout and stderr both go here.
+    /// stdout and stderr both go here (stderr only, when `stdout` is set).
     pub log: PathBuf,
+    /// A separate file for stdout, for steps whose stdout is data (JSON).
+    pub stdout: Option<PathBuf>,
     #[serde(skip)]
     pub timeout: Duration,
 }
@@ -51,6 +53,7 @@ impl Step {
             env: Vec::new(),
             env_remove: Vec::new(),
             log: log.to_path_buf(),
+            stdout: None,
             timeout: Duration::from_secs(3600),
         }
     }
@@ -85,6 +88,11 @@ impl Step {
 
     pub fn env_remove(mut self, key: impl Into<String>) -> Self {
         self.env_remove.push(key.into());
+        self
+    }
+
+    pub fn stdout_to(mut self, path: &Path) -> Self {
+        self.stdout = Some(path.to_path_buf());
         self
     }
 
@@ -304,7 +312,10 @@ impl Runner {
             .args(args)
             .current_dir(&step.cwd)
             .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
+            .stdout(match &step.stdout {
+                Some(path) => File::create(path)?,
+                None => log.try_clone()?,
+            })
             .stderr(log)
             .process_group(0)
             .kill_on_drop(true);

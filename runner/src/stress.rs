@@ -6,12 +6,13 @@ use std::fs;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use anyhow::{bail, Context};
 use ftreview_reports::model::{
     CrashRecord, HangRecord, Origin, PhaseRecord, PhaseStatus, Reproducer, ScenarioOutcome,
     ScenarioRecord,
 };
-use ftreview_static::ScanReport;
-use serde::Deserialize;
+use ftreview_static::{ScanReport, Severity};
+use ftreview_stress::{GenConfig, Hints, OutcomeStatus};
 use tokio::sync::Semaphore;
 
 use crate::attribution::{self, faulthandler_dump};
@@ -46,17 +47,6 @@ pub struct StressResult {
     pub outcome: PhaseOutcome,
     pub scenarios: Vec<ScenarioRecord>,
     pub exercised: Vec<String>,
-}
-
-/// What a scenario script reports about itself.
-#[derive(Debug, Default, Deserialize)]
-struct ScriptOutcome {
-    #[serde(default)]
-    worker_exceptions: u64,
-    #[serde(default)]
-    anomalies: Vec<String>,
-    #[serde(default)]
-    error: Option<String>,
 }
 
 /// Generates the scenarios and runs them.
@@ -200,10 +190,13 @@ async fn run_scenario(
     };
     let mut crashes = deadly_reports(&reports, "stress", &reproducer);
     let mut hangs = Vec::new();
-    let script_outcome: ScriptOutcome = fs::read_to_string(&outcome_path)
+    let script_outcome = fs::read_to_string(&outcome_path)
         .ok()
-        .and_then(|t| serde_json::from_str(&t).ok())
-        .unwrap_or_default();
+        .and_then(|t| ftreview_stress::parse_outcome(&t).ok());
+    // The script rewrites its outcome when it finishes: "started" means the process died.
+    let died_mid_run = script_outcome
+        .as_ref()
+        .is_some_and(|o| o.status == OutcomeStatus::Started);
     let outcome = match result.termination {
         Termination::TimedOut => {
             hangs.push(HangRecord {
@@ -232,7 +225,20 @@ async fn run_scenario(
             ScenarioOutcome::Crashed
         }
         _ if !crashes.is_empty() => ScenarioOutcome::Crashed,
-        Termination::Exited { code: 0 } if script_outcome.error.is_none() => {
+        Termination::Exited { code } if died_mid_run => {
+            crashes.push(CrashRecord {
+                origin,
+                kind: format!("died (exit code {code})"),
+                signal: None,
+                python_stack: None,
+                native_stack: None,
+                reproducer: Some(reproducer.clone()),
+            });
+            ScenarioOutcome::Crashed
+        }
+        Termination::Exited { code: 0 }
+            if script_outcome.as_ref().is_some_and(|o| o.error.is_none()) =>
+        {
             ScenarioOutcome::Completed
         }
         _ => ScenarioOutcome::Error,
@@ -243,6 +249,12 @@ async fn run_scenario(
             .take()
             .or_else(|| faulthandler_dump(&output));
     }
+    let (worker_exceptions, anomalies) = script_outcome.map_or((0, Vec::new()), |o| {
+        (
+            o.worker_exceptions,
+            o.anomalies.iter().map(|a| a.to_string()).collect(),
+        )
+    });
     let record = ScenarioRecord {
         name: scenario.name.clone(),
         kind: scenario.kind.clone(),
@@ -250,8 +262,8 @@ async fn run_scenario(
         reproducer,
         outcome,
         reports: reports.len() as u64,
-        worker_exceptions: script_outcome.worker_exceptions,
-        anomalies: script_outcome.anomalies,
+        worker_exceptions,
+        anomalies,
     };
     let callables = if outcome == ScenarioOutcome::Error {
         Vec::new()
@@ -267,13 +279,101 @@ async fn run_scenario(
     })
 }
 
-/// The scenarios for this extension (the stress-tests crate generates them).
+/// The scenarios for this extension: introspect its API in the venv, then generate.
 async fn generate(
-    _ctx: &Ctx,
-    _installed: &Installed,
-    _options: &StressOptions,
-    _hints: Option<serde_yaml_ng::Value>,
-    _scan: Option<&ScanReport>,
+    ctx: &Ctx,
+    installed: &Installed,
+    options: &StressOptions,
+    hints: Option<serde_yaml_ng::Value>,
+    scan: Option<&ScanReport>,
 ) -> anyhow::Result<Vec<ScenarioSpec>> {
-    anyhow::bail!("the stress scenario generator (ftreview-stress) is not available in this build")
+    let hints: Hints = match hints {
+        Some(value) => serde_yaml_ng::from_value(value)
+            .context("the registry's `stress` hints are not valid")?,
+        None => Hints::default(),
+    };
+    let logs = ctx.run_dir.logs("stress")?;
+    let script = ctx.run_dir.harness().join("ftreview_introspect.py");
+    fs::write(&script, ftreview_stress::introspection_script())?;
+    let model_path = logs.join("api-model.json");
+    let step = Step::new(
+        "stress introspection",
+        &ctx.venv.python,
+        &logs,
+        &logs.join("introspection.log"),
+    )
+    .arg(&script)
+    .args(ftreview_stress::introspection_args(
+        &modules_to_introspect(installed),
+        &hints,
+    ))
+    .env("TSAN_OPTIONS", "report_bugs=0")
+    .env("PYTHON_GIL", "0")
+    .stdout_to(&model_path)
+    .timeout(Duration::from_secs(600));
+    let result = ctx.runner.run(&step).await?;
+    if !result.termination.success() {
+        bail!(
+            "introspecting the extension's API failed ({}): {}",
+            result.termination.describe(),
+            result.log_tail(5)
+        );
+    }
+    let model = ftreview_stress::parse_api_model(&fs::read_to_string(&model_path)?)?;
+    let config = GenConfig {
+        seed: options.seed,
+        threads: options.threads,
+        time_budget_per_scenario: (options.scenario_timeout / 3).min(Duration::from_secs(20)),
+        targets: scan.map(static_targets).unwrap_or_default(),
+        hints,
+        ..GenConfig::default()
+    };
+    let scenarios = ftreview_stress::generate(&model, &config);
+    if scenarios.is_empty() {
+        bail!("introspection found nothing to call concurrently (no constructible type, no module function); add stress hints to the registry");
+    }
+    Ok(scenarios
+        .into_iter()
+        .map(|s| ScenarioSpec {
+            name: s.name,
+            kind: s.kind.as_str().to_string(),
+            script: s.script,
+            callables: s.callables,
+        })
+        .collect())
+}
+
+/// Public packages first (their API re-exports the extension's), then the extension modules.
+fn modules_to_introspect(installed: &Installed) -> Vec<String> {
+    let mut modules: Vec<String> = installed
+        .top_level
+        .iter()
+        .filter(|m| !m.starts_with('_'))
+        .cloned()
+        .collect();
+    for ext in &installed.extensions {
+        if !modules.contains(&ext.module) {
+            modules.push(ext.module.clone());
+        }
+    }
+    modules
+}
+
+/// Python names of the functions the static pass flagged (medium or worse): targeted scenarios.
+fn static_targets(scan: &ScanReport) -> Vec<String> {
+    let mut targets: Vec<String> = scan
+        .findings_at_least(Severity::Medium)
+        .flat_map(|f| f.entry_points.iter().cloned())
+        .collect();
+    for function in scan.flagged_functions(Severity::Medium) {
+        for binding in scan.bindings_of(function) {
+            targets.push(match &binding.owner_type {
+                Some(owner) => format!("{owner}.{}", binding.python_name),
+                None => binding.python_name.clone(),
+            });
+        }
+    }
+    targets.sort();
+    targets.dedup();
+    targets
 }

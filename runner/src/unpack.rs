@@ -27,7 +27,7 @@ pub fn unpack_archive(archive: &Path, dest: &Path) -> anyhow::Result<PathBuf> {
     };
     fs::create_dir_all(dest)?;
     unpack_tar(reader, dest).with_context(|| format!("cannot unpack {}", archive.display()))?;
-    Ok(source_root(dest)?)
+    source_root(dest)
 }
 
 fn unpack_tar(reader: impl Read, dest: &Path) -> anyhow::Result<()> {

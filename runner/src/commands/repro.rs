@@ -128,7 +128,7 @@ fn subject_of_finding(record: &RunRecord, run_dir: &Path, id: &str) -> anyhow::R
     }
     let test = origins.iter().find_map(|o| {
         let (phase, nodeid) = o.split_once(": ")?;
-        (nodeid != "<outside tests>").then(|| (phase, nodeid))
+        (nodeid != "<outside tests>").then_some((phase, nodeid))
     });
     match test {
         Some((phase, nodeid)) => Ok(Subject::Test {

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, ValueEnum};
+use ftreview_reports::{load_baseline, summary_table, write_all, Baseline, Format, RunRecord};
 use ftreview_toolchain::{BuildRequest, Interpreter};
 use serde_json::json;
 use tokio::sync::watch;
@@ -69,6 +70,9 @@ pub struct RunArgs {
     /// Rebuild the extension even when a cached build of the same sources exists.
     #[arg(long)]
     pub rebuild: bool,
+    /// A previous results.json: report only new findings, and exit 1 only on those.
+    #[arg(long, value_name = "FILE")]
+    pub baseline: Option<PathBuf>,
     /// Print a machine-readable summary on stdout (progress stays on stderr).
     #[arg(long)]
     pub json: bool,
@@ -124,20 +128,45 @@ pub fn run(args: RunArgs) -> anyhow::Result<Outcome> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let runs = runtime.block_on(review_all(
+    let baseline = args.baseline.as_deref().map(load_baseline).transpose()?;
+    let mut runs = runtime.block_on(review_all(
         specs,
         &interpreter,
         &options,
         args.out.as_deref(),
         &progress,
     ))?;
-    for run in &runs {
+    for run in &mut runs {
+        write_reports(run, baseline.as_ref());
         print_summary(run, &progress);
+    }
+    if runs.len() > 1 {
+        let records: Vec<RunRecord> = runs.iter().map(|r| r.record.clone()).collect();
+        progress.note(&summary_table(&records));
     }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&json_summary(&runs))?);
     }
     Ok(overall_outcome(&runs))
+}
+
+/// The migration plan, results.json and SARIF, next to run.json. A failure here is reported
+/// but leaves run.json, from which `ftreview report` can retry.
+fn write_reports(run: &mut TargetRun, baseline: Option<&Baseline>) {
+    match write_all(&run.record, &run.run_dir, baseline, Format::All) {
+        Ok(written) => {
+            run.reports = written.files;
+            run.new_findings = baseline.map(|_| written.has_new_findings);
+        }
+        Err(err) => {
+            let failure = format!("writing the reports failed: {err:#}");
+            run.error = Some(
+                run.error
+                    .take()
+                    .map_or(failure.clone(), |e| format!("{e}; {failure}")),
+            );
+        }
+    }
 }
 
 /// `--python`/`FTREVIEW_PYTHON`, else the newest cached build, else a fresh build.
@@ -219,7 +248,10 @@ async fn review_all(
 }
 
 fn outcome_of(run: &TargetRun) -> Outcome {
-    let findings = pipeline::has_findings(&run.record);
+    // Against a baseline only new findings count.
+    let findings = run
+        .new_findings
+        .unwrap_or_else(|| pipeline::has_findings(&run.record));
     match (&run.error, &run.untrustworthy, findings) {
         (Some(_), _, _) => Outcome::HarnessError,
         (None, _, true) => Outcome::Findings,
@@ -269,6 +301,9 @@ fn print_summary(run: &TargetRun, progress: &Progress) {
     if let Some(error) = &run.error {
         lines.push(format!("  stopped: {error}"));
     }
+    for file in &run.reports {
+        lines.push(format!("  wrote {}", file.display()));
+    }
     lines.push(format!(
         "  run directory: {} (run.json, commands.jsonl, logs/)",
         run.run_dir.display()
@@ -292,6 +327,7 @@ fn json_summary(runs: &[TargetRun]) -> serde_json::Value {
                 "hangs": hangs,
                 "gil_reenabled_on_import": run.record.gil.reenabled_on_import,
                 "error": run.error,
+                "reports": run.reports,
                 "untrustworthy": run.untrustworthy,
                 "phases": run.record.phases.iter().map(|p| json!({
                     "name": p.name, "status": p.status, "seconds": p.duration_secs, "items": p.items_run, "reports": p.reports, "message": p.message,
