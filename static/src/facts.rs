@@ -1221,6 +1221,13 @@ impl<'a, 'f> BodyWalker<'a, 'f> {
                     self.facts.fresh.push(local.to_string());
                 }
             }
+            // `new_md = (MultiDictObject *)ret;` where `ret` was just created.
+            "identifier" => {
+                let source = self.text(stripped);
+                if self.facts.fresh.iter().any(|f| f == source) {
+                    self.facts.fresh.push(local.to_string());
+                }
+            }
             _ => {}
         }
     }

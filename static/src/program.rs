@@ -46,6 +46,8 @@ pub(crate) struct Program {
     bound: HashMap<usize, Vec<usize>>,
     /// function id → parameters that every caller passes a freshly created object in.
     fresh_params: HashMap<usize, HashSet<String>>,
+    /// Functions bound to object lifecycle slots (`tp_new`, `tp_init`, `tp_dealloc`...).
+    lifecycle_slots: HashSet<usize>,
     pub module_state_types: HashSet<String>,
 }
 
@@ -117,6 +119,7 @@ impl Program {
             callers: HashMap::new(),
             bound: HashMap::new(),
             fresh_params: HashMap::new(),
+            lifecycle_slots: HashSet::new(),
             module_state_types,
         };
         program.compute_bound();
@@ -153,46 +156,61 @@ impl Program {
         sites
     }
 
+    /// Fixed point: a parameter is fresh when every call passes an object the caller created,
+    /// a fresh parameter of its own, or the object a lifecycle slot (`tp_init`'s `self`) got.
     fn compute_fresh_params(&mut self) {
-        // callee → per call site, per argument: is it fresh in the caller?
-        let mut sites: HashMap<usize, Vec<Vec<bool>>> = HashMap::new();
-        for (caller, callee, i) in self.call_sites() {
-            let EventKind::Call { args, .. } = &caller.events[i].kind else {
-                continue;
-            };
-            if self.bound.contains_key(&callee) {
-                continue;
+        let sites: Vec<(&FunctionFacts, usize, &[String])> = self
+            .call_sites()
+            .into_iter()
+            .filter(|(_, callee, _)| !self.bound.contains_key(callee))
+            .filter_map(|(caller, callee, i)| match &caller.events[i].kind {
+                EventKind::Call { args, .. } => Some((caller, callee, args.as_slice())),
+                _ => None,
+            })
+            .collect();
+        let mut fresh_params: HashMap<usize, HashSet<String>> = HashMap::new();
+        for _ in 0..8 {
+            let mut next: HashMap<usize, Vec<Vec<bool>>> = HashMap::new();
+            for (caller, callee, args) in &sites {
+                let own_object = self
+                    .lifecycle_slots
+                    .contains(&caller.id)
+                    .then(|| caller.params.first().map(|p| p.name.as_str()))
+                    .flatten();
+                let fresh = args
+                    .iter()
+                    .map(|a| {
+                        let a = strip_object_expr(a);
+                        caller.fresh.iter().any(|f| f == a)
+                            || own_object == Some(a)
+                            || fresh_params.get(&caller.id).is_some_and(|p| p.contains(a))
+                    })
+                    .collect();
+                next.entry(*callee).or_default().push(fresh);
             }
-            // A lifecycle function's own object (`self` of tp_init) is not shared either.
-            let own_object = matches!(self.context(caller), Context::Lifecycle)
-                .then(|| caller.params.first().map(|p| p.name.as_str()))
-                .flatten();
-            let fresh = args
-                .iter()
-                .map(|a| {
-                    let a = strip_object_expr(a);
-                    caller.fresh.iter().any(|f| f == a) || own_object == Some(a)
-                })
-                .collect();
-            sites.entry(callee).or_default().push(fresh);
-        }
-        let mut fresh_params = HashMap::new();
-        for (callee, calls) in sites {
-            let fresh: HashSet<String> = self
-                .function(callee)
-                .params
-                .iter()
-                .enumerate()
-                .filter(|(i, _)| {
-                    calls
+            let computed: HashMap<usize, HashSet<String>> = next
+                .into_iter()
+                .map(|(callee, calls)| {
+                    let fresh = self
+                        .function(callee)
+                        .params
                         .iter()
-                        .all(|args| args.get(*i).copied().unwrap_or(false))
+                        .enumerate()
+                        .filter(|(i, _)| {
+                            calls
+                                .iter()
+                                .all(|args| args.get(*i).copied().unwrap_or(false))
+                        })
+                        .map(|(_, p)| p.name.clone())
+                        .collect::<HashSet<String>>();
+                    (callee, fresh)
                 })
-                .map(|(_, p)| p.name.clone())
+                .filter(|(_, fresh)| !fresh.is_empty())
                 .collect();
-            if !fresh.is_empty() {
-                fresh_params.insert(callee, fresh);
+            if computed == fresh_params {
+                break;
             }
+            fresh_params = computed;
         }
         self.fresh_params = fresh_params;
     }
@@ -405,6 +423,9 @@ impl Program {
                     .get(file)
                     .and_then(|&f| self.resolve_function(f, name))
                 {
+                    if context == Context::Lifecycle {
+                        self.lifecycle_slots.insert(id);
+                    }
                     contexts.insert(id, context.clone());
                 }
             }
