@@ -200,9 +200,13 @@ fn targeted_scenarios<'a>(
             specs.push(spec);
         }
         for ty in vars.constructible() {
-            for method in ty.methods.iter().filter(|m| names(&m.qualname, target)) {
+            for method in ty
+                .methods
+                .iter()
+                .filter(|m| names(&m.call.qualname, target))
+            {
                 if let Some(spec) = targeted_method(vars, ty, method) {
-                    if seen.insert(method.qualname.clone()) {
+                    if seen.insert(method.call.qualname.clone()) {
                         specs.push(spec);
                     }
                 }
@@ -221,8 +225,8 @@ fn targeted_method<'a>(
     if calls.is_empty() {
         return None;
     }
-    let mut spec =
-        Spec::new(ScenarioKind::Targeted, &method.qualname, vars).with_subjects(ty, &["S", "O"]);
+    let mut spec = Spec::new(ScenarioKind::Targeted, &method.call.qualname, vars)
+        .with_subjects(ty, &["S", "O"]);
     let writers = ops::writers(vars, ty, "S", None);
     spec.role("target", calls);
     if !writers.is_empty() {

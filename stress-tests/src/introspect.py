@@ -24,11 +24,13 @@ TRIAL_SECONDS = 2.0
 MAX_ARITY = 3
 OK_SETS_WANTED = 2
 CONSTRUCTORS_WANTED = 6  # enough to find one that builds a non-empty object
-MAX_TRIALS_PER_CALLABLE = 60
+MAX_TRIALS_PER_CALLABLE = 150
+MAX_TRIALS_PER_ARITY = 50
+MUTATION_TRIALS_WANTED = 6  # working calls tried on a method before calling it a reader
 SNAPSHOT_ITEMS = 200
 
 CATALOGUE = [
-    "1", "0", "-1", "7", "2**40", "1.5", "'a'", "'key'", "''", "b'ab'",
+    "1", "0", "-1", "7", "2**63", "1.5", "'a'", "'key'", "''", "b'ab'",
     "None", "True", "[1, 2, 3]", "(1, 2)", "{'a': 1}", "[('a', 1), ('b', 2)]",
     "{1, 2}", "range(3)", "bytearray(b'ab')",
 ]
@@ -37,6 +39,8 @@ GUESSED_MUTATORS = (
     "popitem", "push", "put", "remove", "replace", "reset", "reverse", "set",
     "setdefault", "sort", "update", "upd", "write", "del",
 )
+# One value of each kind: the pairs and triples tried for callables of several arguments.
+REPRESENTATIVES = ["'a'", "1", "None", "[1, 2, 3]", "{'a': 1}", "b'ab'", "1.5"]
 BINARY_OPS = ["+", "-", "*", "|", "&", "^"]
 SKIPPED_METHODS = {"__init__", "__new__", "__init_subclass__", "__subclasshook__",
                    "__reduce__", "__reduce_ex__", "__setstate__", "__getstate__",
@@ -129,22 +133,27 @@ class Api:
 
     def candidate_args(self, arity, own_type):
         """Same-type instance first (two-object operations), then literals, then other types."""
-        pool = [f"@{own_type}"] if own_type in self.builders else []
-        pool += self.values + [f"@{q}" for q in sorted(self.builders) if q != own_type]
+        own = [f"@{own_type}"] if own_type in self.builders else []
         if arity == 0:
             return [[]]
         if arity == 1:
+            pool = own + self.values + [f"@{q}" for q in sorted(self.builders) if q != own_type]
             return [[v] for v in pool]
-        head = pool[:8]
-        return [list(c) for c in itertools.product(head, repeat=arity)]
+        head = own + list(self.hints.get("values", [])) + REPRESENTATIVES
+        return [list(c) for c in itertools.islice(itertools.product(head, repeat=arity), MAX_TRIALS_PER_ARITY)]
 
-    def trial(self, call, arg_sets, observe=None, wanted=OK_SETS_WANTED):
-        """Tries argument sets; returns the working ones and a few informative failures."""
+    def candidates(self, sig, bound, own_type):
+        return [args for n in arities(sig, bound) for args in self.candidate_args(n, own_type)[:MAX_TRIALS_PER_ARITY]]
+
+    def trial(self, call, arg_sets, observe=None, wanted=OK_SETS_WANTED, until=None):
+        """Tries argument sets; returns the working ones and a few informative failures.
+        Stops after `wanted` working sets, or `OK_SETS_WANTED` once `until()` holds."""
         found = []
         ok = 0
         tried = 0
         for args in arg_sets:
-            if ok >= wanted or tried >= MAX_TRIALS_PER_CALLABLE:
+            enough = wanted if until is None or not until() else OK_SETS_WANTED
+            if ok >= enough or tried >= MAX_TRIALS_PER_CALLABLE:
                 break
             tried += 1
             try:
@@ -199,7 +208,7 @@ class Api:
             for qualname, cls in sorted(self.types.items()):
                 if qualname in self.builders:
                     continue
-                sets = [args for n in arities(signature_of(cls), False) for args in self.candidate_args(n, None)]
+                sets = self.candidates(signature_of(cls), False, None)
                 found = self.trial(lambda v, cls=cls: cls(*v), sets, observe=note_size, wanted=CONSTRUCTORS_WANTED)
                 working = [f for f in found if f["outcome"] == "ok"]
                 working.sort(key=lambda f: (-f.pop("size", 0), len(f["args"])))
@@ -243,8 +252,7 @@ def snapshot(obj):
 
 def describe_function(api, qualname, fn):
     sig = signature_of(fn)
-    sets = [args for n in arities(sig, False) for args in api.candidate_args(n, None)]
-    sets = [list(a) for a in api.hints.get("arguments", {}).get(qualname, [])] + sets
+    sets = [list(a) for a in api.hints.get("arguments", {}).get(qualname, [])] + api.candidates(sig, False, None)
     return {
         "name": qualname.rsplit(".", 1)[1],
         "qualname": qualname,
@@ -258,7 +266,7 @@ def describe_method(api, type_qualname, name, attr):
     qualname = f"{type_qualname}.{name}"
     sig = signature_of(attr)
     sets = [list(a) for a in api.hints.get("arguments", {}).get(qualname, [])]
-    sets += [args for n in arities(sig, True) for args in api.candidate_args(n, type_qualname)]
+    sets += api.candidates(sig, True, type_qualname)
     changed = []
     returns = []
 
@@ -273,13 +281,20 @@ def describe_method(api, type_qualname, name, attr):
             returns.append(qualname_of(type(result)))
         return result
 
-    arg_sets = api.trial(call, sets) if type_qualname in api.builders else []
+    # Keep trying while nothing changed: `update(same contents)` leaves an object as it was.
+    arg_sets = []
+    if type_qualname in api.builders:
+        arg_sets = api.trial(call, sets, wanted=MUTATION_TRIALS_WANTED, until=lambda: any(changed))
+        ok = [a for a in arg_sets if a["outcome"] == "ok"]
+        arg_sets = ok[:OK_SETS_WANTED] + [a for a in arg_sets if a["outcome"] != "ok"]
+    # A name that says "write" wins over trials that changed nothing (`update(same)`).
+    named_writer = any(name == g or name.startswith(g + "_") for g in GUESSED_MUTATORS)
     if any(changed):
         mutation = "observed"
+    elif named_writer:
+        mutation = "guessed"
     elif changed:
         mutation = "none"
-    elif any(name == g or name.startswith(g + "_") for g in GUESSED_MUTATORS):
-        mutation = "guessed"
     else:
         mutation = "unknown"
     return {
@@ -335,7 +350,8 @@ def describe_protocols(api, qualname, cls):
     }
     for op in BINARY_OPS:
         target = api.instance(qualname)
-        if works(lambda op=op, t=target: exec(f"t {op}= b", {"t": t, "b": api.instance(qualname)})):
+        scope = {"t": target, "b": api.instance(qualname)}
+        if works(lambda op=op: exec(f"t {op}= b", scope)) and scope["t"] is target:  # in place, not rebound
             protocols["inplace"].append(op + "=")
     protocols["set_item"] = find_set_item(api, qualname, key)
     if key is not None:
@@ -421,11 +437,12 @@ def main(argv):
             for name, obj in public(module)
             if callable(obj) and not isinstance(obj, type) and api.owns(obj)
         ]
+        listed = {}  # one entry per type object, whatever aliases the module has
+        for _, obj in public(module):
+            if isinstance(obj, type) and api.types.get(qualname_of(obj)) is obj and _defined_here(obj, module, loaded):
+                listed.setdefault(qualname_of(obj), obj)
         entry["types"] = [
-            describe_type(api, qualname_of(obj), obj, constructor_trials.get(qualname_of(obj), []))
-            for _, obj in public(module)
-            if isinstance(obj, type) and qualname_of(obj) in api.types and api.types[qualname_of(obj)] is obj
-            and obj.__module__.split(".")[0] in packages and _defined_here(obj, module, loaded)
+            describe_type(api, qualname, obj, constructor_trials.get(qualname, [])) for qualname, obj in listed.items()
         ]
     for entry in report:
         entry.setdefault("file", None)

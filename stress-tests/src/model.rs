@@ -39,7 +39,7 @@ pub struct ModuleApi {
     pub types: Vec<TypeApi>,
 }
 
-/// A module-level function.
+/// A module-level function (or the callable part of a [`Method`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Callable {
     pub name: String,
@@ -104,16 +104,11 @@ pub struct Constructor {
     pub args: Vec<String>,
 }
 
+/// A method: a callable whose trials ran on private instances.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Method {
-    pub name: String,
-    pub qualname: String,
-    #[serde(default)]
-    pub signature: Option<String>,
-    #[serde(default)]
-    pub doc: Option<String>,
-    #[serde(default)]
-    pub arg_sets: Vec<ArgSet>,
+    #[serde(flatten)]
+    pub call: Callable,
     pub mutation: Mutation,
     /// Type (qualname) of the returned object when it is one of the extension's types.
     #[serde(default)]

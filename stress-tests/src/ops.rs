@@ -243,25 +243,32 @@ pub(crate) fn method_ops(
         var: o,
     });
     method
+        .call
         .arg_sets
         .iter()
         .filter(|s| s.accepted())
         .take(ARG_SETS_PER_CALLABLE)
         .filter_map(|set| {
-            let label = format!("{}.{}({})", ty.name, method.name, label_args(&set.args));
+            let label = format!(
+                "{}.{}({})",
+                ty.name,
+                method.call.name,
+                label_args(&set.args)
+            );
             let args = vars.args(&set.args, &subst)?;
-            if method.returns_type.is_some() {
+            // A reader's result is read too: views and iterators walk the object's internals.
+            if method.mutation == Mutation::None {
                 return Some(Op::statement(
                     label,
-                    format!("_touch({var}.{}({args}))", method.name),
-                    Some(&method.qualname),
+                    format!("_touch({var}.{}({args}))", method.call.name),
+                    Some(&method.call.qualname),
                 ));
             }
             Some(Op::call(
                 label,
-                format!("{var}.{}", method.name),
+                format!("{var}.{}", method.call.name),
                 args,
-                &method.qualname,
+                &method.call.qualname,
             ))
         })
         .collect()
@@ -410,7 +417,8 @@ pub(crate) fn pair_ops(vars: &Vars, ty: &TypeApi, var: &str, other: &str) -> Vec
         .methods
         .iter()
         .filter(|m| {
-            m.arg_sets
+            m.call
+                .arg_sets
                 .iter()
                 .any(|s| s.accepted() && s.args.contains(&needle))
         })

@@ -91,7 +91,10 @@ fn every_kind_and_every_callable_is_covered_without_hints() {
         .iter()
         .flat_map(|m| &m.functions)
         .map(|f| &f.qualname);
-    let methods = model.types().flat_map(|t| &t.methods).map(|m| &m.qualname);
+    let methods = model
+        .types()
+        .flat_map(|t| &t.methods)
+        .map(|m| &m.call.qualname);
     for qualname in functions.chain(methods) {
         assert!(called.contains(&qualname), "{qualname} is never called");
     }
@@ -119,7 +122,7 @@ fn mutation_observed_by_trial_splits_writers_from_readers() {
         vector
             .methods
             .iter()
-            .find(|m| m.name == name)
+            .find(|m| m.call.name == name)
             .unwrap()
             .mutation
     };
