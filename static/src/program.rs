@@ -256,6 +256,12 @@ impl Program {
             .or_else(|| candidates.first().copied().filter(|_| self.is_header(file)))
     }
 
+    /// [`Self::resolve_function`] for a name used in the file at `path`.
+    fn resolve_in(&self, path: &PathBuf, name: &str) -> Option<usize> {
+        let file = self.files.iter().position(|f| &f.path == path)?;
+        self.resolve_function(file, name)
+    }
+
     fn is_header(&self, file: usize) -> bool {
         self.files[file].path.extension().is_some_and(|e| e == "h")
     }
@@ -269,17 +275,9 @@ impl Program {
     }
 
     fn compute_bound(&mut self) {
-        let files: HashMap<&PathBuf, usize> = self
-            .files
-            .iter()
-            .enumerate()
-            .map(|(i, f)| (&f.path, i))
-            .collect();
         let mut bound: HashMap<usize, Vec<usize>> = HashMap::new();
         for (i, m) in self.bindings.methods.iter().enumerate() {
-            if let Some(id) = files
-                .get(&m.file)
-                .and_then(|&f| self.resolve_function(f, &m.c_function))
+            if let Some(id) = self.resolve_in(&m.file, &m.c_function)
             {
                 bound.entry(id).or_default().push(i);
             }
@@ -407,21 +405,13 @@ impl Program {
                 .or_default()
                 .push((caller.id, caller.name.clone(), held));
         }
-        let files: HashMap<&PathBuf, usize> = self
-            .files
-            .iter()
-            .enumerate()
-            .map(|(i, f)| (&f.path, i))
-            .collect();
         let mut contexts: HashMap<usize, Context> = HashMap::new();
         for (names, context) in [
             (&self.bindings.lifecycle, Context::Lifecycle),
             (&self.bindings.module_init, Context::ModuleInit),
         ] {
             for (file, name) in names {
-                if let Some(id) = files
-                    .get(file)
-                    .and_then(|&f| self.resolve_function(f, name))
+                if let Some(id) = self.resolve_in(file, name)
                 {
                     if context == Context::Lifecycle {
                         self.lifecycle_slots.insert(id);
