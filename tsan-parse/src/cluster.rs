@@ -159,6 +159,8 @@ impl Clusterer {
         noise.sort_by(order);
         let mut stats = self.stats;
         stats.unreadable.sort_by(|a, b| a.file.cmp(&b.file));
+        // Stable: the lines of one file keep their order.
+        stats.runtime_errors.sort_by(|a, b| a.file.cmp(&b.file));
         Triage {
             root_causes: root_causes.into_iter().map(|(_, r)| r).collect(),
             interpreter_noise: noise.into_iter().map(|(_, r)| r).collect(),
@@ -175,6 +177,7 @@ fn merge_stats(ours: &mut TriageStats, theirs: TriageStats) {
     ours.crashes += theirs.crashes;
     ours.warnings_reported += theirs.warnings_reported;
     ours.unreadable.extend(theirs.unreadable);
+    ours.runtime_errors.extend(theirs.runtime_errors);
 }
 
 /// Classifies the side stacks and location stacks: everything the key reads.

@@ -14,7 +14,7 @@ use crate::cluster::{ClusterOptions, Clusterer};
 use crate::model::{Report, ReportSource};
 use crate::parser::parse_reader;
 use crate::symbolize::Symbolizer;
-use crate::triage::{Triage, UnreadableFile};
+use crate::triage::{RuntimeError, Triage, UnreadableFile};
 
 /// Read buffer per file: large enough that a read is a few syscalls per megabyte.
 const READ_BUFFER: usize = 1 << 20;
@@ -27,6 +27,8 @@ pub struct FileSummary {
     pub reports: u64,
     /// Sum of its `ThreadSanitizer: reported N warnings` trailers.
     pub warnings_reported: u64,
+    /// TSan's own failures (see [`crate::ReportReader::runtime_errors`]).
+    pub runtime_errors: Vec<String>,
     /// Why reading stopped early; the reports before the failure were delivered.
     pub error: Option<String>,
 }
@@ -98,6 +100,7 @@ fn read_file(file: &Path, key_parts_only: bool, each: &mut dyn FnMut(Report)) ->
     }
     summary.bytes = reader.bytes_read();
     summary.warnings_reported = reader.warnings_reported();
+    summary.runtime_errors = reader.runtime_errors().to_vec();
     summary
 }
 
@@ -190,6 +193,15 @@ fn record_file(clusterer: &mut Clusterer, summary: FileSummary) {
     stats.files += 1;
     stats.bytes += summary.bytes;
     stats.warnings_reported += summary.warnings_reported;
+    stats.runtime_errors.extend(
+        summary
+            .runtime_errors
+            .into_iter()
+            .map(|error| RuntimeError {
+                file: summary.file.clone(),
+                error,
+            }),
+    );
     if let Some(error) = summary.error {
         stats.unreadable.push(UnreadableFile {
             file: summary.file,

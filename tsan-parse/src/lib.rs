@@ -24,7 +24,7 @@ pub use files::{
     TriageOptions,
 };
 pub use model::*;
-pub use parser::{parse_reader, parse_str, ReportReader, MAX_LINE};
+pub use parser::{parse_reader, parse_str, ReportReader, MAX_LINE, MAX_RUNTIME_ERRORS};
 pub use suppress::suppression_entries;
 pub use symbolize::Symbolizer;
 pub use triage::*;

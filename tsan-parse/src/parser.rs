@@ -17,6 +17,9 @@ use crate::model::{Crash, LockEdge, Mutex, Report, ReportKind, ReportSource, Sta
 /// Longer lines are cut (TSan never prints them; they come from other output in the log).
 pub const MAX_LINE: usize = 64 * 1024;
 
+/// Runtime errors kept per log.
+pub const MAX_RUNTIME_ERRORS: usize = 16;
+
 const SEPARATOR: &[u8] = b"==================";
 const WARNING: &[u8] = b"WARNING: ThreadSanitizer: ";
 const ERROR: &[u8] = b"ERROR: ThreadSanitizer: ";
@@ -89,6 +92,7 @@ struct LineState {
     line_number: u64,
     open: Option<Open>,
     warnings_reported: u64,
+    runtime_errors: Vec<String>,
     sanitizer: memmem::Finder<'static>,
     names: SharedNames,
     key_parts_only: bool,
@@ -109,6 +113,7 @@ impl<R: BufRead> ReportReader<R> {
                 line_number: 0,
                 open: None,
                 warnings_reported: 0,
+                runtime_errors: Vec::new(),
                 sanitizer: memmem::Finder::new(b"ThreadSanitizer"),
                 names: SharedNames::default(),
                 key_parts_only: false,
@@ -134,6 +139,12 @@ impl<R: BufRead> ReportReader<R> {
     /// Sum of the `ThreadSanitizer: reported N warnings` trailers read so far.
     pub fn warnings_reported(&self) -> u64 {
         self.state.warnings_reported
+    }
+
+    /// TSan's own failures outside reports (`ThreadSanitizer: CHECK failed: …`,
+    /// `FATAL: ThreadSanitizer: …`), at most [`MAX_RUNTIME_ERRORS`]: the run under TSan broke.
+    pub fn runtime_errors(&self) -> &[String] {
+        &self.state.runtime_errors
     }
 
     /// Bytes consumed so far.
@@ -274,6 +285,8 @@ impl LineState {
             if let Some((count, _)) = leading_u64(&line[start + REPORTED.len()..]) {
                 self.warnings_reported += count;
             }
+        } else if is_runtime_error(line) && self.runtime_errors.len() < MAX_RUNTIME_ERRORS {
+            self.runtime_errors.push(text(trim_start(line)));
         }
         interrupted
     }
@@ -285,6 +298,19 @@ impl<R: BufRead> Iterator for ReportReader<R> {
     fn next(&mut self) -> Option<Self::Item> {
         self.next_report()
     }
+}
+
+/// `ThreadSanitizer: CHECK failed: …`, `FATAL: ThreadSanitizer: …`, `ThreadSanitizer: nested
+/// bug …`: lines where the runtime itself gave up.
+fn is_runtime_error(line: &[u8]) -> bool {
+    [
+        &b"CHECK failed"[..],
+        b"FATAL: ThreadSanitizer",
+        b"nested bug",
+        b"out of memory",
+    ]
+    .iter()
+    .any(|marker| find(line, marker).is_some())
 }
 
 fn strip_prefix_of<'a>(line: &'a [u8], prefix: &[u8]) -> &'a [u8] {
@@ -599,5 +625,90 @@ impl Open {
             Section::Bare => report.stacks.last_mut(),
             Section::Start | Section::Closed => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{AccessKind, Location};
+
+    #[test]
+    fn unknown_kinds_are_kept_verbatim_with_their_parts() {
+        let log = "\
+==================
+WARNING: ThreadSanitizer: race on a future object (pid=77)
+  Read access of FutureObject at 0x7b0400000010 by thread T3:
+    #0 poll src/future.c:12:3 (libf.so+0x10)
+
+  Location is FutureObject of size 24 at 0x7b0400000000 allocated by main thread:
+    #0 future_new src/future.c:4:9 (libf.so+0x20)
+
+SUMMARY: ThreadSanitizer: race on a future object src/future.c:12:3 in poll
+==================
+";
+        let report = &parse_str(log)[0];
+        assert_eq!(
+            report.kind,
+            ReportKind::Other("race on a future object".into())
+        );
+        assert_eq!(report.pid, Some(77));
+        let raw = report.raw.as_deref().unwrap();
+        assert!(raw.starts_with("WARNING: ThreadSanitizer: race on a future object (pid=77)\n"));
+        assert!(raw.contains("    #0 poll src/future.c:12:3 (libf.so+0x10)\n"));
+        let access = &report.accesses[0];
+        assert_eq!(
+            (access.kind, access.size, access.thread),
+            (AccessKind::Read, None, 3)
+        );
+        assert!(matches!(
+            &report.locations[0],
+            Location::Heap { object, size: 24, .. } if object == "FutureObject"
+        ));
+        assert!(report.complete);
+    }
+
+    #[test]
+    fn similar_thread_leaks_and_runtime_errors() {
+        let log = "\
+ThreadSanitizer: CHECK failed: tsan_rtl.cpp:42 \"((x)) != (0)\" (0x0, 0x0) (tid=5)
+==================
+WARNING: ThreadSanitizer: thread leak (pid=9)
+  Thread T4 (tid=12, finished) created by thread T1 at:
+    #0 pthread_create <null> (python3.13t+0xdfa91)
+
+  And 3 more similar thread leaks.
+
+SUMMARY: ThreadSanitizer: thread leak (python3.13t+0xdfa91) in pthread_create
+==================
+ThreadSanitizer: reported 1 warnings
+";
+        let mut reader = parse_reader(log.as_bytes(), "");
+        let report = reader.next().unwrap().unwrap();
+        assert!(reader.next().is_none());
+        assert_eq!(report.similar_thread_leaks, 3);
+        assert_eq!(report.threads[0].parent, Some(1));
+        assert_eq!(reader.warnings_reported(), 1);
+        assert_eq!(reader.runtime_errors().len(), 1);
+        assert!(reader.runtime_errors()[0].starts_with("ThreadSanitizer: CHECK failed"));
+    }
+
+    #[test]
+    fn a_constant_line_prefix_is_removed() {
+        let log = "\
+[gw0] ==================
+[gw0] WARNING: ThreadSanitizer: data race (pid=3)
+[gw0]   Write of size 4 at 0x10 by thread T1:
+[gw0]     #0 f a.c:1 (a.so+0x1)
+[gw0]
+[gw0]   Previous read of size 4 at 0x10 by main thread:
+[gw0]     #0 g a.c:2 (a.so+0x2)
+[gw0]
+[gw0] ==================
+";
+        let report = &parse_str(log)[0];
+        assert_eq!(report.accesses.len(), 2);
+        assert_eq!(report.accesses[1].stack.frames[0].line, Some(2));
+        assert!(report.complete);
     }
 }

@@ -357,6 +357,25 @@ mod tests {
     use super::*;
 
     #[test]
+    fn llvm_symbolizer_resolves_a_real_module() {
+        let Some(llvm) = find_llvm_symbolizer() else {
+            eprintln!("SKIPPED: no llvm-symbolizer on PATH or in /usr/lib/llvm-*/bin");
+            return;
+        };
+        let module =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/bin/clang/librace.so");
+        // The write in cache_insert, as TSan printed it for the clang build.
+        let resolution = resolve_with_llvm(&llvm, &module, 0x1162).unwrap();
+        assert_eq!(resolution[0].function.as_deref(), Some("cache_insert"));
+        assert_eq!(resolution[0].line, Some(5));
+        assert!(resolution[0]
+            .file
+            .as_deref()
+            .unwrap()
+            .ends_with("shared_race.c"));
+    }
+
+    #[test]
     fn llvm_symbolizer_lines() {
         let frame = parse_llvm_frame("cache_insert", "/src/shared_race.c:5:16");
         assert_eq!(frame.function.as_deref(), Some("cache_insert"));

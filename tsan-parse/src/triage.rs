@@ -31,6 +31,17 @@ pub struct TriageStats {
     pub warnings_reported: u64,
     /// Files that could not be read, with the reason; their readable part is kept.
     pub unreadable: Vec<UnreadableFile>,
+    /// Lines where TSan itself failed (`CHECK failed`, `FATAL:`): that run is not to be
+    /// trusted. Sorted by file.
+    #[serde(default)]
+    pub runtime_errors: Vec<RuntimeError>,
+}
+
+/// A line where the TSan runtime reported its own failure.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RuntimeError {
+    pub file: PathBuf,
+    pub error: String,
 }
 
 /// A log file that failed part way (or entirely).

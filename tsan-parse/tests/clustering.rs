@@ -260,3 +260,39 @@ fn suppressions_are_race_top_entries_for_extension_functions() {
         .any(|l| l.ends_with(":close") || l.ends_with(":write")));
     insta::assert_snapshot!("gcc_suppressions", lines.join("\n"));
 }
+
+/// Triage parses only what clustering needs, then reads each representative again in full.
+#[test]
+fn representatives_are_complete_reports() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = std::fs::read(fixture("logs/clang/lock_order.log")).unwrap();
+    let plain = dir.path().join("tsan.1");
+    std::fs::write(&plain, &log).unwrap();
+    let gzipped = dir.path().join("tsan.2.gz");
+    let mut encoder =
+        flate2::write::GzEncoder::new(std::fs::File::create(&gzipped).unwrap(), Default::default());
+    std::io::Write::write_all(&mut encoder, &log).unwrap();
+    encoder.finish().unwrap();
+    for input in [plain, gzipped] {
+        let triage = triage(&[input.clone()], &TriageOptions::default());
+        let representative = &triage.root_causes[0].representative;
+        let mut parsed = parse_str(&String::from_utf8_lossy(&log)).remove(0);
+        Classifier::default().classify_report(&mut parsed);
+        assert_eq!(representative.source.file, input);
+        assert_eq!(
+            representative.threads, parsed.threads,
+            "thread stacks are read back"
+        );
+        assert_eq!(representative.lock_edges.len(), parsed.lock_edges.len());
+        for (ours, theirs) in representative.lock_edges.iter().zip(&parsed.lock_edges) {
+            assert_eq!(
+                ours.previous_stack.as_ref().map(|s| s.frames.len()),
+                theirs.previous_stack.as_ref().map(|s| s.frames.len())
+            );
+        }
+        assert!(representative
+            .all_stacks()
+            .flat_map(|(_, s)| &s.frames)
+            .all(|f| f.origin != tsan_parse::FrameOrigin::Unclassified));
+    }
+}

@@ -49,6 +49,13 @@ pub fn run(args: TriageArgs) -> anyhow::Result<Outcome> {
             unreadable.error
         );
     }
+    for failure in &triage.stats.runtime_errors {
+        eprintln!(
+            "warning: {}: TSan failed in that run, its reports may be incomplete: {}",
+            failure.file.display(),
+            failure.error
+        );
+    }
     if triage.stats.files > 0 && triage.stats.unreadable.len() as u64 == triage.stats.files {
         anyhow::bail!("none of the {} log files could be read", triage.stats.files);
     }
