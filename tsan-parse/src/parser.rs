@@ -21,8 +21,10 @@ pub const MAX_LINE: usize = 64 * 1024;
 pub const MAX_RUNTIME_ERRORS: usize = 16;
 
 const SEPARATOR: &[u8] = b"==================";
-const WARNING: &[u8] = b"WARNING: ThreadSanitizer: ";
-const ERROR: &[u8] = b"ERROR: ThreadSanitizer: ";
+// Without the space that follows them: a line cut right after the marker (and trimmed)
+// still starts a (partial) report.
+const WARNING: &[u8] = b"WARNING: ThreadSanitizer:";
+const ERROR: &[u8] = b"ERROR: ThreadSanitizer:";
 const REPORTED: &[u8] = b"ThreadSanitizer: reported ";
 
 /// Parses reports from `input`, attributing them to `file`.
@@ -268,7 +270,7 @@ impl LineState {
             return interrupted;
         }
         if let Some(start) = find(line, WARNING) {
-            let header = &line[start + WARNING.len()..];
+            let header = trim_start(&line[start + WARNING.len()..]);
             let mut open = Open::warning(header, &line[..start], source());
             open.skip_context_frames = self.key_parts_only;
             self.open = Some(open);
@@ -276,7 +278,8 @@ impl LineState {
         }
         if let Some(start) = find(line, ERROR) {
             let pid = error_line_pid(&line[..start]);
-            let mut open = Open::error(&line[start + ERROR.len()..], pid, source());
+            let description = trim_start(&line[start + ERROR.len()..]);
+            let mut open = Open::error(description, pid, source());
             open.skip_context_frames = self.key_parts_only;
             self.open = Some(open);
             return interrupted;

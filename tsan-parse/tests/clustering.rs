@@ -274,7 +274,7 @@ fn representatives_are_complete_reports() {
     std::io::Write::write_all(&mut encoder, &log).unwrap();
     encoder.finish().unwrap();
     for input in [plain, gzipped] {
-        let triage = triage(&[input.clone()], &TriageOptions::default());
+        let triage = triage(std::slice::from_ref(&input), &TriageOptions::default());
         let representative = &triage.root_causes[0].representative;
         let mut parsed = parse_str(&String::from_utf8_lossy(&log)).remove(0);
         Classifier::default().classify_report(&mut parsed);
