@@ -29,8 +29,8 @@ fn sample_log() -> String {
 /// Report starts (`WARNING: ThreadSanitizer:` or `==PID==ERROR: ThreadSanitizer:`) fully
 /// inside `text`.
 fn headers_in(text: &str) -> usize {
-    text.matches("WARNING: ThreadSanitizer: ").count()
-        + text.matches("ERROR: ThreadSanitizer: ").count()
+    text.matches("WARNING: ThreadSanitizer:").count()
+        + text.matches("ERROR: ThreadSanitizer:").count()
 }
 
 /// Lines that report grammar is made of, to build plausible garbage from.
