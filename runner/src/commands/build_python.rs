@@ -27,9 +27,10 @@ pub struct BuildPythonArgs {
     #[arg(long)]
     pub version: Option<String>,
 
-    /// Where the sources come from: `auto` (python.org, falling back to Debian's source
-    /// package when python.org is unreachable), `python.org`, `debian`, a URL, a tarball,
-    /// or a CPython source directory. Set FTREVIEW_PYTHON_ORG_URL to use a python.org mirror.
+    /// Where the sources come from: `auto` (python.org, or Debian's source package when
+    /// python.org is unreachable or has no pinned checksum for the version), `python.org`,
+    /// `debian`, a URL, a tarball, or a CPython source directory. FTREVIEW_PYTHON_ORG_URL
+    /// points python.org downloads at a mirror.
     #[arg(long, default_value = "auto")]
     pub source: SourceSpec,
 
