@@ -238,9 +238,12 @@ pub struct Exercised {
     /// True when at least one multi-threaded phase (parallel tests or stress) ran to the end
     /// of at least one item. Without it nothing counts as exercised.
     pub concurrent_phase_ran: bool,
-    /// Python-level callables called from several threads at once by scenarios, as
-    /// `Type.method` (`MultiDict.add`) or `function` for module functions. The reports map
-    /// them to C functions through the static pass's method tables.
+    /// Python-level callables of the extension called from several threads at once (stress
+    /// scenarios; parallel tests when the harness records them, e.g. with a profile hook's
+    /// `c_call` events), as `Type.method` (`MultiDict.add`) or `module.function`
+    /// (`ftfixture_racy.bump`); any longer qualification also matches, compared by the last two
+    /// dotted parts. The reports map them to C functions through the static pass's method
+    /// tables and findings' `entry_points`.
     pub python_callables: BTreeSet<String>,
     /// Extension C functions known by other means to have run concurrently (may be empty).
     pub c_functions: BTreeSet<String>,

@@ -149,6 +149,11 @@ fn sarif_validates_against_the_2_1_0_schema() {
             assert_valid(&schema, &sarif(&analysis));
         }
     }
+    // The schema does check: a log that breaks it is refused.
+    let mut broken = sarif(&analyze(&fixture_record("racy"), None));
+    broken["runs"][0]["results"][0]["level"] = "fatal".into();
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    assert!(!validator.is_valid(&broken));
 }
 
 #[test]
