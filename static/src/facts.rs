@@ -18,6 +18,10 @@ pub(crate) struct FileFacts {
     pub tables: Vec<Table>,
     /// `#define X_METHODDEF {"name", func, ...}` from Argument Clinic: macro → (name, func).
     pub methoddef_macros: Vec<(String, String, String)>,
+    /// Names declared `extern` (a variable defined in another file is visible only through one).
+    pub externs: Vec<String>,
+    /// Quoted `#include`s, as written.
+    pub includes: Vec<String>,
 }
 
 /// A file-scope variable or a `static` local.
@@ -275,6 +279,7 @@ impl<'a> TopLevel<'a> {
                 "type_definition" => self.type_definition(child),
                 "struct_specifier" => self.struct_specifier(child, Vec::new()),
                 "preproc_def" => self.preproc_def(child),
+                "preproc_include" => self.include(child),
                 "expression_statement" => {} // stray macro calls at file scope
                 kind if kind.starts_with("preproc_") && kind != "preproc_call" => {
                     for part in live_parts(child, self.src) {
@@ -295,6 +300,7 @@ impl<'a> TopLevel<'a> {
             "type_definition" => self.type_definition(node),
             "struct_specifier" => self.struct_specifier(node, Vec::new()),
             "preproc_def" => self.preproc_def(node),
+            "preproc_include" => self.include(node),
             kind if kind.starts_with("preproc_") => {
                 for part in live_parts(node, self.src) {
                     self.visit_part(part);
@@ -302,6 +308,15 @@ impl<'a> TopLevel<'a> {
             }
             kind if crate::parse::is_container(kind) => self.visit_container(node),
             _ => {}
+        }
+    }
+
+    /// `#include "local.h"` (not `<system.h>`).
+    fn include(&mut self, node: Node) {
+        if let Some(path) = node.child_by_field_id(F.path.get()) {
+            if path.kind() == "string_literal" {
+                self.facts.includes.push(string_value(path, self.src));
+            }
         }
     }
 
@@ -387,6 +402,14 @@ impl<'a> TopLevel<'a> {
     /// A file-scope declaration, or a `static` local when `function` is set.
     fn declaration(&mut self, node: Node, function: Option<&str>) {
         let specifiers = Specifiers::of(node, self.src);
+        if specifiers.is_extern && function.is_none() {
+            let mut cursor = node.walk();
+            for decl in node.children_by_field_id(F.declarator, &mut cursor) {
+                if let Some(name) = declarator_name(decl, self.src) {
+                    self.facts.externs.push(name.to_string());
+                }
+            }
+        }
         if specifiers.is_extern || specifiers.is_typedef {
             return;
         }

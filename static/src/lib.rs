@@ -14,6 +14,7 @@ mod program;
 mod rules;
 mod source;
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
@@ -31,28 +32,43 @@ pub fn scan_paths(paths: &[PathBuf], opts: &ScanOptions) -> Result<ScanReport> {
 }
 
 fn scan_files(roots: &[PathBuf], files: &[PathBuf], opts: &ScanOptions) -> ScanReport {
-    let results: Vec<_> = files
-        .par_iter()
-        .map(|path| scan_file(path, relative_to_roots(path, roots), opts))
-        .collect();
     let mut scanned = Vec::new();
     let mut reports = Vec::new();
     let mut skipped = Vec::new();
-    for (path, result) in files.iter().zip(results) {
-        match result {
-            Ok(FileOutcome::Scanned(file, report)) => {
-                scanned.push(file);
-                reports.push(report);
-            }
-            Ok(FileOutcome::Skipped(reason)) => skipped.push(SkippedFile {
-                path: path.clone(),
-                reason,
-            }),
-            Err(err) => skipped.push(SkippedFile {
-                path: path.clone(),
-                reason: format!("{err:#}"),
-            }),
+    let mut seen: HashSet<PathBuf> = files.iter().filter_map(|f| f.canonicalize().ok()).collect();
+    let mut batch = files.to_vec();
+    // Headers the sources include from outside the scanned paths join in later rounds.
+    for _ in 0..MAX_INCLUDE_ROUNDS {
+        if batch.is_empty() {
+            break;
         }
+        let results: Vec<_> = batch
+            .par_iter()
+            .map(|path| scan_file(path, relative_to_roots(path, roots), opts))
+            .collect();
+        let mut next = Vec::new();
+        for (path, result) in batch.iter().zip(results) {
+            match result {
+                Ok(FileOutcome::Scanned(scanned_file)) => {
+                    let (file, report) = *scanned_file;
+                    next.extend(
+                        included_files(path, &file.facts.includes)
+                            .filter(|p| seen.insert(p.clone())),
+                    );
+                    scanned.push(file);
+                    reports.push(report);
+                }
+                Ok(FileOutcome::Skipped(reason)) => skipped.push(SkippedFile {
+                    path: path.clone(),
+                    reason,
+                }),
+                Err(err) => skipped.push(SkippedFile {
+                    path: path.clone(),
+                    reason: format!("{err:#}"),
+                }),
+            }
+        }
+        batch = next;
     }
     let program = Program::new(scanned);
     let findings = rules::run_all(&program);
@@ -84,6 +100,22 @@ pub fn parse_only(paths: &[PathBuf], opts: &ScanOptions) -> Result<usize> {
     Ok(lines.iter().sum())
 }
 
+/// How many times included headers may pull in further headers.
+const MAX_INCLUDE_ROUNDS: usize = 4;
+
+/// Quoted includes of `file` that exist next to it (the compiler's first place to look).
+fn included_files<'a>(
+    file: &'a Path,
+    includes: &'a [String],
+) -> impl Iterator<Item = PathBuf> + 'a {
+    let dir = file.parent().unwrap_or(Path::new("."));
+    includes
+        .iter()
+        .map(move |include| dir.join(include))
+        .filter(|path| path.is_file())
+        .filter_map(|path| path.canonicalize().ok())
+}
+
 /// Worker stacks big enough for the recursive walk over deeply nested generated expressions.
 const WORKER_STACK: usize = 32 << 20;
 
@@ -97,7 +129,7 @@ fn in_pool<T: Send>(jobs: Option<usize>, work: impl FnOnce() -> T + Send) -> Res
 }
 
 enum FileOutcome {
-    Scanned(ScannedFile, FileReport),
+    Scanned(Box<(ScannedFile, FileReport)>),
     Skipped(String),
 }
 
@@ -119,14 +151,12 @@ fn scan_file(path: &Path, rel: String, opts: &ScanOptions) -> Result<FileOutcome
         functions,
         functions_with_errors,
     };
-    Ok(FileOutcome::Scanned(
-        ScannedFile {
-            path: path.to_path_buf(),
-            rel,
-            facts,
-        },
-        report,
-    ))
+    let file = ScannedFile {
+        path: path.to_path_buf(),
+        rel,
+        facts,
+    };
+    Ok(FileOutcome::Scanned(Box::new((file, report))))
 }
 
 fn count_lines(text: &[u8]) -> usize {

@@ -88,6 +88,7 @@ pub(crate) struct Fields {
     pub designator: FieldId,
     pub consequence: FieldId,
     pub alternative: FieldId,
+    pub path: FieldId,
 }
 
 pub(crate) static F: LazyLock<Fields> = LazyLock::new(|| {
@@ -117,5 +118,6 @@ pub(crate) static F: LazyLock<Fields> = LazyLock::new(|| {
         designator: id("designator"),
         consequence: id("consequence"),
         alternative: id("alternative"),
+        path: id("path"),
     }
 });

@@ -39,6 +39,8 @@ pub(crate) struct Program {
     by_name: HashMap<String, Vec<usize>>,
     /// Global (and static local) name → (file, index in that file's globals).
     globals_by_name: HashMap<String, Vec<(usize, usize)>>,
+    /// Names declared `extern` somewhere.
+    externs: HashSet<String>,
     contexts: HashMap<usize, Context>,
     /// callee id → caller ids
     callers: HashMap<usize, Vec<usize>>,
@@ -108,8 +110,13 @@ impl Program {
                     .push((fi, gi));
             }
         }
+        let externs = files
+            .iter()
+            .flat_map(|f| f.facts.externs.iter().cloned())
+            .collect();
         let mut program = Program {
             globals_by_name,
+            externs,
             files,
             bindings,
             structs,
@@ -277,8 +284,7 @@ impl Program {
     fn compute_bound(&mut self) {
         let mut bound: HashMap<usize, Vec<usize>> = HashMap::new();
         for (i, m) in self.bindings.methods.iter().enumerate() {
-            if let Some(id) = self.resolve_in(&m.file, &m.c_function)
-            {
+            if let Some(id) = self.resolve_in(&m.file, &m.c_function) {
                 bound.entry(id).or_default().push(i);
             }
         }
@@ -333,7 +339,8 @@ impl Program {
             .map(|(_, _, decl)| decl.as_str())
     }
 
-    /// The global a non-local name refers to from `file` (inside `function`).
+    /// The global a non-local name refers to from `file` (inside `function`): its own, one in a
+    /// header, or a non-static one declared `extern` somewhere.
     pub fn resolve_global(
         &self,
         file: usize,
@@ -346,10 +353,10 @@ impl Program {
             *fi == file && g.function.as_deref().is_none_or(|owner| owner == function)
         });
         own.or_else(|| {
-            candidates
-                .iter()
-                .map(global)
-                .find(|(fi, g)| g.function.is_none() && (self.is_header(*fi) || !g.is_static))
+            candidates.iter().map(global).find(|(fi, g)| {
+                g.function.is_none()
+                    && (self.is_header(*fi) || (!g.is_static && self.externs.contains(name)))
+            })
         })
     }
 
@@ -411,8 +418,7 @@ impl Program {
             (&self.bindings.module_init, Context::ModuleInit),
         ] {
             for (file, name) in names {
-                if let Some(id) = self.resolve_in(file, name)
-                {
+                if let Some(id) = self.resolve_in(file, name) {
                     if context == Context::Lifecycle {
                         self.lifecycle_slots.insert(id);
                     }

@@ -70,3 +70,22 @@ fn generated_cython_output_is_skipped_with_the_reason() {
     let report = scan_paths(&[dir.path().to_path_buf()], &opts).unwrap();
     assert_eq!(report.findings.len(), 1);
 }
+
+#[test]
+fn headers_included_from_outside_the_scanned_directory_are_scanned() {
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/includes/src");
+    let report = scan_paths(&[src], &ScanOptions::default()).unwrap();
+    let names: Vec<_> = report
+        .files
+        .iter()
+        .map(|f| f.path.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, ["ext.c", "shared_state.h"]);
+    let finding = report
+        .findings
+        .iter()
+        .find(|f| f.code == "FT201")
+        .expect("the header's counter");
+    assert_eq!(finding.function.as_deref(), Some("count_hit"));
+    assert_eq!(finding.span.line, 7);
+}
