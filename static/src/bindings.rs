@@ -2,7 +2,7 @@
 //! `PyGetSetDef`), type slots (`PyType_Slot`, static `PyTypeObject`s and their mapping /
 //! sequence tables), module definitions (`PyModuleDef`, `PyModuleDef_Slot`).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 
 use crate::facts::{InitValue, Table, Value};
@@ -215,6 +215,8 @@ struct Builder<'a> {
     paths: &'a [PathBuf],
     /// `X_METHODDEF` macro → (python name, C function)
     macros: HashMap<&'a str, (&'a str, &'a str)>,
+    /// Method tables already bound through a type or module: (file, name).
+    reached: HashSet<(usize, String)>,
     out: Bindings,
 }
 
@@ -231,10 +233,20 @@ pub(crate) fn collect(
         tables,
         paths,
         macros,
+        reached: HashSet::new(),
         out: Bindings::default(),
     };
     for located in tables {
         builder.table(located);
+    }
+    // A method table whose owner was not recognized is still callable from Python.
+    for located in tables.iter().filter(|t| t.table.type_name == "PyMethodDef") {
+        if !builder
+            .reached
+            .contains(&(located.file, located.table.name.clone()))
+        {
+            builder.method_table(located, None, BindingKind::Function);
+        }
     }
     let mut out = builder.out;
     out.methods.sort();
@@ -455,6 +467,8 @@ impl<'a> Builder<'a> {
     }
 
     fn method_table(&mut self, located: &Located, owner: Option<&str>, kind: BindingKind) {
+        self.reached
+            .insert((located.file, located.table.name.clone()));
         for entry in &located.table.values {
             let (name, func) = match &entry.value {
                 Value::List(items) => {
