@@ -331,7 +331,7 @@ fn crash_findings(run: &RunRecord) -> impl Iterator<Item = Finding> + '_ {
         locations: Vec::new(),
         count: 1,
         origins: vec![origin_text(&crash.origin)],
-        reproducer: crash.reproducer.as_ref().map(|r| r.command.clone()),
+        reproducer: crash.reproducer.as_ref().map(|r| in_directory(&r.cwd, &r.command)),
         fix: Fix {
             kind: FixKind::Investigate,
             action: "Rerun the reproducer; fix the races reported in the same code first, they are the usual cause of a crash under concurrency.".into(),
@@ -359,7 +359,7 @@ fn hang_findings(run: &RunRecord) -> impl Iterator<Item = Finding> + '_ {
         locations: Vec::new(),
         count: 1,
         origins: vec![origin_text(&hang.origin)],
-        reproducer: hang.reproducer.as_ref().map(|r| r.command.clone()),
+        reproducer: hang.reproducer.as_ref().map(|r| in_directory(&r.cwd, &r.command)),
         fix: Fix {
             kind: FixKind::Investigate,
             action: "Read the thread stacks below: threads blocked on locks in extension code point to a lock-order problem (see lock-order findings); a thread spinning in a loop to a corrupted structure.".into(),
@@ -414,7 +414,10 @@ pub fn origin_text(origin: &Origin) -> String {
 pub fn reproducer_for(run: &RunRecord, origin: &str) -> Option<String> {
     let (phase, item) = origin.split_once(": ")?;
     if let Some(scenario) = run.scenarios.iter().find(|s| s.name == item) {
-        return Some(scenario.reproducer.command.clone());
+        return Some(in_directory(
+            &scenario.reproducer.cwd,
+            &scenario.reproducer.command,
+        ));
     }
     let command = run
         .environment
@@ -427,9 +430,15 @@ pub fn reproducer_for(run: &RunRecord, origin: &str) -> Option<String> {
 
 /// The phase's pytest command with its test selection replaced by one node id.
 fn rerun_one_test(command: &CommandRecord, node_id: &str) -> String {
+    // Test selections: paths (existing under the command's directory, or path-shaped) and
+    // node ids; option values such as `-p plugin` are neither.
     let selects_tests = |arg: &str| {
         !arg.starts_with('-')
-            && (arg.contains('/') || arg.ends_with(".py") || arg.contains("::") || arg == ".")
+            && (arg.contains('/')
+                || arg.ends_with(".py")
+                || arg.contains("::")
+                || arg == "."
+                || command.cwd.join(arg).exists())
     };
     let pytest_at = command
         .argv
@@ -448,9 +457,19 @@ fn rerun_one_test(command: &CommandRecord, node_id: &str) -> String {
         .iter()
         .filter(|(k, _)| matches!(k.as_str(), "PYTHON_GIL" | "TSAN_OPTIONS"))
         .map(|(k, v)| format!("{k}={}", shell_quote(v)));
-    env.chain(argv.map(shell_quote))
+    let line = env
+        .chain(argv.map(shell_quote))
         .collect::<Vec<_>>()
-        .join(" ")
+        .join(" ");
+    in_directory(&command.cwd, &line)
+}
+
+/// `cd DIR && COMMAND`, so a reproducer runs from anywhere.
+fn in_directory(cwd: &std::path::Path, command: &str) -> String {
+    format!(
+        "cd {} && {command}",
+        shell_quote(&cwd.display().to_string())
+    )
 }
 
 pub fn shell_quote(arg: &str) -> String {
