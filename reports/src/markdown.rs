@@ -11,6 +11,10 @@ use crate::analyze::{frame_location, phase_status_label, python_names, shell_quo
 use crate::results::{Category, Finding, FixKind, GilDeclared, Severity, StaticStatus};
 use crate::source::SourceTree;
 
+/// Races shown in full (code, stacks, fix); the rest get one table row each.
+const MAX_DETAILED_RACES: usize = 25;
+/// Rows of a static-findings table; the rest are counted and left to `results.json`.
+const MAX_STATIC_ROWS: usize = 40;
 /// Lines kept from a crash or hang dump.
 const MAX_DUMP_LINES: usize = 40;
 /// Non-extension frames shown above the extension frames of a crash stack.
@@ -237,10 +241,31 @@ fn races(out: &mut String, a: &Analysis) {
         return;
     }
     out.push_str("Most severe first. Each is one root cause: all reports with the same kind, racing lines and location.\n\n");
-    for (n, finding) in races.iter().enumerate() {
+    let (detailed, rest) = races.split_at(races.len().min(MAX_DETAILED_RACES));
+    for (n, finding) in detailed.iter().enumerate() {
         if let Some(rc) = root_cause(a, &finding.id) {
             race(out, a, n + 1, finding, rc);
         }
+    }
+    if !rest.is_empty() {
+        let _ = writeln!(
+            out,
+            "### {} more, less severe or less frequent\n\n| ID | Kind | Where | Reports | Fix |\n|---|---|---|--:|---|",
+            rest.len()
+        );
+        for f in rest {
+            let _ = writeln!(
+                out,
+                "| `{}` | {} ({}) | {} | {} | {} |",
+                f.id,
+                cell(&f.kind),
+                f.severity.label(),
+                cell(&location_text(f)),
+                f.count,
+                f.fix.kind.label()
+            );
+        }
+        out.push('\n');
     }
 }
 
@@ -609,7 +634,7 @@ fn static_findings(out: &mut String, a: &Analysis) {
             "{meaning} The fix of each is in the migration plan below.\n"
         );
         out.push_str("| ID | Rule | Where | What | Fix |\n|---|---|---|---|---|\n");
-        for f in findings {
+        for f in findings.iter().take(MAX_STATIC_ROWS) {
             let fix = match status {
                 StaticStatus::Confirmed => {
                     format!("{} (see {})", f.fix.kind.label(), id_list(&f.related))
@@ -625,6 +650,13 @@ fn static_findings(out: &mut String, a: &Analysis) {
                 cell(&location_text(f)),
                 cell(&f.title),
                 cell(&fix)
+            );
+        }
+        if findings.len() > MAX_STATIC_ROWS {
+            let _ = writeln!(
+                out,
+                "\n{} more (less severe) in `results.json`.",
+                findings.len() - MAX_STATIC_ROWS
             );
         }
         out.push('\n');

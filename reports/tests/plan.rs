@@ -297,3 +297,37 @@ fn several_runs_get_one_markdown_table() {
     let (_, tables) = outline(&table);
     assert_eq!(tables, 1);
 }
+
+#[test]
+fn a_long_run_keeps_the_plan_readable() {
+    // Many root causes (here: the racy fixture's, repeated under new ids) get full sections
+    // up to a limit, then one table row each.
+    let mut run = fixture_record("racy");
+    let originals = run.triage.root_causes.clone();
+    for copy in 1..=4 {
+        run.triage
+            .root_causes
+            .extend(originals.iter().cloned().map(|mut rc| {
+                rc.id = format!("{}-{copy}", rc.id);
+                rc
+            }));
+    }
+    let total = run.triage.root_causes.len();
+    let markdown = render_markdown(&analyze(&run, None));
+    assert!(
+        markdown.contains(&format!(
+            "### {} more, less severe or less frequent",
+            total - 25
+        )),
+        "{total}"
+    );
+    let (headings, tables) = outline(&markdown);
+    assert_eq!(
+        headings
+            .iter()
+            .filter(|(_, text)| text.contains("tsan-"))
+            .count(),
+        25
+    );
+    assert_eq!(tables, 8);
+}
