@@ -389,7 +389,19 @@ fn cluster_key(report: &Report, depth: usize) -> Key<'_> {
     let mut path_hasher = DefaultHasher::new();
     for side in &sides {
         for frame in call_path_frames(side.stack, depth) {
-            (&frame.function, &frame.file, frame.line, frame.offset).hash(&mut path_hasher);
+            // What `Frame::describe` shows, so that equal hashes mean equal call paths.
+            let module = frame
+                .file
+                .is_none()
+                .then_some((&frame.module, frame.offset));
+            (
+                &frame.function,
+                &frame.file,
+                frame.line,
+                frame.column,
+                module,
+            )
+                .hash(&mut path_hasher);
         }
         path_hasher.write_u8(0xff);
     }
