@@ -36,6 +36,12 @@ static MACROS: LazyLock<Regex> = LazyLock::new(|| {
     .expect("valid macro regex")
 });
 
+/// An indented line that starts with an all-caps macro call: a project's own statement macro
+/// (`CHECK_INITIALIZED(self)`, `ENSURE_ALIVE(state, fut)`) when nothing but a new statement
+/// follows it.
+static STATEMENT_MACRO: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"(?m)^[ \t]+[A-Z][A-Z0-9_]{2,}[ \t]*\(").expect("valid regex"));
+
 /// Returns `src` with the macros rewritten; same length, same line structure.
 pub(crate) fn normalize(src: &[u8]) -> Vec<u8> {
     let mut out = src.to_vec();
@@ -43,7 +49,36 @@ pub(crate) fn normalize(src: &[u8]) -> Vec<u8> {
         let name = &src[m.start()..m.end()];
         rewrite(&mut out, src, m.start(), m.end(), name);
     }
+    for m in STATEMENT_MACRO.find_iter(src) {
+        terminate_statement_macro(&mut out, src, m.start(), m.end() - 1);
+    }
     out
+}
+
+/// `    CHECK(self)\n` → `   CHECK(self);\n`: the call moves one column left into its
+/// indentation to make room for the `;`.
+fn terminate_statement_macro(out: &mut [u8], src: &[u8], line_start: usize, open: usize) {
+    let Some(close) = matching_paren(src, open) else {
+        return;
+    };
+    let rest_of_line = src[close + 1..].iter().take_while(|&&b| b != b'\n');
+    if rest_of_line.clone().any(|b| !b.is_ascii_whitespace())
+        || src[line_start..open].contains(&b'\n')
+    {
+        return;
+    }
+    let starts_statement =
+        |b: u8| b.is_ascii_alphabetic() || matches!(b, b'_' | b'{' | b'}' | b'#');
+    if !next_non_space(src, close + 1).is_some_and(starts_statement) || out[close] != src[close] {
+        return;
+    }
+    let name_start = line_start
+        + src[line_start..]
+            .iter()
+            .take_while(|b| b.is_ascii_whitespace())
+            .count();
+    out.copy_within(name_start..=close, name_start - 1);
+    out[close] = b';';
 }
 
 fn rewrite(out: &mut [u8], src: &[u8], start: usize, name_end: usize, name: &[u8]) {
@@ -274,6 +309,17 @@ mod tests {
             norm("PyVarObject_HEAD_INIT(NULL, 0)\n\"x\","),
             "__fthi______________(NULL, 0),\n\"x\","
         );
+    }
+
+    #[test]
+    fn own_statement_macros_gain_a_semicolon() {
+        assert_eq!(
+            norm("{\n    CHECK_INITIALIZED(self)\n    return f(x);\n}"),
+            "{\n   CHECK_INITIALIZED(self);\n    return f(x);\n}"
+        );
+        // Part of an expression, or already terminated: untouched.
+        let kept = "    x = 1 +\n    ADD_ONE(y)\n    + 2;\n    FOO(a);\n";
+        assert_eq!(norm(kept), kept);
     }
 
     #[test]
