@@ -35,7 +35,7 @@ pub struct Selector {
     /// Version prefix: `3.13` or `3.13.5` (default: any).
     #[arg(long)]
     pub version: Option<String>,
-    /// Compiler family (default: any).
+    /// Compiler family; `auto` matches either.
     #[arg(long, value_enum, default_value_t = CcArg::Auto)]
     pub cc: CcArg,
 }
@@ -71,10 +71,10 @@ fn select(cache_dir: &std::path::Path, selector: &Selector) -> anyhow::Result<In
     let version = selector.version.as_deref().unwrap_or("");
     find_cached(cache_dir, version, selector.cc.family()).with_context(|| {
         format!(
-            "no cached interpreter matches version `{}` and compiler `{:?}` in {}; \
+            "no cached interpreter matches version `{}` and compiler `{}` in {}; \
              `ftreview python list` shows what is there, `ftreview build-python` builds one",
             if version.is_empty() { "any" } else { version },
-            selector.cc,
+            selector.cc.family().map_or("any", |c| c.name()),
             cache_dir.display()
         )
     })
