@@ -19,12 +19,11 @@ use crate::xref::{
 /// Extension root causes at or above this count make the verdict "far".
 const FAR_ROOT_CAUSES: usize = 5;
 
-/// Everything derived from a run, with the links the Markdown needs.
+/// Everything derived from a run: the results and what rendering them needs.
 pub struct Analysis<'a> {
     pub run: &'a RunRecord,
-    pub tree: SourceTree,
-    pub links: Links,
     pub results: Results,
+    pub(crate) tree: SourceTree,
 }
 
 pub fn analyze<'a>(run: &'a RunRecord, baseline: Option<&Baseline>) -> Analysis<'a> {
@@ -80,12 +79,7 @@ pub fn analyze<'a>(run: &'a RunRecord, baseline: Option<&Baseline>) -> Analysis<
             .collect(),
         baseline: baseline_summary,
     };
-    Analysis {
-        run,
-        tree,
-        links,
-        results,
-    }
+    Analysis { run, results, tree }
 }
 
 fn static_findings(run: &RunRecord) -> impl Iterator<Item = &StaticFinding> {
@@ -102,6 +96,7 @@ fn root_cause_finding(
         .filter(|f| links.statics_of(&rc.id).contains(&f.id))
         .collect();
     let variable = racy_variable(rc, &statics, tree);
+    let severity = race_severity(rc, &statics);
     let category = match rc.kind {
         ReportKind::DeadlySignal(_) => Category::Crash,
         _ => Category::Race,
@@ -112,7 +107,7 @@ fn root_cause_finding(
     entry_points.dedup();
     let fix = race_fix(&RaceEvidence {
         root_cause: rc,
-        statics: statics.clone(),
+        statics,
         entry_points,
         entry_type: entry_type(&bindings),
         tree,
@@ -122,7 +117,7 @@ fn root_cause_finding(
         category,
         kind: rc.kind.to_string(),
         rule: tsan_rule(&rc.kind),
-        severity: race_severity(rc, &statics),
+        severity,
         status: None,
         title: race_title(rc, variable.as_deref()),
         variable,
