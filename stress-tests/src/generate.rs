@@ -30,7 +30,7 @@ pub struct GenConfig {
     pub targets: Vec<String>,
     pub hints: Hints,
     /// Fresh child processes that repeat the simultaneous first calls of module functions
-    /// (lazy initialisation races happen once per process); at most half the budget.
+    /// (lazy initialisation races happen once per process); at most two thirds of the budget.
     pub first_call_rounds: u32,
 }
 
@@ -43,7 +43,7 @@ impl Default for GenConfig {
             time_budget_per_scenario: Duration::from_secs(20),
             targets: Vec::new(),
             hints: Hints::default(),
-            first_call_rounds: 12,
+            first_call_rounds: 16,
         }
     }
 }

@@ -156,13 +156,13 @@ FIRST_CALL_CONCURRENCY = 2
 def _first_call_rounds(started):
     """Lazy initialisation happens once per process, so the first calls are repeated in
     fresh child processes, two at a time (same environment: their TSan logs land beside
-    this one's), within half the budget. Returns how many ran."""
+    this one's), within two thirds of the budget. Returns how many ran."""
     env = dict(os.environ, **{FIRST_CALLS_ONLY: "1"})
     env.pop("FTREVIEW_OUTCOME", None)
     command = [sys.executable, os.path.abspath(__file__)]
     rounds, batch_secs = 0, 0.0
     while rounds < SCENARIO["first_call_rounds"]:
-        if time.monotonic() - started + batch_secs > SCENARIO["budget_secs"] / 2:
+        if time.monotonic() - started + batch_secs > SCENARIO["budget_secs"] * 2 / 3:
             break
         batch_started = time.monotonic()
         batch = min(FIRST_CALL_CONCURRENCY, SCENARIO["first_call_rounds"] - rounds)
@@ -197,8 +197,8 @@ def run():
         return
     threads = SCENARIO["threads"]
     barrier = threading.Barrier(threads)
-    # The workers get at least half the budget, however long the first-call rounds took.
-    deadline = max(started + SCENARIO["budget_secs"], time.monotonic() + SCENARIO["budget_secs"] / 2)
+    # The workers get a third of the budget at least, however long the first-call rounds took.
+    deadline = max(started + SCENARIO["budget_secs"], time.monotonic() + SCENARIO["budget_secs"] / 3)
     logs = [_Log() for _ in range(threads)]
     exhausted = []
     workers = [

@@ -262,7 +262,7 @@ def describe_function(api, qualname, fn):
     }
 
 
-def describe_method(api, type_qualname, name, attr):
+def describe_method(api, type_qualname, name, attr, hashable):
     qualname = f"{type_qualname}.{name}"
     sig = signature_of(attr)
     sets = [list(a) for a in api.hints.get("arguments", {}).get(qualname, [])]
@@ -287,8 +287,9 @@ def describe_method(api, type_qualname, name, attr):
         arg_sets = api.trial(call, sets, wanted=MUTATION_TRIALS_WANTED, until=lambda: any(changed))
         ok = [a for a in arg_sets if a["outcome"] == "ok"]
         arg_sets = ok[:OK_SETS_WANTED] + [a for a in arg_sets if a["outcome"] != "ok"]
-    # A name that says "write" wins over trials that changed nothing (`update(same)`).
-    named_writer = any(name == g or name.startswith(g + "_") for g in GUESSED_MUTATORS)
+    # A name that says "write" wins over trials that changed nothing (`update(same)`),
+    # except on hashable (likely immutable) objects: `str.replace` writes nothing.
+    named_writer = not hashable and any(name == g or name.startswith(g + "_") for g in GUESSED_MUTATORS)
     if any(changed):
         mutation = "observed"
     elif named_writer:
@@ -385,6 +386,7 @@ def describe_properties(api, qualname, cls):
 
 
 def describe_type(api, qualname, cls, constructors):
+    hashable = qualname in api.builders and works(lambda: hash(api.instance(qualname)))
     methods = []
     for name in sorted(dir(cls)):
         if name in SKIPPED_METHODS or (name.startswith("_") and not name.startswith("__")):
@@ -394,7 +396,7 @@ def describe_type(api, qualname, cls, constructors):
         attr = getattr(cls, name, None)
         if not callable(attr) or isinstance(attr, type):
             continue
-        methods.append(describe_method(api, qualname, name, attr))
+        methods.append(describe_method(api, qualname, name, attr, hashable))
     constructible = qualname in api.builders
     return {
         "name": cls.__qualname__,

@@ -258,6 +258,9 @@ pub struct ExpectedRace {
     pub lines: Vec<u32>,
     #[serde(default)]
     pub peer: Option<Site>,
+    /// Python entry points that reach it.
+    #[serde(default)]
+    pub python: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
