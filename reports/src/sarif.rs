@@ -1,5 +1,6 @@
 //! SARIF 2.1.0 for GitHub code scanning: one result per finding, located in the source
 //! tree (`SRCROOT`), fingerprinted by its stable id, `baselineState` set against a baseline.
+//! Recognized protection (`info`) is left out.
 
 use std::collections::BTreeMap;
 
@@ -11,12 +12,14 @@ use crate::results::{Category, Finding, Severity, StaticStatus};
 const SARIF_SCHEMA: &str = "https://json.schemastore.org/sarif-2.1.0.json";
 const INFORMATION_URI: &str = "https://github.com/ftreview/ftreview";
 
+/// Findings without a source location (crashes and hangs seen only as a dead process) are
+/// left out: code scanning rejects results it cannot place. The plan and `results.json` keep them.
 pub fn sarif(analysis: &Analysis) -> Value {
     let findings: Vec<&Finding> = analysis
         .results
         .findings
         .iter()
-        .filter(|f| f.status != Some(StaticStatus::Protected))
+        .filter(|f| f.status != Some(StaticStatus::Protected) && !f.locations.is_empty())
         .collect();
     let rules = rules(&findings);
     let rule_index: BTreeMap<&str, usize> = rules

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use ftreview_reports::results::{Category, FixKind, StaticStatus};
-use ftreview_reports::{analyze, render_markdown, RunRecord};
+use ftreview_reports::{analyze, render_markdown, results_json, sarif, RunRecord};
 
 const SDIST: &str = "multidict-6.7.1";
 
@@ -142,6 +142,10 @@ fn plan_names_the_version_counter_and_hash_table_races_with_fixes() {
             .any(|id| confirmed.iter().any(|f| &f.id == id)),
         "{counter:#?}"
     );
+
+    common::assert_valid(&common::schema("sarif-2.1.0-rtm.5.json"), &sarif(&analysis));
+    let json: serde_json::Value = serde_json::from_str(&results_json(results)).unwrap();
+    common::assert_valid(&common::schema("results.schema.json"), &json);
 
     let markdown = render_markdown(&analysis);
     for needle in [

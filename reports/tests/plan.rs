@@ -3,30 +3,12 @@
 
 mod common;
 
-use common::{fixture_record, portable};
+use common::{assert_valid, fixture_record, portable, schema};
 use ftreview_reports::results::{Category, FixKind, StaticStatus, VerdictLevel};
 use ftreview_reports::{
     analyze, load_baseline, render_markdown, results_json, sarif, summary_table, write_all, Format,
 };
 use pulldown_cmark::{Event, HeadingLevel, Options, Parser, Tag, TagEnd};
-
-fn schema(name: &str) -> serde_json::Value {
-    let path = common::workspace_dir().join("reports/schema").join(name);
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-}
-
-fn assert_valid(schema: &serde_json::Value, instance: &serde_json::Value) {
-    let validator = jsonschema::validator_for(schema).expect("the schema compiles");
-    let errors: Vec<String> = validator
-        .iter_errors(instance)
-        .map(|e| format!("{} at {}", e, e.instance_path()))
-        .collect();
-    assert!(
-        errors.is_empty(),
-        "invalid against the schema:\n{}",
-        errors.join("\n")
-    );
-}
 
 #[test]
 fn racy_outputs_match_snapshots() {

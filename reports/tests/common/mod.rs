@@ -88,3 +88,22 @@ pub fn fixture_record(which: &str) -> RunRecord {
 pub fn portable(text: &str) -> String {
     text.replace(&workspace_dir().display().to_string(), "[WORKSPACE]")
 }
+
+/// One of the schemas shipped in `reports/schema`.
+pub fn schema(name: &str) -> serde_json::Value {
+    let path = workspace_dir().join("reports/schema").join(name);
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+pub fn assert_valid(schema: &serde_json::Value, instance: &serde_json::Value) {
+    let validator = jsonschema::validator_for(schema).expect("the schema compiles");
+    let errors: Vec<String> = validator
+        .iter_errors(instance)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "invalid against the schema:\n{}",
+        errors.join("\n")
+    );
+}
