@@ -199,15 +199,14 @@ fn name_hash(bytes: &[u8]) -> usize {
 }
 
 /// `#N function file:line[:col] (module[:arch]+0xOFF) (BuildId: …)`, starting at `#`.
-pub(crate) fn parse_frame(line: &[u8], names: &mut SharedNames) -> Option<Frame> {
-    let body = line.strip_prefix(b"#")?;
-    let space = memchr(b' ', body)?;
-    let index = parse_u32(&body[..space])?;
-    let mut rest = trim_end(trim_start(&body[space + 1..]));
-    let mut frame = Frame {
-        index,
-        ..Frame::default()
+/// Fills `frame`, a default one already in place in its stack (frames are large: building
+/// them where they stay saves copying). False when `line` is not a frame.
+pub(crate) fn parse_frame_into(line: &[u8], names: &mut SharedNames, frame: &mut Frame) -> bool {
+    let Some((index, rest)) = frame_number(line) else {
+        return false;
     };
+    frame.index = index;
+    let mut rest = trim_end(trim_start(rest));
     if rest.ends_with(b")") {
         if let Some(open) = memrchr(b'(', rest) {
             if open > 0 && rest[open..].starts_with(b"(BuildId: ") {
@@ -218,7 +217,7 @@ pub(crate) fn parse_frame(line: &[u8], names: &mut SharedNames) -> Option<Frame>
     }
     if rest.ends_with(b")") {
         if let Some(open) = memrchr(b'(', rest) {
-            if set_module_part(&rest[open + 1..rest.len() - 1], &mut frame, names) {
+            if set_module_part(&rest[open + 1..rest.len() - 1], frame, names) {
                 rest = trim_end(&rest[..open]);
             }
         }
@@ -226,9 +225,16 @@ pub(crate) fn parse_frame(line: &[u8], names: &mut SharedNames) -> Option<Frame>
     let (function, location) = split_function_and_location(rest);
     frame.function = non_null(function).map(|name| names.get(name));
     if let Some(location) = location.and_then(non_null) {
-        parse_source_location(location, &mut frame, names);
+        parse_source_location(location, frame, names);
     }
-    Some(frame)
+    true
+}
+
+/// `#N ` and the rest of the line.
+fn frame_number(line: &[u8]) -> Option<(u32, &[u8])> {
+    let body = line.strip_prefix(b"#")?;
+    let space = memchr(b' ', body)?;
+    Some((parse_u32(&body[..space])?, &body[space + 1..]))
 }
 
 fn non_null(bytes: &[u8]) -> Option<&[u8]> {
@@ -609,6 +615,11 @@ pub(crate) fn parse_thread_line(rest: &[u8]) -> Option<Thread> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn parse_frame(line: &[u8], names: &mut SharedNames) -> Option<Frame> {
+        let mut frame = Frame::default();
+        parse_frame_into(line, names, &mut frame).then_some(frame)
+    }
 
     #[test]
     fn frame_in_clang_form_with_build_id() {

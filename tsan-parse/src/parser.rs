@@ -8,11 +8,11 @@ use std::path::{Path, PathBuf};
 use memchr::{memchr, memmem};
 
 use crate::lines::{
-    access_prefix, find, leading_u64, parse_access, parse_cycle, parse_frame, parse_hex,
+    access_prefix, find, leading_u64, parse_access, parse_cycle, parse_frame_into, parse_hex,
     parse_location, parse_mutex_line, parse_thread_line, strip_ansi, strip_timestamp, text,
     trim_end, trim_start, MutexLine, SharedNames,
 };
-use crate::model::{Crash, LockEdge, Mutex, Report, ReportKind, ReportSource, Stack};
+use crate::model::{Crash, Frame, LockEdge, Mutex, Report, ReportKind, ReportSource, Stack};
 
 /// Longer lines are cut (TSan never prints them; they come from other output in the log).
 pub const MAX_LINE: usize = 64 * 1024;
@@ -415,16 +415,21 @@ impl Open {
             raw.push('\n');
         }
         let body = trim_start(line);
+        let frame_line = body.first() == Some(&b'#') && body.get(1).is_some_and(u8::is_ascii_digit);
         match body.first() {
-            Some(b'#') if self.skip_context_frames && self.in_context_stack() => Step::Continue,
-            Some(b'#') => {
-                if let Some(frame) = parse_frame(body, names) {
-                    let frames = &mut self.current_stack().frames;
-                    if frames.capacity() == 0 {
-                        // Interpreter stacks run 10-30 frames deep: skip the small regrowths.
-                        frames.reserve(16);
-                    }
-                    frames.push(frame);
+            Some(b'#') if frame_line && self.skip_context_frames && self.in_context_stack() => {
+                Step::Continue
+            }
+            Some(b'#') if frame_line => {
+                let frames = &mut self.current_stack().frames;
+                if frames.capacity() == 0 {
+                    // Interpreter stacks run 10-30 frames deep: skip the small regrowths.
+                    frames.reserve(16);
+                }
+                frames.push(Frame::default());
+                let frame = frames.last_mut().expect("just pushed");
+                if !parse_frame_into(body, names, frame) {
+                    frames.pop();
                 }
                 Step::Continue
             }
