@@ -661,6 +661,27 @@ mod tests {
     }
 
     #[test]
+    fn frame_with_a_rust_symbol() {
+        let frame = parse_frame(
+            b"#4 <std::thread::Builder>::spawn_unchecked_::<app::worker::{closure#0}, ()>::{closure#1} /rustc/90b35a/library/std/src/thread/mod.rs:542:30 (libapp.so+0x51d2) (BuildId: 77)",
+            &mut SharedNames::default(),
+        )
+        .unwrap();
+        assert_eq!(
+            frame.function.as_deref(),
+            Some("<std::thread::Builder>::spawn_unchecked_::<app::worker::{closure#0}, ()>::{closure#1}")
+        );
+        assert_eq!(
+            frame.file.as_deref(),
+            Some("/rustc/90b35a/library/std/src/thread/mod.rs")
+        );
+        assert_eq!(
+            (frame.line, frame.column, frame.offset),
+            (Some(542), Some(30), Some(0x51d2))
+        );
+    }
+
+    #[test]
     fn frame_with_a_path_containing_spaces_and_a_bare_pc() {
         let frame = parse_frame(
             b"#2 worker /home/me/My Code/w.c:9 (0x7f001234)",
