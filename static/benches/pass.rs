@@ -1,8 +1,10 @@
-//! Benchmark of the whole static pass against tree-sitter parsing alone.
+//! Benchmark of the whole static pass against tree-sitter parsing alone, over CPython 3.13's
+//! `Modules` and `Objects` (≈ 580K lines):
 //!
-//! `cargo run --release -p ftreview-static --example bench_pass -- PATH... [--jobs N]`
-//! e.g. PATH = CPython 3.13's `Modules` and `Objects` (≈ 580K lines). Prints lines per second
-//! of both, their ratio, and whether the targets (≤ 1.5× parse-only, < 5 s) are met.
+//! `FTREVIEW_CPYTHON_SRC=/path/to/Python-3.13.x cargo bench -p ftreview-static --bench pass`
+//!
+//! (`FTREVIEW_BENCH_JOBS=N` limits the threads.) Prints lines per second of both, their ratio,
+//! and whether the targets (≤ 1.5× parse-only, < 5 s) are met.
 //! On a shared, loaded machine wall times swing; the CPU times (Linux: /proc/self/stat) and
 //! their ratio stay comparable, and CPU time / threads is the wall time on idle cores.
 
@@ -43,24 +45,21 @@ fn cpu_time() -> Duration {
 }
 
 fn main() -> anyhow::Result<()> {
-    let mut args = std::env::args().skip(1);
-    let mut paths = Vec::new();
-    let mut jobs = None;
-    while let Some(arg) = args.next() {
-        if arg == "--jobs" {
-            jobs = Some(
-                args.next()
-                    .ok_or_else(|| anyhow::anyhow!("--jobs needs a number"))?
-                    .parse()?,
-            );
-        } else {
-            paths.push(PathBuf::from(arg));
-        }
-    }
-    anyhow::ensure!(
-        !paths.is_empty(),
-        "usage: bench_pass PATH... [--jobs N] (e.g. CPython's Modules and Objects dirs)"
-    );
+    let Some(root) = std::env::var_os("FTREVIEW_CPYTHON_SRC")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+    else {
+        eprintln!("SKIPPED: set FTREVIEW_CPYTHON_SRC to an unpacked CPython 3.13 source tree to run this benchmark");
+        return Ok(());
+    };
+    let paths = vec![root.join("Modules"), root.join("Objects")];
+    let jobs = match std::env::var("FTREVIEW_BENCH_JOBS") {
+        Ok(n) => Some(
+            n.parse()
+                .map_err(|e| anyhow::anyhow!("FTREVIEW_BENCH_JOBS={n}: {e}"))?,
+        ),
+        Err(_) => None,
+    };
     let opts = ScanOptions {
         jobs,
         ..ScanOptions::default()
