@@ -636,6 +636,9 @@ fn static_findings(out: &mut String, a: &Analysis) {
         out.push_str("| ID | Rule | Where | What | Fix |\n|---|---|---|---|---|\n");
         for f in findings.iter().take(MAX_STATIC_ROWS) {
             let fix = match status {
+                StaticStatus::Confirmed if f.related.is_empty() => {
+                    format!("{} (confirmed by the import check)", f.fix.kind.label())
+                }
                 StaticStatus::Confirmed => {
                     format!("{} (see {})", f.fix.kind.label(), id_list(&f.related))
                 }
@@ -740,14 +743,18 @@ fn plan(out: &mut String, a: &Analysis) {
             if !declare.is_empty() {
                 let _ = write!(out, " — {}", id_list(&declare.iter().map(|f| f.id.clone()).collect::<Vec<_>>()));
             }
-            out.push_str(". Do it after phase 2: the declaration promises the code is safe without the GIL.\n");
+            if protect.is_empty() {
+                out.push_str(".\n");
+            } else {
+                out.push_str(". Do it after phase 2: the declaration promises the code is safe without the GIL.\n");
+            }
         }
     }
     out.push('\n');
 
     out.push_str("### Phase 2 — Protect shared state\n\n");
     if protect.is_empty() {
-        out.push_str("Nothing to protect was found.\n");
+        out.push_str("Nothing to protect was found.\n\n");
     }
     let mut by_fix: BTreeMap<FixKind, Vec<&Finding>> = BTreeMap::new();
     for f in protect {

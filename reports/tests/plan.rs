@@ -121,7 +121,7 @@ fn clean_twin_has_no_race_and_only_static_leftovers() {
 #[test]
 fn sarif_validates_against_the_2_1_0_schema() {
     let schema = schema("sarif-2.1.0-rtm.5.json");
-    for which in ["racy", "clean"] {
+    for which in ["racy", "clean", "gil"] {
         let run = fixture_record(which);
         let baseline_dir = tempfile::tempdir().unwrap();
         write_all(&run, baseline_dir.path(), None, Format::Json).unwrap();
@@ -141,7 +141,7 @@ fn sarif_validates_against_the_2_1_0_schema() {
 #[test]
 fn results_json_validates_against_its_schema() {
     let schema = schema("results.schema.json");
-    for which in ["racy", "clean"] {
+    for which in ["racy", "clean", "gil"] {
         let run = fixture_record(which);
         let analysis = analyze(&run, None);
         let value: serde_json::Value =
@@ -274,7 +274,7 @@ fn bad_baselines_are_refused_with_the_reason() {
 
 #[test]
 fn several_runs_get_one_markdown_table() {
-    let table = summary_table(&[fixture_record("racy"), fixture_record("clean")]);
+    let table = summary_table(&[fixture_record("racy"), fixture_record("clean"), fixture_record("gil")]);
     insta::assert_snapshot!("summary_table", table);
     let (_, tables) = outline(&table);
     assert_eq!(tables, 1);
@@ -312,4 +312,38 @@ fn a_long_run_keeps_the_plan_readable() {
         25
     );
     assert_eq!(tables, 8);
+}
+
+#[test]
+fn an_undeclared_module_is_confirmed_by_the_import_check_and_planned_first() {
+    let run = fixture_record("gil");
+    let analysis = analyze(&run, None);
+    let results = &analysis.results;
+    assert_eq!(
+        results.gil.declared,
+        ftreview_reports::results::GilDeclared::Missing
+    );
+    let declare = results
+        .findings
+        .iter()
+        .find(|f| f.rule == "FT101")
+        .expect("FT101");
+    assert_eq!(
+        declare.status,
+        Some(StaticStatus::Confirmed),
+        "the GIL came back on at import"
+    );
+    assert_eq!(declare.fix.kind, FixKind::DeclareGil);
+    assert_eq!(results.verdict.level, VerdictLevel::Close);
+    let markdown = render_markdown(&analysis);
+    assert!(
+        markdown.contains("importing it **turns the GIL back on**"),
+        "{markdown}"
+    );
+    assert!(
+        markdown.contains(&format!("- [ ] Add `{{Py_mod_gil, Py_MOD_GIL_NOT_USED}}`")),
+        "{markdown}"
+    );
+    assert!(markdown.contains(&format!("`{}`", declare.id)));
+    insta::assert_snapshot!("gil_plan", portable(&markdown));
 }
