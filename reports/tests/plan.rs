@@ -274,7 +274,11 @@ fn bad_baselines_are_refused_with_the_reason() {
 
 #[test]
 fn several_runs_get_one_markdown_table() {
-    let table = summary_table(&[fixture_record("racy"), fixture_record("clean"), fixture_record("gil")]);
+    let table = summary_table(&[
+        fixture_record("racy"),
+        fixture_record("clean"),
+        fixture_record("gil"),
+    ]);
     insta::assert_snapshot!("summary_table", table);
     let (_, tables) = outline(&table);
     assert_eq!(tables, 1);
@@ -341,7 +345,7 @@ fn an_undeclared_module_is_confirmed_by_the_import_check_and_planned_first() {
         "{markdown}"
     );
     assert!(
-        markdown.contains(&format!("- [ ] Add `{{Py_mod_gil, Py_MOD_GIL_NOT_USED}}`")),
+        markdown.contains("- [ ] Add `{Py_mod_gil, Py_MOD_GIL_NOT_USED}`"),
         "{markdown}"
     );
     assert!(markdown.contains(&format!("`{}`", declare.id)));
