@@ -9,7 +9,7 @@ use tsan_parse::{AccessKind, FrameOrigin, ReportKind, RootCause, StackRole};
 
 use crate::baseline::Baseline;
 use crate::fix::{race_fix, static_fix, RaceEvidence};
-use crate::model::{CommandRecord, Origin, RunRecord};
+use crate::model::{CommandRecord, Origin, Reproducer, RunRecord};
 use crate::results::*;
 use crate::source::SourceTree;
 use crate::xref::{
@@ -314,55 +314,73 @@ fn race_severity(rc: &RootCause, statics: &[&StaticFinding]) -> Severity {
 }
 
 fn crash_findings(run: &RunRecord) -> impl Iterator<Item = Finding> + '_ {
-    run.crashes.iter().map(|crash| Finding {
-        id: event_id("crash", &crash.origin, &crash.kind),
-        category: Category::Crash,
-        kind: crash.kind.clone(),
-        rule: "CRASH".into(),
-        severity: Severity::Critical,
-        status: None,
-        title: format!("{} in {}", crash.kind, origin_text(&crash.origin)),
-        variable: None,
-        locations: Vec::new(),
-        count: 1,
-        origins: vec![origin_text(&crash.origin)],
-        reproducer: crash.reproducer.as_ref().map(|r| in_directory(&r.cwd, &r.command)),
-        fix: Fix {
-            kind: FixKind::Investigate,
-            action: "Rerun the reproducer; fix the races reported in the same code first, they are the usual cause of a crash under concurrency.".into(),
-            reason: "The process died; its stacks show where, not why.".into(),
-        },
-        related: Vec::new(),
-        new: None,
+    run.crashes.iter().map(|crash| {
+        event_finding(
+            Category::Crash,
+            &crash.kind,
+            format!("{} in {}", crash.kind, origin_text(&crash.origin)),
+            &crash.origin,
+            crash.reproducer.as_ref(),
+            Fix {
+                kind: FixKind::Investigate,
+                action: "Rerun the reproducer; fix the races reported in the same code first, they are the usual cause of a crash under concurrency.".into(),
+                reason: "The process died; its stacks show where, not why.".into(),
+            },
+        )
     })
 }
 
 fn hang_findings(run: &RunRecord) -> impl Iterator<Item = Finding> + '_ {
-    run.hangs.iter().map(|hang| Finding {
-        id: event_id("hang", &hang.origin, "timeout"),
-        category: Category::Hang,
-        kind: "timeout".into(),
-        rule: "HANG".into(),
-        severity: Severity::High,
+    run.hangs.iter().map(|hang| {
+        event_finding(
+            Category::Hang,
+            "timeout",
+            format!(
+                "no progress for {:.0} s in {} (possible deadlock)",
+                hang.timeout_secs,
+                origin_text(&hang.origin)
+            ),
+            &hang.origin,
+            hang.reproducer.as_ref(),
+            Fix {
+                kind: FixKind::Investigate,
+                action: "Read the thread stacks below: threads blocked on locks in extension code point to a lock-order problem (see lock-order findings); a thread spinning in a loop to a corrupted structure.".into(),
+                reason: "The process made no progress before its timeout and was killed.".into(),
+            },
+        )
+    })
+}
+
+/// A crash or hang: an event of one process, known by where it happened.
+fn event_finding(
+    category: Category,
+    kind: &str,
+    title: String,
+    origin: &Origin,
+    reproducer: Option<&Reproducer>,
+    fix: Fix,
+) -> Finding {
+    let (prefix, rule, severity) = match category {
+        Category::Hang => ("hang", "HANG", Severity::High),
+        _ => ("crash", "CRASH", Severity::Critical),
+    };
+    Finding {
+        id: event_id(prefix, origin, kind),
+        category,
+        kind: kind.to_string(),
+        rule: rule.into(),
+        severity,
         status: None,
-        title: format!(
-            "no progress for {:.0} s in {} (possible deadlock)",
-            hang.timeout_secs,
-            origin_text(&hang.origin)
-        ),
+        title,
         variable: None,
         locations: Vec::new(),
         count: 1,
-        origins: vec![origin_text(&hang.origin)],
-        reproducer: hang.reproducer.as_ref().map(|r| in_directory(&r.cwd, &r.command)),
-        fix: Fix {
-            kind: FixKind::Investigate,
-            action: "Read the thread stacks below: threads blocked on locks in extension code point to a lock-order problem (see lock-order findings); a thread spinning in a loop to a corrupted structure.".into(),
-            reason: "The process made no progress before its timeout and was killed.".into(),
-        },
+        origins: vec![origin_text(origin)],
+        reproducer: reproducer.map(|r| in_directory(&r.cwd, &r.command)),
+        fix,
         related: Vec::new(),
         new: None,
-    })
+    }
 }
 
 /// A crashed process and the deadly signal TSan caught in it share an origin: link them.

@@ -230,12 +230,7 @@ fn phases_table(out: &mut String, a: &Analysis) {
 
 fn races(out: &mut String, a: &Analysis) {
     out.push_str("## Confirmed races\n\n");
-    let races: Vec<&Finding> = a
-        .results
-        .findings
-        .iter()
-        .filter(|f| f.category == Category::Race)
-        .collect();
+    let races = findings_in(a, &[Category::Race]);
     if races.is_empty() {
         out.push_str("ThreadSanitizer saw no race in extension code.\n\n");
         return;
@@ -522,12 +517,7 @@ fn describe(a: &Analysis, frame: &Frame) -> String {
 
 fn crashes_and_hangs(out: &mut String, a: &Analysis) {
     out.push_str("## Crashes and hangs\n\n");
-    let events: Vec<&Finding> = a
-        .results
-        .findings
-        .iter()
-        .filter(|f| matches!(f.category, Category::Crash | Category::Hang))
-        .collect();
+    let events = findings_in(a, &[Category::Crash, Category::Hang]);
     if events.is_empty() {
         out.push_str("No process crashed or hung.\n\n");
         return;
@@ -877,6 +867,14 @@ fn appendix(out: &mut String, a: &Analysis) {
         );
     }
     out.push_str("```\n\n</details>\n");
+}
+
+fn findings_in<'a>(a: &'a Analysis, categories: &[Category]) -> Vec<&'a Finding> {
+    a.results
+        .findings
+        .iter()
+        .filter(|f| categories.contains(&f.category))
+        .collect()
 }
 
 /// Text safe inside a table cell.

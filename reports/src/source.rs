@@ -13,6 +13,9 @@ const CONTEXT_LINES: u32 = 2;
 
 pub struct SourceTree {
     root: PathBuf,
+    /// Resolved files by printed path: the lookup stats the file system, and races and
+    /// findings name the same few files over and over.
+    resolved: RefCell<HashMap<String, Option<PathBuf>>>,
     /// File contents by resolved path; `None` when unreadable.
     cache: RefCell<HashMap<PathBuf, Option<Vec<String>>>>,
 }
@@ -29,12 +32,24 @@ impl SourceTree {
     pub fn new(root: &Path) -> SourceTree {
         SourceTree {
             root: root.to_path_buf(),
+            resolved: RefCell::new(HashMap::new()),
             cache: RefCell::new(HashMap::new()),
         }
     }
 
     /// The file under the tree that `printed` refers to.
     pub fn resolve(&self, printed: &str) -> Option<PathBuf> {
+        if let Some(known) = self.resolved.borrow().get(printed) {
+            return known.clone();
+        }
+        let found = self.lookup(printed);
+        self.resolved
+            .borrow_mut()
+            .insert(printed.to_string(), found.clone());
+        found
+    }
+
+    fn lookup(&self, printed: &str) -> Option<PathBuf> {
         let path = Path::new(printed);
         if path.is_absolute() && path.starts_with(&self.root) && path.is_file() {
             return Some(path.to_path_buf());
