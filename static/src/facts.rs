@@ -1175,21 +1175,24 @@ impl<'a, 'f> BodyWalker<'a, 'f> {
 
     /// Lock changes inside a block that ends in a jump do not flow past the block
     /// (`if (err) { unlock(); return NULL; }`).
+    /// Statements after a jump are dead until the next label (`goto out; return -1;`), and
+    /// lock changes inside a block that ends in a jump do not flow past the block
+    /// (`if (err) { unlock(); return NULL; }`).
     fn compound(&mut self, node: Node<'a>, depth: usize) {
         let before = self.guard.clone();
-        self.visit_children(node, depth);
-        let ends_in_jump = node
-            .named_child(node.named_child_count().saturating_sub(1) as u32)
-            .is_some_and(|last| {
-                matches!(
-                    last.kind(),
-                    "return_statement"
-                        | "goto_statement"
-                        | "break_statement"
-                        | "continue_statement"
-                )
-            });
-        if ends_in_jump {
+        let mut dead = false;
+        let mut cursor = node.walk();
+        let children: Vec<Node<'a>> = node.named_children(&mut cursor).collect();
+        for child in &children {
+            if matches!(child.kind(), "labeled_statement" | "case_statement") {
+                dead = false;
+            }
+            if !dead {
+                self.visit(*child, depth + 1);
+            }
+            dead = dead || is_jump(*child);
+        }
+        if children.last().is_some_and(|last| is_jump(*last)) {
             self.guard = before;
         }
     }
@@ -1612,6 +1615,13 @@ impl<'a, 'f> BodyWalker<'a, 'f> {
             }
         }
     }
+}
+
+fn is_jump(node: Node) -> bool {
+    matches!(
+        node.kind(),
+        "return_statement" | "goto_statement" | "break_statement" | "continue_statement"
+    )
 }
 
 /// The name of a called function: `f` for `f(...)`, `tp_alloc` for `type->tp_alloc(...)`.
