@@ -9,7 +9,7 @@ use tsan_parse::{AccessKind, FrameOrigin, ReportKind, RootCause, StackRole};
 
 use crate::baseline::Baseline;
 use crate::fix::{race_fix, static_fix, RaceEvidence};
-use crate::model::{CommandRecord, Origin, Reproducer, RunRecord};
+use crate::model::{CommandRecord, Origin, PhaseStatus, Reproducer, RunRecord};
 use crate::results::*;
 use crate::source::SourceTree;
 use crate::xref::{
@@ -641,8 +641,8 @@ fn exercised_summary(run: &RunRecord, exercised: &BTreeSet<String>) -> Exercised
     }
 }
 
-pub fn phase_status_label(status: crate::model::PhaseStatus) -> &'static str {
-    use crate::model::PhaseStatus::*;
+pub fn phase_status_label(status: PhaseStatus) -> &'static str {
+    use PhaseStatus::*;
     match status {
         Passed => "passed",
         Failed => "failed",
@@ -729,6 +729,23 @@ fn verdict(run: &RunRecord, findings: &[Finding], gil: &GilSummary) -> Verdict {
         reasons
             .push("no multi-threaded phase completed: nothing was exercised concurrently".into());
     }
+    reasons.extend(
+        run.phases
+            .iter()
+            .filter(|p| matches!(p.status, PhaseStatus::Error | PhaseStatus::TimedOut))
+            .map(|p| {
+                let message = p
+                    .message
+                    .as_deref()
+                    .map(|m| format!(": {m}"))
+                    .unwrap_or_default();
+                format!(
+                    "phase `{}` {}{message}",
+                    p.name,
+                    phase_status_label(p.status)
+                )
+            }),
+    );
     let gil_off =
         matches!(gil.declared, GilDeclared::NotUsed) && gil.reenabled_on_import != Some(true);
     let level = if crashes > 0 || critical > 0 || races.len() >= FAR_ROOT_CAUSES {

@@ -351,3 +351,32 @@ fn an_undeclared_module_is_confirmed_by_the_import_check_and_planned_first() {
     assert!(markdown.contains(&format!("`{}`", declare.id)));
     insta::assert_snapshot!("gil_plan", portable(&markdown));
 }
+
+#[test]
+fn a_run_whose_concurrent_phase_failed_says_so_in_the_verdict() {
+    let mut run = fixture_record("clean");
+    let phase = run
+        .phases
+        .iter_mut()
+        .find(|p| p.name == "parallel-tests")
+        .unwrap();
+    phase.status = ftreview_reports::model::PhaseStatus::TimedOut;
+    phase.message = Some("no progress for 900 s".into());
+    run.exercised.concurrent_phase_ran = false;
+    let analysis = analyze(&run, None);
+    let reasons = &analysis.results.verdict.reasons;
+    assert_ne!(analysis.results.verdict.level, VerdictLevel::Ready);
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r == "phase `parallel-tests` timed out: no progress for 900 s"),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r.starts_with("no multi-threaded phase completed")),
+        "{reasons:?}"
+    );
+    assert!(render_markdown(&analysis).contains("**no multi-threaded phase completed**"));
+}
