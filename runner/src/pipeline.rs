@@ -352,16 +352,76 @@ async fn drive(
         ));
     }
     review.record.target.source_dir = built.source_root.clone();
-    let installed = setup_phase!(
-        review,
-        "install",
-        install(&venv, &built, &run_dir, &logs, &runner).await
-    );
+    if overrides == PackageOverrides::default() {
+        overrides = options
+            .registry
+            .get(&extension::wheel_dist_name(&built.wheel));
+    }
+    let requirements = test_requirements(&info, &overrides);
+    let key = test_venv_key(interpreter, &built.wheel, &requirements).map_err(|e| e.to_string())?;
+    let cached = if options.rebuild {
+        None
+    } else {
+        cached_test_venv(&venv, &key)
+    };
+    let test_venv = match cached {
+        Some(cached) => {
+            let message = format!(
+                "reused the cached test venv {} (same wheel, requirements and interpreter)",
+                cached.root.display()
+            );
+            review.progress.note(&message);
+            for name in ["install", "test-deps"] {
+                review.phase(PhaseRecord {
+                    name: name.into(),
+                    status: PhaseStatus::Passed,
+                    duration_secs: 0.0,
+                    items_run: None,
+                    reports: 0,
+                    message: Some(message.clone()),
+                });
+            }
+            cached
+        }
+        None => {
+            let staging =
+                venv_cache_dir(&key).with_extension(format!("staging-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&staging);
+            let staged = setup_phase!(
+                review,
+                "install",
+                install(interpreter, &staging, &built, &logs, &runner).await
+            );
+            let deps_note = setup_phase!(
+                review,
+                "test-deps",
+                install_test_deps(&staged, &requirements, &logs, &runner).await
+            );
+            if let Some(note) = deps_note {
+                review.progress.note(&format!("test-deps: {note}"));
+                if let Some(last) = review.record.phases.last_mut() {
+                    last.message = Some(note);
+                }
+            }
+            publish_test_venv(staged, &venv_cache_dir(&key))
+        }
+    };
+    let _ = std::os::unix::fs::symlink(&test_venv.root, run_dir.root.join("test-venv"));
+    let dist = extension::wheel_dist_name(&built.wheel);
+    let installed: Installed = match test_venv
+        .helper(
+            &run_dir.helper(),
+            &["installed", &dist],
+            &logs.join("installed.log"),
+            &runner,
+        )
+        .await
+    {
+        Ok(installed) => installed,
+        Err(err) => return Err(review.fail("install", Instant::now(), &err)),
+    };
     review.record.target.name = installed.name.clone();
     review.record.target.version = Some(installed.version.clone());
-    if overrides == PackageOverrides::default() {
-        overrides = options.registry.get(&installed.name);
-    }
     review.classifier = classifier_for(&installed, &built.source_root);
     review.symbolizer = Some(Symbolizer::new(
         installed
@@ -384,17 +444,7 @@ async fn drive(
     if let Some(msg) = cancelled() {
         return Err(msg);
     }
-    let deps_note = setup_phase!(
-        review,
-        "test-deps",
-        install_test_deps(&venv, &info, &overrides, &logs, &runner).await
-    );
-    if let Some(note) = deps_note {
-        review.progress.note(&format!("test-deps: {note}"));
-        if let Some(last) = review.record.phases.last_mut() {
-            last.message = Some(note);
-        }
-    }
+    let venv = test_venv;
 
     // The static pass needs no interpreter: run it while the GIL check runs.
     let scan_root = built.source_root.clone();
@@ -526,13 +576,15 @@ async fn build(
     .await
 }
 
+/// A fresh venv at `dir` with the built wheel (and its runtime dependencies) installed.
 async fn install(
-    venv: &Venv,
+    interpreter: &Interpreter,
+    dir: &Path,
     built: &BuiltWheel,
-    run_dir: &RunDir,
     logs: &Path,
     runner: &Runner,
-) -> anyhow::Result<Installed> {
+) -> anyhow::Result<Venv> {
+    let venv = Venv::create(interpreter, dir, logs, runner).await?;
     let step = venv
         .pip("install wheel", &logs.join("install.log"))
         .args(["install", "--force-reinstall"])
@@ -541,14 +593,63 @@ async fn install(
         runner.run(&step).await?,
         "cannot install the built wheel (or its runtime dependencies)",
     )?;
-    let dist = extension::wheel_dist_name(&built.wheel);
-    venv.helper(
-        &run_dir.helper(),
-        &["installed", &dist],
-        &logs.join("installed.log"),
-        runner,
-    )
-    .await
+    Ok(venv)
+}
+
+/// The suite's requirements (unless the registry lists its own), the registry's extras, and
+/// pytest with pytest-run-parallel.
+fn test_requirements(info: &ProjectInfo, overrides: &PackageOverrides) -> Vec<String> {
+    let mut requirements: Vec<String> = if overrides.only_listed_deps {
+        Vec::new()
+    } else {
+        info.test_requirements.clone()
+    };
+    requirements.extend(overrides.deps.iter().flatten().cloned());
+    requirements.extend(["pytest".to_string(), "pytest-run-parallel".to_string()]);
+    requirements
+}
+
+/// Test venvs are cached by interpreter, wheel bytes and requirements: pip under TSan is slow
+/// (minutes), and a rerun of the same version needs exactly the same environment.
+fn test_venv_key(
+    interpreter: &Interpreter,
+    wheel: &Path,
+    requirements: &[String],
+) -> anyhow::Result<String> {
+    let parts = [
+        interpreter.python.display().to_string(),
+        interpreter.version.clone(),
+        target::sha256_file(wheel)?,
+        requirements.join("\n"),
+    ];
+    Ok(target::sha256_str(&parts.join("\0"))[..24].to_string())
+}
+
+fn venv_cache_dir(key: &str) -> PathBuf {
+    crate::venv::cache_root().join("venvs").join(key)
+}
+
+fn cached_test_venv(build_venv: &Venv, key: &str) -> Option<Venv> {
+    let dir = venv_cache_dir(key);
+    dir.join("bin/python")
+        .exists()
+        .then(|| build_venv.relocated(&dir))
+}
+
+/// Moves a staged venv to its cache place (our steps run `python -m …`, so no script's
+/// shebang needs the old path). If another run published the same key first, use that one.
+fn publish_test_venv(staged: Venv, dest: &Path) -> Venv {
+    if let Some(parent) = dest.parent() {
+        let _ = std::fs::create_dir_all(parent);
+    }
+    if std::fs::rename(&staged.root, dest).is_err() {
+        if dest.join("bin/python").exists() {
+            let _ = std::fs::remove_dir_all(&staged.root);
+        } else {
+            return staged;
+        }
+    }
+    staged.relocated(dest)
 }
 
 fn instrumentation(installed: &Installed) -> Vec<ModuleInstrumentation> {
@@ -577,53 +678,81 @@ fn classifier_for(installed: &Installed, source_root: &Path) -> Classifier {
 /// rather than ending the run: most suites still run without a plugin or two.
 async fn install_test_deps(
     venv: &Venv,
-    info: &ProjectInfo,
-    overrides: &PackageOverrides,
+    requirements: &[String],
     logs: &Path,
     runner: &Runner,
 ) -> anyhow::Result<Option<String>> {
-    let mut requirements: Vec<String> = if overrides.only_listed_deps {
-        Vec::new()
-    } else {
-        info.test_requirements.clone()
-    };
-    requirements.extend(overrides.deps.iter().flatten().cloned());
-    requirements.extend(["pytest".to_string(), "pytest-run-parallel".to_string()]);
-    let all = venv
-        .pip("install test requirements", &logs.join("test-deps.log"))
-        .arg("install")
-        .args(requirements.iter());
-    if runner.run(&all).await?.termination.success() {
-        return Ok(None);
-    }
+    let mut remaining = requirements.to_vec();
     let mut skipped = Vec::new();
-    for (i, requirement) in requirements.iter().enumerate() {
-        let one = venv
-            .pip(
-                &format!("install {requirement}"),
-                &logs.join(format!("test-dep-{i}.log")),
-            )
+    // pip names what broke (a build failure, no version for this interpreter): drop it, retry.
+    for attempt in 0..4 {
+        let log = logs.join(format!("test-deps-{attempt}.log"));
+        let step = venv
+            .pip("install test requirements", &log)
             .arg("install")
-            .arg(requirement);
-        if !runner.run(&one).await?.termination.success() {
-            skipped.push(requirement.clone());
+            .args(remaining.iter());
+        if runner.run(&step).await?.termination.success() {
+            return Ok((!skipped.is_empty()).then(|| {
+                format!(
+                    "skipped test requirements that would not install: {}",
+                    skipped.join(", ")
+                )
+            }));
         }
+        let failing = failing_requirements(&std::fs::read_to_string(&log).unwrap_or_default());
+        let (dropped, kept): (Vec<String>, Vec<String>) = remaining
+            .into_iter()
+            .partition(|r| failing.contains(&requirement_name(r)));
+        if dropped.is_empty()
+            || dropped.iter().any(|r| {
+                matches!(
+                    requirement_name(r).as_str(),
+                    "pytest" | "pytest-run-parallel"
+                )
+            })
+        {
+            anyhow::bail!(
+                "cannot install the test requirements for the TSan interpreter (see {})",
+                log.display()
+            );
+        }
+        skipped.extend(dropped);
+        remaining = kept;
     }
-    if skipped
-        .iter()
-        .any(|r| r == "pytest" || r == "pytest-run-parallel")
-    {
-        anyhow::bail!(
-            "cannot install pytest / pytest-run-parallel for the TSan interpreter (see {})",
-            logs.display()
+    anyhow::bail!(
+        "cannot install the test requirements for the TSan interpreter (see {})",
+        logs.display()
+    )
+}
+
+/// Normalized project name of a requirement string (`pytest-cov==6.1.0; …` → `pytest-cov`).
+fn requirement_name(requirement: &str) -> String {
+    let end = requirement
+        .find(|c: char| !(c.is_ascii_alphanumeric() || "-_.".contains(c)))
+        .unwrap_or(requirement.len());
+    crate::index::normalize(&requirement[..end])
+}
+
+/// Projects pip says it could not build or find.
+fn failing_requirements(pip_log: &str) -> Vec<String> {
+    let patterns = [
+        r"Failed to build ([A-Za-z0-9._-]+)",
+        r"Failed building wheel for ([A-Za-z0-9._-]+)",
+        r"No matching distribution found for ([A-Za-z0-9._-]+)",
+        r"Could not find a version that satisfies the requirement ([A-Za-z0-9._-]+)",
+        r"Could not build wheels for ([A-Za-z0-9._-]+)",
+    ];
+    let mut names = Vec::new();
+    for pattern in patterns {
+        let re = regex::Regex::new(pattern).expect("static regex");
+        names.extend(
+            re.captures_iter(pip_log)
+                .map(|c| crate::index::normalize(&c[1])),
         );
     }
-    Ok((!skipped.is_empty()).then(|| {
-        format!(
-            "skipped test requirements that would not install: {}",
-            skipped.join(", ")
-        )
-    }))
+    names.sort();
+    names.dedup();
+    names
 }
 
 fn merged_suppressions(
@@ -811,4 +940,20 @@ pub fn has_findings(record: &RunRecord) -> bool {
     let (races, crashes, hangs) = finding_counts(record);
     let anomalies = record.scenarios.iter().any(|s| !s.anomalies.is_empty());
     races + crashes + hangs > 0 || anomalies || record.gil.reenabled_on_import == Some(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_the_requirements_pip_could_not_install() {
+        let log = "  error: subprocess-exited-with-error\nERROR: Failed building wheel for cffi\nFailed to build cffi\nERROR: No matching distribution found for Pytest_Codspeed==4.2.0\n";
+        assert_eq!(failing_requirements(log), ["cffi", "pytest-codspeed"]);
+        assert_eq!(
+            requirement_name("cffi<2.0.0;python_version<\"3.14\""),
+            "cffi"
+        );
+        assert_eq!(requirement_name("Pytest_Cov==6.1.0"), "pytest-cov");
+    }
 }

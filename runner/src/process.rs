@@ -497,9 +497,8 @@ mod tests {
     async fn a_timeout_kills_the_whole_group_and_keeps_stacks() {
         let dir = tempfile::tempdir().unwrap();
         let (runner, _tx) = runner(dir.path());
-        let marker = dir.path().join("grandchild-alive");
-        // The grandchild would create the marker after the timeout if it survived the kill.
-        let script = format!("(sleep 4; touch {}) & sleep 30", marker.display());
+        let pid_file = dir.path().join("grandchild.pid");
+        let script = format!("sleep 60 & echo $! > {}; sleep 60", pid_file.display());
         let step = Step::new("hang", "/bin/sh", dir.path(), &dir.path().join("hang.log"))
             .args(["-c", &script])
             .timeout(Duration::from_millis(300));
@@ -507,8 +506,13 @@ mod tests {
         assert_eq!(result.termination, Termination::TimedOut);
         let stacks = fs::read_to_string(result.hang_stacks.unwrap()).unwrap();
         assert!(stacks.contains("=== native stacks of pid"), "{stacks}");
-        tokio::time::sleep(Duration::from_secs(3)).await;
-        assert!(!marker.exists(), "the grandchild outlived the timeout");
+        let grandchild = fs::read_to_string(&pid_file).unwrap().trim().to_string();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let state = fs::read_to_string(format!("/proc/{grandchild}/stat")).unwrap_or_default();
+        let alive = state
+            .rsplit_once(") ")
+            .is_some_and(|(_, rest)| !rest.starts_with('Z'));
+        assert!(!alive, "the grandchild outlived the timeout: {state}");
     }
 
     #[tokio::test]

@@ -12,7 +12,7 @@ use ftreview_reports::model::{
     ScenarioRecord,
 };
 use ftreview_static::{ScanReport, Severity};
-use ftreview_stress::{GenConfig, Hints, OutcomeStatus};
+use ftreview_stress::{GenConfig, Hints, OutcomeStatus, ScenarioKind};
 use tokio::sync::Semaphore;
 
 use crate::attribution::{self, faulthandler_dump};
@@ -328,7 +328,7 @@ async fn generate(
         hints,
         ..GenConfig::default()
     };
-    let scenarios = ftreview_stress::generate(&model, &config);
+    let scenarios = budget_order(ftreview_stress::generate(&model, &config));
     if scenarios.is_empty() {
         bail!("introspection found nothing to call concurrently (no constructible type, no module function); add stress hints to the registry");
     }
@@ -341,6 +341,35 @@ async fn generate(
             callables: s.callables,
         })
         .collect())
+}
+
+/// The order scenarios start in, so a budget that runs out still covered every subject:
+/// targeted scenarios (aimed at statically flagged code) first, then one scenario per subject
+/// (type or module) in turn.
+fn budget_order(scenarios: Vec<ftreview_stress::Scenario>) -> Vec<ftreview_stress::Scenario> {
+    let subject = |s: &ftreview_stress::Scenario| {
+        s.name
+            .split_once('.')
+            .map_or(s.name.clone(), |(_, rest)| rest.to_string())
+    };
+    let (targeted, others): (Vec<_>, Vec<_>) = scenarios
+        .into_iter()
+        .partition(|s| s.kind == ScenarioKind::Targeted);
+    let mut rank: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    let mut ranked: Vec<(usize, usize, ftreview_stress::Scenario)> = others
+        .into_iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let turn = rank.entry(subject(&s)).or_insert(0);
+            *turn += 1;
+            (*turn, i, s)
+        })
+        .collect();
+    ranked.sort_by_key(|(turn, i, _)| (*turn, *i));
+    targeted
+        .into_iter()
+        .chain(ranked.into_iter().map(|(_, _, s)| s))
+        .collect()
 }
 
 /// Public packages first (their API re-exports the extension's), then the extension modules.
@@ -376,4 +405,42 @@ fn static_targets(scan: &ScanReport) -> Vec<String> {
     targets.sort();
     targets.dedup();
     targets
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scenario(kind: ScenarioKind, subject: &str) -> ftreview_stress::Scenario {
+        ftreview_stress::Scenario {
+            name: format!("{}.{subject}", kind.as_str()),
+            kind,
+            script: String::new(),
+            callables: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn every_subject_gets_a_turn_before_any_gets_a_second() {
+        let ordered = budget_order(vec![
+            scenario(ScenarioKind::SharedMutation, "m.A"),
+            scenario(ScenarioKind::ReadWrite, "m.A"),
+            scenario(ScenarioKind::Churn, "m.A"),
+            scenario(ScenarioKind::SharedMutation, "m.B"),
+            scenario(ScenarioKind::FunctionHammer, "m"),
+            scenario(ScenarioKind::Targeted, "m.f"),
+        ]);
+        let names: Vec<&str> = ordered.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "targeted.m.f",
+                "shared-mutation.m.A",
+                "shared-mutation.m.B",
+                "function-hammer.m",
+                "read-write.m.A",
+                "churn.m.A"
+            ]
+        );
+    }
 }

@@ -276,6 +276,10 @@ pub fn sha256_file(path: &Path) -> anyhow::Result<String> {
     Ok(hex::encode(hasher.finalize()))
 }
 
+pub fn sha256_str(text: &str) -> String {
+    hex::encode(Sha256::digest(text.as_bytes()))
+}
+
 /// Files that are build products or VCS metadata, not sources.
 fn is_build_product(path: &Path) -> bool {
     path.components().any(|c| {

@@ -54,6 +54,15 @@ impl Venv {
         })
     }
 
+    /// The same kind of venv at another place (after it was moved there).
+    pub fn relocated(&self, root: &Path) -> Venv {
+        Venv {
+            root: root.to_path_buf(),
+            python: root.join("bin/python"),
+            pip_dir: self.pip_dir.clone(),
+        }
+    }
+
     /// A pip step (`python -m pip ARGS`) with the quiet TSan environment.
     pub fn pip(&self, label: &str, log: &Path) -> Step {
         let cwd = log.parent().unwrap_or(Path::new("."));

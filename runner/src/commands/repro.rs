@@ -166,7 +166,12 @@ async fn rerun(
             .collect(),
         vec![record.target.source_dir.clone()],
     );
-    let python = run_dir.join("venv/bin/python");
+    // The test venv (cached, linked from the run directory) has the instrumented install.
+    let python = ["test-venv", "venv"]
+        .iter()
+        .map(|v| run_dir.join(v).join("bin/python"))
+        .find(|p| p.exists())
+        .unwrap_or_else(|| run_dir.join("venv/bin/python"));
     let mut reproduced = 0;
     for i in 0..args.runs {
         let logs = base.join(format!("run-{i}"));
