@@ -182,10 +182,13 @@ pub struct ScenarioRun {
 #[derive(Debug)]
 pub struct Report {
     pub kind: String,
+    /// Every frame of every stack.
     pub frames: Vec<Frame>,
+    /// Frame #0 of each stack: where the racing accesses themselves are.
+    pub tops: Vec<Frame>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Frame {
     pub function: String,
     pub file: String,
@@ -224,11 +227,11 @@ fn parse_log(text: &str) -> Vec<Report> {
     reports
 }
 
-/// `    #N function file:line[:col] (module+0x..)`.
-fn parse_frame(line: &str) -> Option<Frame> {
+/// `    #N function file:line[:col] (module+0x..)` → (N, frame).
+fn parse_frame(line: &str) -> Option<(u32, Frame)> {
     let rest = line.trim_start().strip_prefix('#')?;
     let mut parts = rest.split_whitespace();
-    parts.next()?;
+    let index = parts.next()?.parse().ok()?;
     let function = parts.next()?.to_string();
     let location = parts.next()?;
     let mut pieces = location.split(':');
