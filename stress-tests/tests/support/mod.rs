@@ -219,8 +219,13 @@ fn parse_log(text: &str) -> Vec<Report> {
             reports.push(Report {
                 kind: kind.to_string(),
                 frames: Vec::new(),
+                tops: Vec::new(),
             });
-        } else if let (Some(report), Some(frame)) = (reports.last_mut(), parse_frame(line)) {
+        } else if let (Some(report), Some((index, frame))) = (reports.last_mut(), parse_frame(line))
+        {
+            if index == 0 {
+                report.tops.push(frame.clone());
+            }
             report.frames.push(frame);
         }
     }
@@ -237,11 +242,14 @@ fn parse_frame(line: &str) -> Option<(u32, Frame)> {
     let mut pieces = location.split(':');
     let file = pieces.next()?.to_string();
     let line = pieces.next()?.parse().ok()?;
-    Some(Frame {
-        function,
-        file,
-        line,
-    })
+    Some((
+        index,
+        Frame {
+            function,
+            file,
+            line,
+        },
+    ))
 }
 
 /// `test-fixtures/<pkg>/expected.yaml`.
