@@ -94,10 +94,6 @@ impl Clusterer {
         }
     }
 
-    pub fn classifier(&self) -> &Classifier {
-        &self.classifier
-    }
-
     /// Counters the file layer fills (files, bytes, trailers, unreadable files).
     pub fn stats_mut(&mut self) -> &mut TriageStats {
         &mut self.stats

@@ -3,7 +3,7 @@
 //! one report plus one line (lines are capped at [`MAX_LINE`]).
 
 use std::io::{self, BufRead};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use memchr::{memchr, memmem};
 
@@ -152,10 +152,6 @@ impl<R: BufRead> ReportReader<R> {
     /// Bytes consumed so far.
     pub fn bytes_read(&self) -> u64 {
         self.state.offset
-    }
-
-    pub fn file(&self) -> &Path {
-        &self.state.file
     }
 
     fn next_report(&mut self) -> Option<io::Result<Report>> {
