@@ -261,24 +261,24 @@ fn collect(ctx: &Ctx, options: &SuiteOptions, logs: &Path, result: &StepResult) 
     let mut crashes: Vec<CrashRecord> = deadly_reports(&reports, &options.phase, &reproducer);
     let mut hangs = Vec::new();
     let (status, message) = match result.termination {
+        Termination::TimedOut if still_progressing(logs, result, options.timeout) => (
+            PhaseStatus::TimedOut,
+            Some(format!(
+                "timed out after {} s while still finishing tests ({tests_run} ran): the suite is slow under TSan, not stuck; raise --timeout or the registry's `timeout`",
+                options.timeout.as_secs()
+            )),
+        ),
         Termination::TimedOut => {
             hangs.push(HangRecord {
                 origin,
                 timeout_secs: options.timeout.as_secs_f64(),
                 python_stacks: faulthandler_dump(&output),
-                native_stacks: result
-                    .hang_stacks
-                    .as_ref()
-                    .and_then(|p| std::fs::read_to_string(p).ok()),
+                native_stacks: result.hang_stacks.as_ref().and_then(|p| std::fs::read_to_string(p).ok()),
                 reproducer: Some(reproducer),
             });
             (
                 PhaseStatus::TimedOut,
-                Some(format!(
-                    "timed out after {} s{}: possible deadlock; stacks kept",
-                    options.timeout.as_secs(),
-                    running_note(&running)
-                )),
+                Some(format!("timed out after {} s{}: possible deadlock; stacks kept", options.timeout.as_secs(), running_note(&running))),
             )
         }
         Termination::Signaled { signal } => {
@@ -322,6 +322,21 @@ fn collect(ctx: &Ctx, options: &SuiteOptions, logs: &Path, result: &StepResult) 
         crashes,
         hangs,
     }
+}
+
+/// No test started or finished for this long before the timeout: the suite is stuck, not slow
+/// (half the timeout for short ones).
+const STALL: Duration = Duration::from_secs(120);
+
+/// Whether a test started or finished shortly before the timeout (the events file was written).
+fn still_progressing(logs: &Path, result: &StepResult, timeout: Duration) -> bool {
+    let modified = std::fs::metadata(logs.join("tests.jsonl")).and_then(|m| m.modified());
+    let Ok(modified) = modified else { return false };
+    // Time spent collecting stacks after the timeout does not count.
+    let evidence = Duration::from_secs_f64(result.seconds).saturating_sub(timeout);
+    modified
+        .elapsed()
+        .is_ok_and(|age| age < STALL.min(timeout / 2) + evidence)
 }
 
 fn running_note(running: &Option<String>) -> String {

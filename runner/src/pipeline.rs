@@ -65,6 +65,8 @@ pub struct TargetRun {
     pub reports: Vec<PathBuf>,
     /// With a baseline: whether any finding is new.
     pub new_findings: Option<bool>,
+    /// Wall-clock time of the whole review (phases may overlap).
+    pub wall_secs: f64,
 }
 
 /// Accumulates the record as phases finish.
@@ -221,6 +223,7 @@ pub async fn review(
                 untrustworthy: None,
                 reports: Vec::new(),
                 new_findings: None,
+                wall_secs: 0.0,
             };
         }
     };
@@ -234,6 +237,7 @@ pub async fn review(
         progress,
     };
     let mut untrustworthy = None;
+    let started = Instant::now();
     let error = drive(&spec, interpreter, options, &mut review, &mut untrustworthy)
         .await
         .err();
@@ -246,6 +250,7 @@ pub async fn review(
         untrustworthy,
         reports: Vec::new(),
         new_findings: None,
+        wall_secs: started.elapsed().as_secs_f64(),
     }
 }
 

@@ -276,7 +276,7 @@ fn print_summary(run: &TargetRun, progress: &Progress) {
         .iter()
         .map(|p| format!("{} {}", p.name, format_secs(p.duration_secs)))
         .collect();
-    let total: f64 = record.phases.iter().map(|p| p.duration_secs).sum();
+    let total = run.wall_secs;
     let mut lines = vec![
         format!(
             "{} {}: {races} race root causes, {crashes} crashes, {hangs} hangs",
@@ -284,7 +284,7 @@ fn print_summary(run: &TargetRun, progress: &Progress) {
             record.target.version.as_deref().unwrap_or("")
         ),
         format!(
-            "  time by phase: {} (total {})",
+            "  time by phase: {} (wall time {})",
             times.join(", "),
             format_secs(total)
         ),
