@@ -155,10 +155,18 @@ fn instrumentation_line(a: &Analysis) -> String {
 
 fn exercised_line(a: &Analysis) -> String {
     let e = &a.results.exercised;
+    let per_phase: Vec<String> = a
+        .run
+        .phases
+        .iter()
+        .filter(|p| p.name.contains("test") || p.name.contains("stress"))
+        .filter_map(|p| Some(format!("{} {}", p.name, p.items_run?)))
+        .collect();
     let mut line = format!(
-        "{} test(s), {} stress scenario(s); {} extension function(s) ran concurrently",
+        "{} test(s), {} stress scenario(s) ({}); {} extension function(s) ran concurrently",
         e.tests_run,
         e.scenarios_run,
+        per_phase.join(", "),
         e.c_functions.len()
     );
     if !e.concurrent_phase_ran {

@@ -114,6 +114,7 @@ pub struct ExercisedSummary {
     pub concurrent_phase_ran: bool,
     /// `name: status` of every phase, in order.
     pub phases: Vec<String>,
+    /// Tests of the suite that ran (the largest count of any test phase).
     pub tests_run: u64,
     pub scenarios_run: usize,
     /// Extension C functions known to have run concurrently.
