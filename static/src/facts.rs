@@ -2,6 +2,9 @@
 //! be dropped and the rules run over plain data (and across files).
 
 use std::collections::HashMap;
+use std::sync::LazyLock;
+
+use regex::Regex;
 
 use tree_sitter::Node;
 
@@ -22,6 +25,8 @@ pub(crate) struct FileFacts {
     pub externs: Vec<String>,
     /// Quoted `#include`s, as written.
     pub includes: Vec<String>,
+    /// `#define MD(op) ((T *)(op))` and `#define SELF ((T *)self)`: macro → T.
+    pub cast_macros: Vec<(String, String)>,
 }
 
 /// A file-scope variable or a `static` local.
@@ -103,6 +108,16 @@ impl FunctionFacts {
         &self.guards[event.guard]
     }
 }
+
+/// The body of a cast macro: `((T *)(op))`, `((struct T *)self)`.
+static CAST_MACRO_VALUE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^\(?\s*\(\s*(?:const\s+)?(?:struct\s+)?(\w+)\s*\*\s*\)\s*\(?\s*\w+\s*\)?\s*\)?$")
+        .expect("valid regex")
+});
+
+/// Prefix of a `root_type` that is the name of a macro (or a global) to look up as a cast
+/// macro (`#define MD(op) ((T *)(op))`) once all files are known.
+pub(crate) const CAST_MACRO: &str = "macro:";
 
 /// A path like `self->ht->keys`: `root` is the first identifier, `fields` the chain.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -278,7 +293,7 @@ impl<'a> TopLevel<'a> {
                 "declaration" => self.declaration(child, None),
                 "type_definition" => self.type_definition(child),
                 "struct_specifier" => self.struct_specifier(child, Vec::new()),
-                "preproc_def" => self.preproc_def(child),
+                "preproc_def" | "preproc_function_def" => self.preproc_def(child),
                 "preproc_include" => self.include(child),
                 "expression_statement" => {} // stray macro calls at file scope
                 kind if kind.starts_with("preproc_") && kind != "preproc_call" => {
@@ -299,7 +314,7 @@ impl<'a> TopLevel<'a> {
             "declaration" => self.declaration(node, None),
             "type_definition" => self.type_definition(node),
             "struct_specifier" => self.struct_specifier(node, Vec::new()),
-            "preproc_def" => self.preproc_def(node),
+            "preproc_def" | "preproc_function_def" => self.preproc_def(node),
             "preproc_include" => self.include(node),
             kind if kind.starts_with("preproc_") => {
                 for part in live_parts(node, self.src) {
@@ -328,6 +343,12 @@ impl<'a> TopLevel<'a> {
             return;
         };
         let name = self.text(name);
+        if let Some(cast) = CAST_MACRO_VALUE.captures(self.text(value).trim()) {
+            self.facts
+                .cast_macros
+                .push((name.to_string(), cast[1].to_string()));
+            return;
+        }
         if !name.ends_with("_METHODDEF") {
             return;
         }
@@ -1350,7 +1371,6 @@ impl<'a, 'f> BodyWalker<'a, 'f> {
     fn access_path(&self, node: Node<'a>) -> Option<Access> {
         let mut fields = Vec::new();
         let mut current = node;
-        let mut cast: Option<String> = None;
         loop {
             match current.kind() {
                 "field_expression" => {
@@ -1359,13 +1379,22 @@ impl<'a, 'f> BodyWalker<'a, 'f> {
                             .to_string(),
                     );
                     let arg = current.child_by_field_id(F.argument.get())?;
-                    cast = cast_type(arg, self.src);
                     current = strip_casts(arg);
+                    if let Some(cast) = cast_type(arg, self.src) {
+                        // `((T *)expr)->field`: the cast names the container, whatever expr is.
+                        fields.reverse();
+                        let root = self.text(current).to_string();
+                        let root_is_local =
+                            current.kind() != "identifier" || self.locals.contains_key(&root);
+                        return Some(Access {
+                            root,
+                            root_type: Some(cast),
+                            root_is_local,
+                            fields,
+                        });
+                    }
                 }
-                "subscript_expression" => {
-                    current = strip_casts(current.child_by_field_id(F.argument.get())?)
-                }
-                "pointer_expression" => {
+                "subscript_expression" | "pointer_expression" => {
                     current = strip_casts(current.child_by_field_id(F.argument.get())?)
                 }
                 "identifier" => {
@@ -1373,25 +1402,42 @@ impl<'a, 'f> BodyWalker<'a, 'f> {
                     let root = self.text(current).to_string();
                     let local_type = self.locals.get(&root).cloned();
                     let root_is_local = local_type.is_some();
+                    // Not a local: a global, or an object-like macro such as `#define SELF ((T *)self)`.
+                    let root_type = local_type.or_else(|| Some(format!("{CAST_MACRO}{root}")));
                     return Some(Access {
                         root,
-                        root_type: cast.or(local_type),
+                        root_type,
                         root_is_local,
+                        fields,
+                    });
+                }
+                "call_expression" => {
+                    // `MD(self)->field` with `#define MD(op) ((T *)(op))`.
+                    fields.reverse();
+                    let callee = current.child_by_field_id(F.function.get())?;
+                    let arg = current
+                        .child_by_field_id(F.arguments.get())
+                        .and_then(|a| a.named_child(0))
+                        .map(strip_casts)
+                        .filter(|a| a.kind() == "identifier");
+                    return (!fields.is_empty()).then(|| Access {
+                        root: arg.map(|a| self.text(a).to_string()).unwrap_or_default(),
+                        root_type: Some(format!("{CAST_MACRO}{}", self.text(callee))),
+                        root_is_local: true,
                         fields,
                     });
                 }
                 _ => {
                     fields.reverse();
-                    let root_is_local = true; // a call result or other expression: not a global
+                    // A call result or other expression: not a global.
                     return (!fields.is_empty()).then(|| Access {
                         root: String::new(),
-                        root_type: cast,
-                        root_is_local,
+                        root_type: None,
+                        root_is_local: true,
                         fields,
                     });
                 }
             }
-            cast = cast.filter(|_| fields.len() <= 1);
         }
     }
 

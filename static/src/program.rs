@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use crate::bindings::{self, Bindings, Located};
 use crate::facts::{
     strip_object_expr, Access, EventKind, FileFacts, FunctionFacts, GlobalVar, StructDef,
+    CAST_MACRO,
 };
 
 /// Under which circumstances a function runs, as far as callers tell.
@@ -41,6 +42,8 @@ pub(crate) struct Program {
     globals_by_name: HashMap<String, Vec<(usize, usize)>>,
     /// Names declared `extern` somewhere.
     externs: HashSet<String>,
+    /// Cast macro → the struct type it casts to.
+    cast_macros: HashMap<String, String>,
     contexts: HashMap<usize, Context>,
     /// callee id → caller ids
     callers: HashMap<usize, Vec<usize>>,
@@ -114,9 +117,14 @@ impl Program {
             .iter()
             .flat_map(|f| f.facts.externs.iter().cloned())
             .collect();
+        let cast_macros = files
+            .iter()
+            .flat_map(|f| f.facts.cast_macros.iter().cloned())
+            .collect();
         let mut program = Program {
             globals_by_name,
             externs,
+            cast_macros,
             files,
             bindings,
             structs,
@@ -319,6 +327,9 @@ impl Program {
     /// The struct type that holds the accessed field (`self->ht.keys` → type of `ht`).
     pub fn container_type(&self, access: &Access) -> Option<String> {
         let mut ty = access.root_type.clone()?;
+        if let Some(name) = ty.strip_prefix(CAST_MACRO) {
+            ty = self.cast_macros.get(name)?.clone();
+        }
         for field in access
             .fields
             .iter()
