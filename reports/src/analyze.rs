@@ -40,6 +40,7 @@ pub fn analyze<'a>(run: &'a RunRecord, baseline: Option<&Baseline>) -> Analysis<
     findings.extend(crash_findings(run));
     link_crashes_by_origin(&mut findings);
     findings.extend(hang_findings(run));
+    findings.extend(anomaly_findings(run));
     findings
         .extend(static_findings(run).map(|f| static_finding(run, f, &links, &exercised, &tree)));
     findings.sort_by(|a, b| {
@@ -351,7 +352,36 @@ fn hang_findings(run: &RunRecord) -> impl Iterator<Item = Finding> + '_ {
     })
 }
 
-/// A crash or hang: an event of one process, known by where it happened.
+/// One finding per scenario that saw its own invariants break.
+fn anomaly_findings(run: &RunRecord) -> impl Iterator<Item = Finding> + '_ {
+    run.scenarios
+        .iter()
+        .filter(|s| !s.anomalies.is_empty())
+        .map(|scenario| {
+            let origin = Origin {
+                phase: "stress".into(),
+                item: Some(scenario.name.clone()),
+            };
+            event_finding(
+                Category::Anomaly,
+                "logical corruption",
+                format!(
+                    "logical corruption in {}: {}",
+                    origin_text(&origin),
+                    scenario.anomalies.join("; ")
+                ),
+                &origin,
+                Some(&scenario.reproducer),
+                Fix {
+                    kind: FixKind::Investigate,
+                    action: "Fix the races on the same object first; rerun the scenario until its invariants hold.".into(),
+                    reason: "The object's state stopped agreeing with itself under concurrent use: a race TSan may not have shown (atomics, critical sections released mid-update).".into(),
+                },
+            )
+        })
+}
+
+/// A crash, hang or anomaly: an event of one process, known by where it happened.
 fn event_finding(
     category: Category,
     kind: &str,
@@ -362,6 +392,7 @@ fn event_finding(
 ) -> Finding {
     let (prefix, rule, severity) = match category {
         Category::Hang => ("hang", "HANG", Severity::High),
+        Category::Anomaly => ("anomaly", "ANOMALY", Severity::High),
         _ => ("crash", "CRASH", Severity::Critical),
     };
     Finding {
@@ -609,6 +640,7 @@ fn counts(run: &RunRecord, findings: &[Finding]) -> Counts {
         races: of(Category::Race),
         crashes: of(Category::Crash),
         hangs: of(Category::Hang),
+        anomalies: of(Category::Anomaly),
         static_confirmed: status(StaticStatus::Confirmed),
         static_not_reproduced: status(StaticStatus::NotReproduced),
         static_not_exercised: status(StaticStatus::NotExercised),
@@ -678,7 +710,12 @@ fn verdict(run: &RunRecord, findings: &[Finding], gil: &GilSummary) -> Verdict {
         .collect();
     let crashes = findings
         .iter()
-        .filter(|f| matches!(f.category, Category::Crash | Category::Hang))
+        .filter(|f| {
+            matches!(
+                f.category,
+                Category::Crash | Category::Hang | Category::Anomaly
+            )
+        })
         .count();
     let critical = races
         .iter()
@@ -698,7 +735,9 @@ fn verdict(run: &RunRecord, findings: &[Finding], gil: &GilSummary) -> Verdict {
         });
     let mut reasons = Vec::new();
     if crashes > 0 {
-        reasons.push(format!("{crashes} crash(es) or hang(s) under concurrency"));
+        reasons.push(format!(
+            "{crashes} crash(es), hang(s) or corrupted state(s) under concurrency"
+        ));
     }
     if !races.is_empty() {
         reasons.push(format!(

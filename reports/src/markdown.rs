@@ -524,10 +524,12 @@ fn describe(a: &Analysis, frame: &Frame) -> String {
 }
 
 fn crashes_and_hangs(out: &mut String, a: &Analysis) {
-    out.push_str("## Crashes and hangs\n\n");
-    let events = findings_in(a, &[Category::Crash, Category::Hang]);
+    out.push_str("## Crashes, hangs and corrupted state\n\n");
+    let events = findings_in(a, &[Category::Crash, Category::Hang, Category::Anomaly]);
     if events.is_empty() {
-        out.push_str("No process crashed or hung.\n\n");
+        out.push_str(
+            "No process crashed or hung, and no scenario saw its object's state break.\n\n",
+        );
         return;
     }
     for finding in events {
@@ -574,6 +576,7 @@ fn event_dumps(out: &mut String, a: &Analysis, finding: &Finding) {
                 ]
             })
             .collect(),
+        Category::Anomaly => Vec::new(),
         _ => a
             .run
             .hangs

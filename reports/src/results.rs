@@ -97,6 +97,7 @@ pub struct Counts {
     pub races: usize,
     pub crashes: usize,
     pub hangs: usize,
+    pub anomalies: usize,
     pub static_confirmed: usize,
     pub static_not_reproduced: usize,
     pub static_not_exercised: usize,
@@ -150,6 +151,8 @@ pub enum Category {
     Race,
     Crash,
     Hang,
+    /// Logical corruption a scenario detected itself (`len` disagreeing with iteration, …).
+    Anomaly,
     Static,
 }
 

@@ -86,6 +86,7 @@ fn rule_description(f: &Finding) -> String {
         Category::Race => format!("ThreadSanitizer: {}", f.kind),
         Category::Crash => "A process crashed under concurrent load".into(),
         Category::Hang => "A process hung under concurrent load (possible deadlock)".into(),
+        Category::Anomaly => "A stress scenario saw an object's state break".into(),
         Category::Static => format!("Static free-threading hazard: {}", f.kind),
     }
 }

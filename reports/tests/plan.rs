@@ -186,7 +186,7 @@ fn plan_parses_with_the_expected_sections_and_tables() {
         h2,
         [
             "Confirmed races",
-            "Crashes and hangs",
+            "Crashes, hangs and corrupted state",
             "Static findings",
             "Interpreter-internal reports",
             "Migration plan",
