@@ -147,7 +147,15 @@ fn plan_names_the_version_counter_and_hash_table_races_with_fixes() {
     let json: serde_json::Value = serde_json::from_str(&results_json(results)).unwrap();
     common::assert_valid(&common::schema("results.schema.json"), &json);
 
+    let hang = results
+        .findings
+        .iter()
+        .find(|f| f.category == Category::Hang)
+        .expect("the hang");
+    assert!(hang.title.contains("stress: shared_multidict"), "{hang:#?}");
+
     let markdown = render_markdown(&analysis);
+    assert!(markdown.contains("<summary>Python stacks</summary>"));
     for needle in [
         "multidict/_multilib/state.h:131",
         "multidict/_multilib/hashtable.h:",
