@@ -139,7 +139,7 @@ fn check_aslr(report: &mut Report) {
 }
 
 fn check_cache(report: &mut Report, dir: PathBuf) {
-    let writable = std::fs::create_dir_all(&dir).is_ok() && tempfile_in(&dir);
+    let writable = std::fs::create_dir_all(&dir).is_ok() && is_writable(&dir);
     if !writable {
         report.fail(
             "directory",
@@ -166,7 +166,7 @@ fn check_cache(report: &mut Report, dir: PathBuf) {
     }
 }
 
-fn tempfile_in(dir: &std::path::Path) -> bool {
+fn is_writable(dir: &std::path::Path) -> bool {
     let probe = dir.join(format!(".doctor-{}", std::process::id()));
     let ok = std::fs::write(&probe, b"").is_ok();
     let _ = std::fs::remove_file(&probe);
