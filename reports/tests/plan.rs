@@ -24,6 +24,12 @@ fn racy_outputs_match_snapshots() {
 fn clean_twin_outputs_match_snapshots() {
     let run = fixture_record("clean");
     let analysis = analyze(&run, None);
+    assert_eq!(analysis.results.verdict.level, VerdictLevel::Ready);
+    assert!(
+        analysis.results.findings.is_empty(),
+        "{:?}",
+        analysis.results.findings
+    );
     insta::assert_snapshot!("clean_plan", portable(&render_markdown(&analysis)));
     insta::assert_snapshot!("clean_results", portable(&results_json(&analysis.results)));
 }

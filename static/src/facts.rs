@@ -1030,7 +1030,8 @@ fn writes_first_arg(callee: &str) -> bool {
 
 /// Calls that create a new, not yet shared object.
 pub(crate) fn is_constructor_call(callee: &str) -> bool {
-    callee.ends_with("_New")
+    COPYING_CALLS.contains(&callee)
+        || callee.ends_with("_New")
         || callee.ends_with("_NewVar")
         || callee.ends_with("tp_alloc")
         || callee.ends_with("GenericAlloc")
@@ -1038,6 +1039,23 @@ pub(crate) fn is_constructor_call(callee: &str) -> bool {
         || callee.starts_with("PyObject_GC_New")
         || callee.ends_with("_new")
 }
+
+/// APIs that always return a new container (a copy), never one the caller passed in.
+/// `PySequence_Fast` is not here: it returns a list or tuple argument itself.
+const COPYING_CALLS: &[&str] = &[
+    "PySequence_List",
+    "PySequence_Tuple",
+    "PyList_GetSlice",
+    "PyList_AsTuple",
+    "PyDict_Copy",
+    "PyDict_Keys",
+    "PyDict_Values",
+    "PyDict_Items",
+    "PyMapping_Keys",
+    "PyMapping_Values",
+    "PyMapping_Items",
+    "PyObject_Dir",
+];
 
 struct BodyWalker<'a, 'f> {
     src: &'a [u8],
