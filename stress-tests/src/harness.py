@@ -135,6 +135,18 @@ def _first_calls(barrier, log):
         log.call(label, call)
 
 
+def _one_first_call(bind, barrier):
+    """One call after the start and nothing shared after it: a thread that finished early and
+    went on to the next barrier would order itself before the late ones (through the barrier's
+    lock), and TSan would no longer see the race."""
+    call = bind()
+    barrier.wait()
+    try:
+        call()
+    except Exception:  # noqa: BLE001 - only the TSan log matters here
+        pass
+
+
 def _worker(index, barrier, deadline, log, exhausted):
     rng = random.Random(SCENARIO["seed"] * 1000003 + index)
     ops = ROLES[THREAD_ROLES[index % len(THREAD_ROLES)]]
@@ -154,10 +166,10 @@ FIRST_CALL_CONCURRENCY = 2
 
 
 def _first_call_rounds(started):
-    """Lazy initialisation happens once per process, so the first calls are repeated in
-    fresh child processes, two at a time (same environment: their TSan logs land beside
-    this one's), within two thirds of the budget. Returns how many ran."""
-    env = dict(os.environ, **{FIRST_CALLS_ONLY: "1"})
+    """Lazy initialisation happens once per process, so first calls are repeated in fresh
+    child processes, two at a time (same environment: their TSan
+    logs land beside this one's), within two thirds of the budget. Returns how many ran."""
+    env = dict(os.environ)
     env.pop("FTREVIEW_OUTCOME", None)
     command = [sys.executable, os.path.abspath(__file__)]
     rounds, batch_secs = 0, 0.0
@@ -166,7 +178,10 @@ def _first_call_rounds(started):
             break
         batch_started = time.monotonic()
         batch = min(FIRST_CALL_CONCURRENCY, SCENARIO["first_call_rounds"] - rounds)
-        children = [subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL) for _ in range(batch)]
+        children = [
+            subprocess.Popen(command, env=dict(env, **{FIRST_CALLS_ONLY: str(rounds + k)}), stdin=subprocess.DEVNULL)
+            for k in range(batch)
+        ]
         for child in children:
             child.wait()
         rounds += batch
@@ -174,19 +189,24 @@ def _first_call_rounds(started):
     return rounds
 
 
-def _first_calls_only():
+def _first_calls_only(round_index):
+    """A child process: each module function's first call from every thread at once, one
+    thread group per function (joined before the next), starting with a different function
+    in each round."""
     setup()
-    barrier = threading.Barrier(SCENARIO["threads"])
-    workers = [threading.Thread(target=_first_calls, args=(barrier, _Log())) for _ in range(SCENARIO["threads"])]
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join()
+    shift = round_index % len(FIRST_CALLS)
+    for _, bind in FIRST_CALLS[shift:] + FIRST_CALLS[:shift]:
+        barrier = threading.Barrier(SCENARIO["threads"])
+        workers = [threading.Thread(target=_one_first_call, args=(bind, barrier)) for _ in range(SCENARIO["threads"])]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
 
 
 def run():
     if os.environ.get(FIRST_CALLS_ONLY):
-        return _first_calls_only()
+        return _first_calls_only(int(os.environ[FIRST_CALLS_ONLY]))
     started = time.monotonic()
     _write_outcome("started", started)
     rounds = _first_call_rounds(started) if FIRST_CALLS else 0

@@ -1,8 +1,9 @@
 //! End to end on the project's fixture extensions, under the TSan interpreter: introspection,
 //! generated scenarios (no hints, no targets), TSan logs. Every planted race of
 //! `ftfixture_racy` must show up; `ftfixture_clean` must give no report whose racing access is
-//! in its own code (interpreter-internal races called from it, such as `PyList_GetItemRef`'s
-//! try-incref against an allocation reusing the memory, are the interpreter's).
+//! in its own code or the C-API call it makes (frame #0 or #1); interpreter-internal races deeper
+//! below, such as `PyList_GetItemRef`'s try-incref against an allocation reusing the memory,
+//! are the interpreter's.
 
 mod support;
 

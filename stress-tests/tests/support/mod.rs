@@ -184,12 +184,12 @@ pub struct Report {
     pub kind: String,
     /// Every frame of every stack.
     pub frames: Vec<Frame>,
-    /// Frame #0 of each stack: where the racing accesses themselves are.
-    pub tops: Vec<Frame>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Frame {
+    /// `#N`: 0 is the racing access, 1 its caller.
+    pub index: u32,
     pub function: String,
     pub file: String,
     pub line: u32,
@@ -219,21 +219,16 @@ fn parse_log(text: &str) -> Vec<Report> {
             reports.push(Report {
                 kind: kind.to_string(),
                 frames: Vec::new(),
-                tops: Vec::new(),
             });
-        } else if let (Some(report), Some((index, frame))) = (reports.last_mut(), parse_frame(line))
-        {
-            if index == 0 {
-                report.tops.push(frame.clone());
-            }
+        } else if let (Some(report), Some(frame)) = (reports.last_mut(), parse_frame(line)) {
             report.frames.push(frame);
         }
     }
     reports
 }
 
-/// `    #N function file:line[:col] (module+0x..)` → (N, frame).
-fn parse_frame(line: &str) -> Option<(u32, Frame)> {
+/// `    #N function file:line[:col] (module+0x..)`.
+fn parse_frame(line: &str) -> Option<Frame> {
     let rest = line.trim_start().strip_prefix('#')?;
     let mut parts = rest.split_whitespace();
     let index = parts.next()?.parse().ok()?;
@@ -242,14 +237,12 @@ fn parse_frame(line: &str) -> Option<(u32, Frame)> {
     let mut pieces = location.split(':');
     let file = pieces.next()?.to_string();
     let line = pieces.next()?.parse().ok()?;
-    Some((
+    Some(Frame {
         index,
-        Frame {
-            function,
-            file,
-            line,
-        },
-    ))
+        function,
+        file,
+        line,
+    })
 }
 
 /// `test-fixtures/<pkg>/expected.yaml`.
@@ -314,10 +307,15 @@ impl ExpectedRace {
     }
 }
 
-/// Reports with a frame in the given source file.
+/// Reports whose racing access is in the given source file, directly or through the C-API
+/// function it called (`#0` or `#1`); interpreter-internal races deeper below it do not count.
 pub fn reports_in<'r>(reports: &'r [Report], file_name: &str) -> Vec<&'r Report> {
     reports
         .iter()
-        .filter(|r| r.frames.iter().any(|f| f.file.ends_with(file_name)))
+        .filter(|r| {
+            r.frames
+                .iter()
+                .any(|f| f.index <= 1 && f.file.ends_with(file_name))
+        })
         .collect()
 }
