@@ -138,11 +138,11 @@ pub fn run(args: RunArgs) -> anyhow::Result<Outcome> {
     ))?;
     for run in &mut runs {
         write_reports(run, baseline.as_ref());
-        print_summary(run, &progress);
+        print_summary(run);
     }
     if runs.len() > 1 {
         let records: Vec<RunRecord> = runs.iter().map(|r| r.record.clone()).collect();
-        progress.note(&summary_table(&records));
+        eprintln!("{}", summary_table(&records));
     }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&json_summary(&runs))?);
@@ -268,7 +268,8 @@ fn overall_outcome(runs: &[TargetRun]) -> Outcome {
         .unwrap_or(Outcome::Clean)
 }
 
-fn print_summary(run: &TargetRun, progress: &Progress) {
+/// The result of one target on stderr (also with --quiet, which only silences progress).
+fn print_summary(run: &TargetRun) {
     let record = &run.record;
     let (races, crashes, hangs) = pipeline::finding_counts(record);
     let times: Vec<String> = record
@@ -308,7 +309,7 @@ fn print_summary(run: &TargetRun, progress: &Progress) {
         "  run directory: {} (run.json, commands.jsonl, logs/)",
         run.run_dir.display()
     ));
-    progress.note(&lines.join("\n"));
+    eprintln!("{}", lines.join("\n"));
 }
 
 fn json_summary(runs: &[TargetRun]) -> serde_json::Value {
