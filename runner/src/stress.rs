@@ -99,40 +99,47 @@ pub async fn run_stress(
             }),
         );
     }
-    let mut outcome = PhaseOutcome::failed("stress", PhaseStatus::Passed, 0.0, String::new());
-    let mut records = Vec::new();
-    let mut exercised = Vec::new();
+    let (mut reports, mut crashes, mut hangs, mut records, mut exercised) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let mut skipped = 0;
     for result in results {
         match result {
             Some(Ok(run)) => {
                 exercised.extend(run.callables);
-                outcome.reports.extend(run.reports);
-                outcome.crashes.extend(run.crashes);
-                outcome.hangs.extend(run.hangs);
+                reports.extend(run.reports);
+                crashes.extend(run.crashes);
+                hangs.extend(run.hangs);
                 records.push(run.record);
             }
             Some(Err(err)) => progress.note(&format!("warning: a scenario could not run: {err:#}")),
             None => skipped += 1,
         }
     }
+    // Scenarios finish in any order; the record lists them by name.
+    records.sort_by(|a: &ScenarioRecord, b| a.name.cmp(&b.name));
     let ran = records.len() as u64;
-    outcome.record = PhaseRecord {
+    let record = PhaseRecord {
         name: "stress".into(),
-        status: if outcome.crashes.is_empty() && outcome.hangs.is_empty() {
+        status: if crashes.is_empty() && hangs.is_empty() {
             PhaseStatus::Passed
         } else {
             PhaseStatus::Crashed
         },
         duration_secs: started.elapsed().as_secs_f64(),
         items_run: Some(ran),
-        reports: outcome.reports.len() as u64,
+        reports: reports.len() as u64,
         message: (skipped > 0).then(|| {
             format!(
                 "{skipped} scenarios not run: the {} s budget ran out",
                 options.budget.as_secs()
             )
         }),
+    };
+    let outcome = PhaseOutcome {
+        record,
+        reports,
+        crashes,
+        hangs,
     };
     task.finish(&format!(
         "{ran} scenarios, {} TSan reports, {} crashes",
