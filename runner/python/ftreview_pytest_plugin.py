@@ -6,7 +6,7 @@ plugin records the size of this process's log file; a report whose byte offset f
 test's [start, end) range came from that test. One JSON object per line goes to
 $FTREVIEW_TEST_EVENTS:
 
-  {"event": "start", "nodeid": ..., "pid": ...}            (a crash or hang leaves no "test" line)
+  {"event": "start", "nodeid": ..., "pid": ..., "offset": N}  (a crash or hang leaves no "test" line)
   {"event": "test", "nodeid": ..., "pid": ..., "log": ..., "start": N, "end": M, "outcome": ...}
   {"event": "collected", "count": N, "pid": ...}
   {"event": "session", "pid": ..., "collected": N, "modules": {name: file}}
@@ -51,7 +51,7 @@ def _emit(record):
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_protocol(item, nextitem):
     start = _offset()
-    _emit({"event": "start", "nodeid": item.nodeid})
+    _emit({"event": "start", "nodeid": item.nodeid, "offset": start})
     outcomes = []
     item._ftreview_outcomes = outcomes
     yield

@@ -19,6 +19,8 @@ pub enum TestEvent {
     Start {
         nodeid: String,
         pid: u32,
+        #[serde(default)]
+        offset: u64,
     },
     Test {
         nodeid: String,
@@ -106,6 +108,27 @@ pub fn attribute_to_tests(reports: &mut [Report], events: &[TestEvent], phase: &
         } = event
         {
             ranges.entry(*pid).or_default().push((*start, *end, nodeid));
+        }
+    }
+    // A test that started and never finished (its process crashed or hung) owns the rest of
+    // its process's log.
+    for event in events {
+        if let TestEvent::Start {
+            nodeid,
+            pid,
+            offset,
+        } = event
+        {
+            let finished = ranges.get(pid).is_some_and(|r| {
+                r.iter()
+                    .any(|(start, _, id)| id == nodeid && start == offset)
+            });
+            if !finished {
+                ranges
+                    .entry(*pid)
+                    .or_default()
+                    .push((*offset, u64::MAX, nodeid));
+            }
         }
     }
     for report in reports.iter_mut() {
@@ -208,6 +231,21 @@ SUMMARY: ThreadSanitizer: data race counter.c:10:5 in bump
             "tests",
         );
         assert_eq!(reports[0].origin.as_deref(), Some("tests: <outside tests>"));
+    }
+
+    #[test]
+    fn a_crashed_test_owns_the_rest_of_its_log() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("tsan.42"), LOG).unwrap();
+        let mut reports = read_reports(dir.path());
+        let mut events = events(42, &[("t.py::ok", 0, 0)]);
+        events.push(TestEvent::Start {
+            nodeid: "t.py::boom".into(),
+            pid: 42,
+            offset: 0,
+        });
+        attribute_to_tests(&mut reports, &events, "tests");
+        assert_eq!(reports[0].origin.as_deref(), Some("tests: t.py::boom"));
     }
 
     #[test]

@@ -936,7 +936,13 @@ fn write_findings(run_dir: &RunDir, reports: &[Report]) {
 
 /// Counts for the summary line and the exit code.
 pub fn finding_counts(record: &RunRecord) -> (usize, usize, usize) {
-    let races = record.triage.root_causes.len();
+    // Deadly signals are clustered too; they count as crashes, not races.
+    let races = record
+        .triage
+        .root_causes
+        .iter()
+        .filter(|c| c.representative.crash.is_none())
+        .count();
     (races, record.crashes.len(), record.hangs.len())
 }
 
