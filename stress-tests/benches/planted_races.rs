@@ -77,14 +77,26 @@ fn main() {
         }
         let budget_minutes = budget.as_secs_f64() * scenarios.len() as f64 / 60.0;
         let (found, of) = match &expected {
-            Some(expected) => (
-                expected
+            Some(expected) => {
+                let missing: Vec<&str> = expected
                     .races
                     .iter()
-                    .filter(|r| r.found_in(expected, &reports))
-                    .count(),
-                format!("/{} planted", expected.races.len()),
-            ),
+                    .filter(|r| !r.found_in(expected, &reports))
+                    .map(|r| r.id.as_str())
+                    .collect();
+                let planted = expected.races.len();
+                (
+                    planted - missing.len(),
+                    format!(
+                        "/{planted} planted{}",
+                        if missing.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" (missing {})", missing.join(", "))
+                        }
+                    ),
+                )
+            }
             None => (
                 distinct_sites(&reports, &modules),
                 " distinct sites".to_string(),
