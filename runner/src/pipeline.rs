@@ -772,9 +772,7 @@ fn merged_suppressions(
         .chain(options.user_suppressions.iter())
         .cloned()
         .collect();
-    if sources.is_empty() {
-        return Ok(None);
-    }
+    // Written even when empty: the run directory shows exactly what TSan was given.
     match tsan_env::write_suppressions(&run_dir.suppressions(), &sources) {
         Ok((path, dropped)) => {
             if !dropped.is_empty() {
