@@ -772,6 +772,9 @@ fn merged_suppressions(
         .chain(options.user_suppressions.iter())
         .cloned()
         .collect();
+    if interpreter.suppressions.is_empty() {
+        review.progress.note("warning: no CPython suppressions are known for this interpreter (Tools/tsan/suppressions_free_threading.txt of its sources): interpreter-internal races may show up; pass --suppressions FILE or use an interpreter built by `ftreview build-python`");
+    }
     // Written even when empty: the run directory shows exactly what TSan was given.
     match tsan_env::write_suppressions(&run_dir.suppressions(), &sources) {
         Ok((path, dropped)) => {
