@@ -581,3 +581,31 @@ fn a_suite_without_tests_says_so_and_is_not_called_clean() {
         phase.message
     );
 }
+
+#[test]
+fn a_finding_is_replayed_by_repro_through_its_scenario() {
+    let Some(python) = interpreter() else { return };
+    let run = racy_run(&python);
+    let record = run.record();
+    let cause = record
+        .triage
+        .root_causes
+        .iter()
+        .find(|c| c.origins.iter().any(|o| o.origin.starts_with("stress: ")))
+        .expect("a race found by a scenario");
+    let out = std::process::Command::cargo_bin("ftreview")
+        .unwrap()
+        .args(["repro", &cause.id, "--runs", "2", "--json", "--run-dir"])
+        .arg(&run.dir)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("{}: reproduced in ", cause.id)),
+        "{stderr}"
+    );
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["runs"], 2);
+    let reproduced = summary["reproduced"].as_u64().unwrap();
+    assert_eq!(out.status.code(), Some(if reproduced > 0 { 1 } else { 0 }));
+}
