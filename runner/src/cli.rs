@@ -4,8 +4,8 @@
 use clap::{Parser, Subcommand};
 
 use crate::commands::{
-    build_python::BuildPythonArgs, doctor::DoctorArgs, python::PythonArgs, repro::ReproArgs,
-    report::ReportArgs, run::RunArgs, scan::ScanArgs, triage::TriageArgs,
+    build_python::BuildPythonArgs, doctor::DoctorArgs, python::PythonArgs, report::ReportArgs,
+    repro::ReproArgs, run::RunArgs, scan::ScanArgs, triage::TriageArgs,
 };
 
 #[derive(Debug, Parser)]
@@ -34,4 +34,3 @@ pub enum Command {
     /// Rerun a kept reproducer script K times and say how often it reproduces.
     Repro(ReproArgs),
 }
-

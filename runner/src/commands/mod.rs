@@ -3,8 +3,8 @@
 pub mod build_python;
 pub mod doctor;
 pub mod python;
-pub mod repro;
 pub mod report;
+pub mod repro;
 pub mod run;
 pub mod scan;
 pub mod triage;
