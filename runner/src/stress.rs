@@ -12,7 +12,7 @@ use ftreview_reports::model::{
     ScenarioRecord,
 };
 use ftreview_static::{ScanReport, Severity};
-use ftreview_stress::{GenConfig, Hints, OutcomeStatus, ScenarioKind};
+use ftreview_stress::{ApiModel, GenConfig, Hints, OutcomeStatus, ScenarioKind};
 use tokio::sync::Semaphore;
 
 use crate::attribution::{self, faulthandler_dump};
@@ -61,8 +61,8 @@ pub async fn run_stress(
 ) -> StressResult {
     let task = progress.start("stress");
     let started = Instant::now();
-    let scenarios = match generate(&ctx, installed, options, hints, scan).await {
-        Ok(scenarios) => scenarios,
+    let (model, config) = match prepare(&ctx, installed, options, hints, scan).await {
+        Ok(prepared) => prepared,
         Err(err) => {
             let message = format!("{err:#}");
             task.finish(&format!("skipped: {message}"));
@@ -80,24 +80,31 @@ pub async fn run_stress(
         }
     };
     let deadline = started + options.budget;
-    let mut set = tokio::task::JoinSet::new();
-    for scenario in scenarios {
-        let (ctx, permits, options) = (ctx.clone(), permits.clone(), options.clone());
-        set.spawn(async move {
-            let _permit = permits.acquire_owned().await;
-            if Instant::now() >= deadline || ctx.runner.cancelled() {
-                return None;
-            }
-            Some(run_scenario(&ctx, &scenario, &options).await)
-        });
-    }
     let mut results = Vec::new();
-    while let Some(joined) = set.join_next().await {
-        results.push(
-            joined.unwrap_or_else(|err| {
+    // Rounds until the budget is spent: a round that finished early leaves time for reseeded
+    // reruns, which is how rare interleavings and once-per-process races get caught.
+    for round in 0.. {
+        let round_started = Instant::now();
+        let mut set = tokio::task::JoinSet::new();
+        for scenario in scenarios_of(&model, &config, round) {
+            let (ctx, permits, options) = (ctx.clone(), permits.clone(), options.clone());
+            set.spawn(async move {
+                let _permit = permits.acquire_owned().await;
+                if Instant::now() >= deadline || ctx.runner.cancelled() {
+                    return None;
+                }
+                Some(run_scenario(&ctx, &scenario, &options).await)
+            });
+        }
+        while let Some(joined) = set.join_next().await {
+            results.push(joined.unwrap_or_else(|err| {
                 Some(Err(anyhow::anyhow!("the scenario task panicked: {err}")))
-            }),
-        );
+            }));
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left < round_started.elapsed() || ctx.runner.cancelled() {
+            break;
+        }
     }
     let (mut reports, mut crashes, mut hangs, mut records, mut exercised) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
@@ -286,14 +293,14 @@ async fn run_scenario(
     })
 }
 
-/// The scenarios for this extension: introspect its API in the venv, then generate.
-async fn generate(
+/// Introspects the extension's API in the venv and sets up generation.
+async fn prepare(
     ctx: &Ctx,
     installed: &Installed,
     options: &StressOptions,
     hints: Option<serde_yaml_ng::Value>,
     scan: Option<&ScanReport>,
-) -> anyhow::Result<Vec<ScenarioSpec>> {
+) -> anyhow::Result<(ApiModel, GenConfig)> {
     let hints: Hints = match hints {
         Some(value) => serde_yaml_ng::from_value(value)
             .context("the registry's `stress` hints are not valid")?,
@@ -335,19 +342,32 @@ async fn generate(
         hints,
         ..GenConfig::default()
     };
-    let scenarios = budget_order(ftreview_stress::generate(&model, &config));
-    if scenarios.is_empty() {
+    if ftreview_stress::generate(&model, &config).is_empty() {
         bail!("introspection found nothing to call concurrently (no constructible type, no module function); add stress hints to the registry");
     }
-    Ok(scenarios
+    Ok((model, config))
+}
+
+/// The scenarios of one round. Later rounds reseed (new interleavings, fresh processes for
+/// once-per-process races such as lazy initialization) and carry the round in their names.
+fn scenarios_of(model: &ApiModel, config: &GenConfig, round: u64) -> Vec<ScenarioSpec> {
+    let config = GenConfig {
+        seed: config.seed + round,
+        ..config.clone()
+    };
+    budget_order(ftreview_stress::generate(model, &config))
         .into_iter()
         .map(|s| ScenarioSpec {
-            name: s.name,
+            name: if round == 0 {
+                s.name
+            } else {
+                format!("{}.round{round}", s.name)
+            },
             kind: s.kind.as_str().to_string(),
             script: s.script,
             callables: s.callables,
         })
-        .collect())
+        .collect()
 }
 
 /// The order scenarios start in, so a budget that runs out still covered every subject:
