@@ -5,6 +5,8 @@ use std::time::{Duration, Instant};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+pub use ftreview_toolchain::format_secs;
+
 #[derive(Clone)]
 pub struct Progress {
     multi: Option<MultiProgress>,
@@ -86,14 +88,5 @@ impl Drop for Task {
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();
         }
-    }
-}
-
-/// `3m 12s`, `41.2s`.
-pub fn format_secs(secs: f64) -> String {
-    if secs >= 60.0 {
-        format!("{}m {:02}s", (secs / 60.0) as u64, (secs % 60.0) as u64)
-    } else {
-        format!("{secs:.1}s")
     }
 }
