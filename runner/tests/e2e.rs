@@ -207,28 +207,23 @@ fn races_found_by_the_suite_are_attributed_to_the_test_that_ran() {
     let Some(python) = interpreter() else { return };
     let run = racy_run(&python);
     let record = run.record();
-    let counter = record
-        .triage
-        .root_causes
-        .iter()
-        .find(|c| {
+    // The counter races in several pairs (bump/bump, bump/calls): each is its own root cause,
+    // and which of them a test hits first is up to the scheduler.
+    let test_origins: Vec<&str> = (record.triage.root_causes.iter())
+        .filter(|c| {
             c.sides.iter().any(|s| {
                 s.frame
                     .as_ref()
                     .is_some_and(|f| f.function.as_deref() == Some("fixture_bump"))
             })
         })
-        .expect("the global counter race");
-    let test_origins: Vec<&str> = counter
-        .origins
-        .iter()
-        .map(|o| o.origin.as_str())
+        .flat_map(|c| c.origins.iter().map(|o| o.origin.as_str()))
         .filter(|o| o.contains("tests: tests/test_api.py::"))
         .collect();
     assert!(
         !test_origins.is_empty(),
-        "no test origin: {:?}",
-        counter.origins
+        "no test origin for the counter race in {} root causes",
+        record.triage.root_causes.len()
     );
     assert!(
         test_origins
