@@ -303,6 +303,18 @@ fn the_racy_run_directory_is_complete() {
     }
 }
 
+/// The side's innermost frame outside the TSan runtime is the extension's own code (or libc
+/// called straight from it), not a CPython function it called.
+fn races_in_extension_code(side: &tsan_parse::Side) -> bool {
+    side.frame.is_some()
+        && side.top_frame.as_ref().is_none_or(|top| {
+            matches!(
+                top.origin,
+                tsan_parse::FrameOrigin::Extension | tsan_parse::FrameOrigin::Libc
+            )
+        })
+}
+
 #[test]
 fn the_clean_twin_yields_no_extension_findings() {
     let Some(python) = interpreter() else { return };
@@ -313,15 +325,17 @@ fn the_clean_twin_yields_no_extension_findings() {
         &[clean.to_str().unwrap(), "--stress-budget", "180"],
     );
     let record = run.record();
-    let causes: Vec<&str> = record
-        .triage
-        .root_causes
-        .iter()
+    // Only races whose racing code is the extension's count. A race between two CPython
+    // internals (seen: `PyList_GetItemRef`'s try-incref against an allocation reusing the
+    // memory) is covered by CPython's own `race_top:list_get_item_ref`, which clang's inlined
+    // `_Py_atomic_*` top frame keeps from matching; README "Limits" names it.
+    let in_extension: Vec<&str> = (record.triage.root_causes.iter())
+        .filter(|c| c.sides.iter().any(races_in_extension_code))
         .map(|c| c.id.as_str())
         .collect();
     assert!(
-        causes.is_empty(),
-        "clean twin has findings {causes:?}\n{}",
+        in_extension.is_empty(),
+        "clean twin has findings {in_extension:?}\n{}",
         run.stderr
     );
     assert!(
@@ -330,7 +344,9 @@ fn the_clean_twin_yields_no_extension_findings() {
         record.crashes,
         record.hangs
     );
-    assert_eq!(run.code, 0, "{}", run.stderr);
+    let interpreter_only = record.triage.root_causes.len() - in_extension.len();
+    let expected_code = if interpreter_only == 0 { 0 } else { 1 };
+    assert_eq!(run.code, expected_code, "{}", run.stderr);
     assert!(record.exercised.concurrent_phase_ran);
 }
 
