@@ -409,17 +409,24 @@ fn assert_harness_error_with_kept_dir(run: &Run, message: &str) {
     );
 }
 
-#[test]
-fn an_unknown_package_ends_with_a_clear_message() {
-    let Some(python) = interpreter() else { return };
+/// `ftreview run SPEC` resolving packages through a PEP 691 index served on 127.0.0.1; the
+/// temp dir holding the run comes back so it outlives the assertions.
+fn run_against_local_index(python: &Path, spec: &str) -> (Run, tempfile::TempDir) {
     let index = local_index();
     let tmp = tempfile::tempdir().unwrap();
     let run = ftreview_run(
-        &python,
+        python,
         &tmp.path().join("run"),
-        &["no-such-package-xyz"],
+        &[spec],
         &[("PIP_INDEX_URL", &index)],
     );
+    (run, tmp)
+}
+
+#[test]
+fn an_unknown_package_ends_with_a_clear_message() {
+    let Some(python) = interpreter() else { return };
+    let (run, _tmp) = run_against_local_index(&python, "no-such-package-xyz");
     assert_harness_error_with_kept_dir(&run, "unknown package `no-such-package-xyz`");
     let record = run.record();
     assert_eq!(record.phases[0].name, "fetch");
@@ -429,14 +436,7 @@ fn an_unknown_package_ends_with_a_clear_message() {
 #[test]
 fn a_version_without_sdist_ends_with_a_clear_message() {
     let Some(python) = interpreter() else { return };
-    let index = local_index();
-    let tmp = tempfile::tempdir().unwrap();
-    let run = ftreview_run(
-        &python,
-        &tmp.path().join("run"),
-        &["wheel-only==1.0"],
-        &[("PIP_INDEX_URL", &index)],
-    );
+    let (run, _tmp) = run_against_local_index(&python, "wheel-only==1.0");
     assert_harness_error_with_kept_dir(&run, "wheel-only==1.0 has no source distribution");
 }
 
