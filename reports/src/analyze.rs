@@ -9,7 +9,7 @@ use tsan_parse::{AccessKind, FrameOrigin, ReportKind, RootCause, StackRole};
 
 use crate::baseline::Baseline;
 use crate::fix::{race_fix, static_fix, RaceEvidence};
-use crate::model::{CommandRecord, Origin, PhaseStatus, Reproducer, RunRecord};
+use crate::model::{CommandRecord, Origin, Phase, PhaseStatus, Reproducer, RunRecord};
 use crate::results::*;
 use crate::source::SourceTree;
 use crate::xref::{
@@ -79,6 +79,10 @@ pub fn analyze<'a>(run: &'a RunRecord, baseline: Option<&Baseline>) -> Analysis<
             .map(noise_entry)
             .collect(),
         baseline: baseline_summary,
+        run_status: RunStatus {
+            stopped_by: run.stopped_by.clone(),
+            clean_unproven: run.clean_unproven.clone(),
+        },
     };
     Analysis { run, results, tree }
 }
@@ -319,7 +323,7 @@ fn crash_findings(run: &RunRecord) -> impl Iterator<Item = Finding> + '_ {
         event_finding(
             Category::Crash,
             &crash.kind,
-            format!("{} in {}", crash.kind, origin_text(&crash.origin)),
+            format!("{} in {}", crash.kind, crash.origin),
             &crash.origin,
             crash.reproducer.as_ref(),
             Fix {
@@ -339,7 +343,7 @@ fn hang_findings(run: &RunRecord) -> impl Iterator<Item = Finding> + '_ {
             format!(
                 "no progress for {:.0} s in {} (possible deadlock)",
                 hang.timeout_secs,
-                origin_text(&hang.origin)
+                hang.origin
             ),
             &hang.origin,
             hang.reproducer.as_ref(),
@@ -358,16 +362,13 @@ fn anomaly_findings(run: &RunRecord) -> impl Iterator<Item = Finding> + '_ {
         .iter()
         .filter(|s| !s.anomalies.is_empty())
         .map(|scenario| {
-            let origin = Origin {
-                phase: "stress".into(),
-                item: Some(scenario.name.clone()),
-            };
+            let origin = Origin::new(Phase::Stress, &scenario.name);
             event_finding(
                 Category::Anomaly,
                 "logical corruption",
                 format!(
                     "logical corruption in {}: {}",
-                    origin_text(&origin),
+                    origin,
                     scenario.anomalies.join("; ")
                 ),
                 &origin,
@@ -406,7 +407,7 @@ fn event_finding(
         variable: None,
         locations: Vec::new(),
         count: 1,
-        origins: vec![origin_text(origin)],
+        origins: vec![origin.clone()],
         reproducer: reproducer.map(|r| in_directory(&r.cwd, &r.command)),
         fix,
         related: Vec::new(),
@@ -416,7 +417,7 @@ fn event_finding(
 
 /// A crashed process and the deadly signal TSan caught in it share an origin: link them.
 fn link_crashes_by_origin(findings: &mut [Finding]) {
-    let crashes: Vec<(String, Vec<String>)> = findings
+    let crashes: Vec<(String, Vec<Origin>)> = findings
         .iter()
         .filter(|f| f.category == Category::Crash)
         .map(|f| (f.id.clone(), f.origins.clone()))
@@ -438,7 +439,7 @@ fn link_crashes_by_origin(findings: &mut [Finding]) {
 /// `crash-`/`hang-` + a hash of where it happened: stable across identical runs.
 fn event_id(prefix: &str, origin: &Origin, kind: &str) -> String {
     let mut hasher = Sha256::new();
-    hasher.update(origin.phase.as_bytes());
+    hasher.update(origin.phase.name().as_bytes());
     hasher.update(b"\n");
     hasher.update(origin.item.as_deref().unwrap_or_default().as_bytes());
     hasher.update(b"\n");
@@ -446,30 +447,23 @@ fn event_id(prefix: &str, origin: &Origin, kind: &str) -> String {
     format!("{prefix}-{}", hex::encode(&hasher.finalize()[..8]))
 }
 
-/// `phase: item`, the form tsan-parse origins take.
-pub fn origin_text(origin: &Origin) -> String {
-    match &origin.item {
-        Some(item) => format!("{}: {item}", origin.phase),
-        None => origin.phase.clone(),
-    }
-}
-
 /// The command that reruns the test or scenario an origin names.
-pub fn reproducer_for(run: &RunRecord, origin: &str) -> Option<String> {
-    let (phase, item) = origin.split_once(": ")?;
-    if let Some(scenario) = run.scenarios.iter().find(|s| s.name == item) {
+pub fn reproducer_for(run: &RunRecord, origin: &Origin) -> Option<String> {
+    if let Some(name) = origin.scenario() {
+        let scenario = run.scenarios.iter().find(|s| s.name == name)?;
         return Some(in_directory(
             &scenario.reproducer.cwd,
             &scenario.reproducer.command,
         ));
     }
+    let test = origin.test()?;
     let command = run
         .environment
         .commands
         .iter()
-        .filter(|c| c.phase == phase)
+        .filter(|c| c.phase == Some(origin.phase))
         .find(|c| c.argv.iter().any(|a| a.contains("pytest")))?;
-    Some(rerun_one_test(command, item))
+    Some(rerun_one_test(command, test))
 }
 
 /// The phase's pytest command with its test selection replaced by one node id.
@@ -654,19 +648,18 @@ fn counts(run: &RunRecord, findings: &[Finding]) -> Counts {
 }
 
 fn exercised_summary(run: &RunRecord, exercised: &BTreeSet<String>) -> ExercisedSummary {
-    let is_test_phase = |name: &str| name.contains("test");
     ExercisedSummary {
         concurrent_phase_ran: run.exercised.concurrent_phase_ran,
         phases: run
             .phases
             .iter()
-            .map(|p| format!("{}: {}", p.name, phase_status_label(p.status)))
+            .map(|p| format!("{}: {}", p.phase, phase_status_label(p.status)))
             .collect(),
         // The same suite runs in several phases (as is, then in parallel threads).
         tests_run: run
             .phases
             .iter()
-            .filter(|p| is_test_phase(&p.name))
+            .filter(|p| p.phase.is_test_suite())
             .filter_map(|p| p.items_run)
             .max()
             .unwrap_or(0),
@@ -782,7 +775,7 @@ fn verdict(run: &RunRecord, findings: &[Finding], gil: &GilSummary) -> Verdict {
                     .unwrap_or_default();
                 format!(
                     "phase `{}` {}{message}",
-                    p.name,
+                    p.phase,
                     phase_status_label(p.status)
                 )
             }),

@@ -23,7 +23,7 @@ pub use analyze::{analyze, Analysis};
 pub use baseline::{load_baseline, Baseline};
 pub use markdown::render_markdown;
 pub use model::RunRecord;
-pub use results::Results;
+pub use results::{Outcome, Results};
 pub use sarif::sarif;
 pub use summary::summary_table;
 
@@ -51,7 +51,8 @@ impl Format {
 #[derive(Debug, Clone)]
 pub struct Written {
     pub files: Vec<PathBuf>,
-    pub has_new_findings: bool,
+    /// The exit decision (the same one `ftreview run` takes).
+    pub outcome: Outcome,
     pub results: Results,
 }
 
@@ -89,7 +90,7 @@ pub fn write_all(
     }
     Ok(Written {
         files,
-        has_new_findings: analysis.results.has_new_findings(),
+        outcome: analysis.results.outcome(),
         results: analysis.results,
     })
 }

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
-use tsan_parse::{Frame, FrameOrigin, RootCause, Stack};
+use tsan_parse::{Frame, FrameOrigin, Phase, RootCause, Stack};
 
 use crate::analyze::{frame_location, phase_status_label, python_names, shell_quote, Analysis};
 use crate::results::{Category, Finding, FixKind, GilDeclared, Severity, StaticStatus};
@@ -159,8 +159,8 @@ fn exercised_line(a: &Analysis) -> String {
         .run
         .phases
         .iter()
-        .filter(|p| p.name.contains("test") || p.name.contains("stress"))
-        .filter_map(|p| Some(format!("{} {}", p.name, p.items_run?)))
+        .filter(|p| p.phase.is_test_suite() || p.phase == Phase::Stress)
+        .filter_map(|p| Some(format!("{} {}", p.phase, p.items_run?)))
         .collect();
     let mut line = format!(
         "{} test(s), {} stress scenario(s) ({}); {} extension function(s) ran concurrently",
@@ -223,7 +223,7 @@ fn phases_table(out: &mut String, a: &Analysis) {
         let _ = writeln!(
             out,
             "| {} | {} | {:.1} s | {} | {} | {} |",
-            p.name,
+            p.phase,
             phase_status_label(p.status),
             p.duration_secs,
             p.items_run
@@ -560,9 +560,8 @@ fn crashes_and_hangs(out: &mut String, a: &Analysis) {
 
 /// The Python and native stacks the runner kept for a crash or hang.
 fn event_dumps(out: &mut String, a: &Analysis, finding: &Finding) {
-    let origin = finding.origins.first().map(String::as_str);
-    let matches =
-        |o: &crate::model::Origin| Some(crate::analyze::origin_text(o).as_str()) == origin;
+    let origin = finding.origins.first();
+    let matches = |o: &crate::model::Origin| Some(o) == origin;
     let dumps: Vec<(&str, &Option<String>)> = match finding.category {
         Category::Crash => a
             .run
@@ -704,7 +703,13 @@ fn interpreter_noise(out: &mut String, a: &Analysis) {
                     .collect::<Vec<_>>()
                     .join("<br>")
             ),
-            cell(&n.origins.join(", "))
+            cell(
+                &n.origins
+                    .iter()
+                    .map(|o| o.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
         );
     }
     out.push('\n');
@@ -867,7 +872,7 @@ fn appendix(out: &mut String, a: &Analysis) {
         let _ = writeln!(
             out,
             "# {} (in {})\n{}{}\n",
-            command.phase,
+            command.label,
             command.cwd.display(),
             if env.is_empty() {
                 String::new()

@@ -12,13 +12,13 @@ use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
 /// Version of the `run.json` layout. Bump on any incompatible change.
-pub const RUN_SCHEMA_VERSION: u32 = 1;
+pub const RUN_SCHEMA_VERSION: u32 = 2;
 
 /// File name of the run model inside a run directory.
 pub const RUN_FILE: &str = "run.json";
 
 pub use ftreview_static::ScanReport;
-pub use tsan_parse::Triage;
+pub use tsan_parse::{Origin, Phase, Triage};
 
 /// Everything a run produced about one target.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -41,6 +41,12 @@ pub struct RunRecord {
     pub hangs: Vec<HangRecord>,
     pub scenarios: Vec<ScenarioRecord>,
     pub exercised: Exercised,
+    /// What stopped the run early (bad input, a failed build, Ctrl-C); `None` when it ran to
+    /// the end.
+    pub stopped_by: Option<String>,
+    /// Why "no findings" would not prove the extension clean (a pure-Python or uninstrumented
+    /// build, nothing exercised under TSan).
+    pub clean_unproven: Option<String>,
 }
 
 /// What was reviewed.
@@ -98,8 +104,10 @@ pub struct Environment {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CommandRecord {
-    /// Name of the phase that ran it (matches [`PhaseRecord::name`]).
-    pub phase: String,
+    /// The phase that ran it; `None` for steps outside any phase.
+    pub phase: Option<Phase>,
+    /// What the step did, e.g. `build wheel`, `stress read-write.pkg.T`.
+    pub label: String,
     pub argv: Vec<String>,
     pub cwd: PathBuf,
     /// Only the variables ftreview set or that change behaviour: `PYTHON_GIL`, `TSAN_OPTIONS`,
@@ -132,8 +140,7 @@ pub struct ModuleInstrumentation {
 /// One phase of the run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PhaseRecord {
-    /// `build`, `install`, `gil-check`, `tests`, `parallel-tests`, `stress`, …
-    pub name: String,
+    pub phase: Phase,
     pub status: PhaseStatus,
     pub duration_secs: f64,
     /// Tests (test phases) or scenarios (stress phase) that ran; `None` when not applicable.
@@ -155,14 +162,6 @@ pub enum PhaseStatus {
     Skipped,
     /// ftreview could not run the phase.
     Error,
-}
-
-/// Where in the run something happened.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct Origin {
-    pub phase: String,
-    /// pytest node id or scenario name; `None` when it happened outside any test.
-    pub item: Option<String>,
 }
 
 /// How to make it happen again.
@@ -263,14 +262,23 @@ impl RunRecord {
         let probe: serde_json::Value = serde_json::from_str(&text)
             .with_context(|| format!("{} is not valid JSON", path.display()))?;
         let version = probe.get("schema_version").and_then(|v| v.as_u64());
-        if version != Some(u64::from(RUN_SCHEMA_VERSION)) {
-            anyhow::bail!(
-                "{} has schema_version {:?}, this ftreview reads version {}: rerun `ftreview run` \
-                 or use the ftreview version that wrote it",
-                path.display(),
-                version,
-                RUN_SCHEMA_VERSION
-            );
+        match version {
+            Some(v) if v == u64::from(RUN_SCHEMA_VERSION) => {}
+            Some(v) if v < u64::from(RUN_SCHEMA_VERSION) => anyhow::bail!(
+                "{} was written by an older ftreview (run.json schema {v}; this ftreview reads \
+                 schema {RUN_SCHEMA_VERSION}): rerun `ftreview run` on the same target, or use \
+                 the ftreview version that wrote it",
+                path.display()
+            ),
+            Some(v) => anyhow::bail!(
+                "{} was written by a newer ftreview (run.json schema {v}; this ftreview reads \
+                 schema {RUN_SCHEMA_VERSION}): upgrade ftreview",
+                path.display()
+            ),
+            None => anyhow::bail!(
+                "{} has no schema_version: it is not a run record written by `ftreview run`",
+                path.display()
+            ),
         }
         serde_json::from_value(probe)
             .with_context(|| format!("{} does not match the run model", path.display()))

@@ -7,8 +7,10 @@
 
 use serde::{Deserialize, Serialize};
 
+pub use tsan_parse::Origin;
+
 /// Version of the `results.json` layout. Additive changes keep it; anything else bumps it.
-pub const RESULTS_SCHEMA_VERSION: u32 = 1;
+pub const RESULTS_SCHEMA_VERSION: u32 = 2;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Results {
@@ -25,6 +27,54 @@ pub struct Results {
     pub interpreter_noise: Vec<NoiseEntry>,
     /// Set when the results were compared with a baseline.
     pub baseline: Option<BaselineSummary>,
+    /// Whether the run finished and whether its absence of findings means anything.
+    pub run_status: RunStatus,
+}
+
+/// What the run itself says about how far its results can be trusted.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunStatus {
+    /// What stopped the run early (bad input, a failed build, Ctrl-C).
+    pub stopped_by: Option<String>,
+    /// Why "no findings" would not prove the extension clean.
+    pub clean_unproven: Option<String>,
+}
+
+/// How a review ended, for people and for CI's exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// Nothing to report (exit 0).
+    Clean,
+    /// Findings were reported; with a baseline, new ones (exit 1).
+    Findings,
+    /// ftreview could not do its job, or cannot vouch for a clean result (exit 2). Partial
+    /// results are still written.
+    HarnessError,
+}
+
+impl Outcome {
+    /// The process exit code.
+    pub fn code(self) -> u8 {
+        match self {
+            Outcome::Clean => 0,
+            Outcome::Findings => 1,
+            Outcome::HarnessError => 2,
+        }
+    }
+
+    /// The most serious of several outcomes (several targets of one invocation).
+    pub fn worst(outcomes: impl IntoIterator<Item = Outcome>) -> Outcome {
+        let rank = |o: &Outcome| match o {
+            Outcome::Clean => 0,
+            Outcome::Findings => 1,
+            Outcome::HarnessError => 2,
+        };
+        outcomes
+            .into_iter()
+            .max_by_key(rank)
+            .unwrap_or(Outcome::Clean)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -267,8 +317,8 @@ pub struct Finding {
     pub locations: Vec<SourceLocation>,
     /// Number of TSan reports (races), 1 otherwise.
     pub count: u64,
-    /// Tests and scenarios it came from (`phase: item`).
-    pub origins: Vec<String>,
+    /// Tests and scenarios it came from.
+    pub origins: Vec<Origin>,
     pub reproducer: Option<String>,
     pub fix: Fix,
     /// Linked findings: for races the static findings they confirm, for static findings the
@@ -298,7 +348,7 @@ pub struct NoiseEntry {
     pub count: u64,
     /// The innermost interpreter frame of each side.
     pub frames: Vec<String>,
-    pub origins: Vec<String>,
+    pub origins: Vec<Origin>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -319,5 +369,20 @@ impl Results {
         self.findings
             .iter()
             .any(|f| f.is_actionable() && f.new != Some(false))
+    }
+
+    /// The one decision `run` and `report` both exit with: a run that stopped early is a
+    /// harness error whatever it found; findings come next; a clean result counts only when
+    /// the run could prove it.
+    pub fn outcome(&self) -> Outcome {
+        if self.run_status.stopped_by.is_some() {
+            Outcome::HarnessError
+        } else if self.has_new_findings() {
+            Outcome::Findings
+        } else if self.run_status.clean_unproven.is_some() {
+            Outcome::HarnessError
+        } else {
+            Outcome::Clean
+        }
     }
 }

@@ -4,7 +4,7 @@
 mod common;
 
 use common::{assert_valid, fixture_record, portable, schema};
-use ftreview_reports::results::{Category, FixKind, StaticStatus, VerdictLevel};
+use ftreview_reports::results::{Category, FixKind, Outcome, StaticStatus, VerdictLevel};
 use ftreview_reports::{
     analyze, load_baseline, render_markdown, results_json, sarif, summary_table, write_all, Format,
 };
@@ -215,8 +215,9 @@ fn a_baseline_from_one_run_makes_an_identical_run_report_nothing_new() {
     let run = fixture_record("racy");
     let first = tempfile::tempdir().unwrap();
     let written = write_all(&run, first.path(), None, Format::All).unwrap();
-    assert!(
-        written.has_new_findings,
+    assert_eq!(
+        written.outcome,
+        Outcome::Findings,
         "without a baseline every actionable finding counts"
     );
     assert_eq!(written.files.len(), 3);
@@ -232,7 +233,7 @@ fn a_baseline_from_one_run_makes_an_identical_run_report_nothing_new() {
     let summary = written.results.baseline.as_ref().unwrap();
     assert_eq!((summary.new_findings, summary.new_actionable), (0, 0));
     assert!(summary.fixed.is_empty());
-    assert!(!written.has_new_findings);
+    assert_eq!(written.outcome, Outcome::Clean);
     assert!(written
         .results
         .findings
@@ -268,7 +269,7 @@ fn bad_baselines_are_refused_with_the_reason() {
     std::fs::write(&path, r#"{"schema_version": 99}"#).unwrap();
     let err = load_baseline(&path).unwrap_err().to_string();
     assert!(
-        err.contains("schema_version") && err.contains("expected 1"),
+        err.contains("schema_version") && err.contains("expected 2"),
         "{err}"
     );
     let err = load_baseline(&dir.path().join("missing.json"))
@@ -363,7 +364,7 @@ fn a_run_whose_concurrent_phase_failed_says_so_in_the_verdict() {
     let phase = run
         .phases
         .iter_mut()
-        .find(|p| p.name == "parallel-tests")
+        .find(|p| p.phase == ftreview_reports::model::Phase::ParallelTests)
         .unwrap();
     phase.status = ftreview_reports::model::PhaseStatus::TimedOut;
     phase.message = Some("no progress for 900 s".into());

@@ -10,7 +10,7 @@ use std::io::BufReader;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
-use tsan_parse::Report;
+use tsan_parse::{Origin, Phase, Report};
 
 /// One line of the plugin's `tests.jsonl`.
 #[derive(Debug, Clone, Deserialize)]
@@ -94,9 +94,9 @@ pub fn read_reports(dir: &Path) -> Vec<Report> {
     reports
 }
 
-/// Sets `origin` on each report: `<phase>: <test id>` for reports inside a test's range,
-/// `<phase>: <outside tests>` for the rest (collection, session teardown).
-pub fn attribute_to_tests(reports: &mut [Report], events: &[TestEvent], phase: &str) {
+/// Sets `origin` on each report: the test whose range holds it, or no item for the rest
+/// (collection, session teardown).
+pub fn attribute_to_tests(reports: &mut [Report], events: &[TestEvent], phase: Phase) {
     let mut ranges: HashMap<u32, Vec<(u64, u64, &str)>> = HashMap::new();
     for event in events {
         if let TestEvent::Test {
@@ -141,20 +141,18 @@ pub fn attribute_to_tests(reports: &mut [Report], events: &[TestEvent], phase: &
                     .find(|(start, end, _)| *start <= offset && offset < *end)
             })
             .map(|(_, _, id)| *id);
-        report.origin = Some(origin(phase, test.unwrap_or("<outside tests>")));
+        report.origin = Some(Origin {
+            phase,
+            item: test.map(str::to_string),
+        });
     }
 }
 
 /// Sets the same origin on every report (a scenario's own log directory).
-pub fn attribute_all(reports: &mut [Report], phase: &str, item: &str) {
+pub fn attribute_all(reports: &mut [Report], origin: &Origin) {
     for report in reports {
-        report.origin = Some(origin(phase, item));
+        report.origin = Some(origin.clone());
     }
-}
-
-/// The origin string the reports show: `phase: item`.
-pub fn origin(phase: &str, item: &str) -> String {
-    format!("{phase}: {item}")
 }
 
 /// The last faulthandler dump in a process's output (`Fatal Python error: …` and the
@@ -214,10 +212,16 @@ SUMMARY: ThreadSanitizer: data race counter.c:10:5 in bump
                 42,
                 &[("t.py::test_a", 0, len), ("t.py::test_b", len, 2 * len)],
             ),
-            "tests",
+            Phase::Tests,
         );
-        assert_eq!(reports[0].origin.as_deref(), Some("tests: t.py::test_a"));
-        assert_eq!(reports[1].origin.as_deref(), Some("tests: t.py::test_b"));
+        assert_eq!(
+            reports[0].origin,
+            Some(Origin::new(Phase::Tests, "t.py::test_a"))
+        );
+        assert_eq!(
+            reports[1].origin,
+            Some(Origin::new(Phase::Tests, "t.py::test_b"))
+        );
     }
 
     #[test]
@@ -228,9 +232,9 @@ SUMMARY: ThreadSanitizer: data race counter.c:10:5 in bump
         attribute_to_tests(
             &mut reports,
             &events(42, &[("t.py::test_a", 0, 10_000)]),
-            "tests",
+            Phase::Tests,
         );
-        assert_eq!(reports[0].origin.as_deref(), Some("tests: <outside tests>"));
+        assert_eq!(reports[0].origin, Some(Origin::outside(Phase::Tests)));
     }
 
     #[test]
@@ -244,8 +248,11 @@ SUMMARY: ThreadSanitizer: data race counter.c:10:5 in bump
             pid: 42,
             offset: 0,
         });
-        attribute_to_tests(&mut reports, &events, "tests");
-        assert_eq!(reports[0].origin.as_deref(), Some("tests: t.py::boom"));
+        attribute_to_tests(&mut reports, &events, Phase::Tests);
+        assert_eq!(
+            reports[0].origin,
+            Some(Origin::new(Phase::Tests, "t.py::boom"))
+        );
     }
 
     #[test]

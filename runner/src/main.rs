@@ -6,7 +6,7 @@ use clap::Parser;
 
 use ftreview::cli::{Cli, Command};
 use ftreview::commands;
-use ftreview::exit::Outcome;
+use ftreview::exit::{exit_code, Outcome};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -21,10 +21,10 @@ fn main() -> ExitCode {
         Command::Repro(args) => commands::repro::run(args),
     };
     match result {
-        Ok(outcome) => outcome.exit_code(),
+        Ok(outcome) => exit_code(outcome),
         Err(err) => {
             eprintln!("error: {err:#}");
-            Outcome::HarnessError.exit_code()
+            exit_code(Outcome::HarnessError)
         }
     }
 }

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use ftreview_reports::model::{
-    CrashRecord, GilCheck, HangRecord, Origin, PhaseRecord, PhaseStatus, Reproducer,
+    CrashRecord, GilCheck, HangRecord, Origin, Phase, PhaseRecord, PhaseStatus, Reproducer,
 };
 use ftreview_toolchain::Interpreter;
 use serde::Deserialize;
@@ -59,10 +59,15 @@ pub struct PhaseOutcome {
 }
 
 impl PhaseOutcome {
-    pub fn failed(name: &str, status: PhaseStatus, seconds: f64, message: String) -> PhaseOutcome {
+    pub fn failed(
+        phase: Phase,
+        status: PhaseStatus,
+        seconds: f64,
+        message: String,
+    ) -> PhaseOutcome {
         PhaseOutcome {
             record: PhaseRecord {
-                name: name.to_string(),
+                phase,
                 status,
                 duration_secs: seconds,
                 items_run: None,
@@ -93,6 +98,7 @@ pub async fn gil_check(ctx: &Ctx, modules: &[String]) -> anyhow::Result<GilCheck
     for module in modules {
         let log = logs.join(format!("{module}.log"));
         let step = Step::new(format!("gil-check {module}"), &ctx.venv.python, &logs, &log)
+            .in_phase(Phase::GilCheck)
             .arg(ctx.run_dir.helper())
             .args(["gil-check", module])
             .env("TSAN_OPTIONS", "report_bugs=0")
@@ -129,8 +135,8 @@ pub async fn gil_check(ctx: &Ctx, modules: &[String]) -> anyhow::Result<GilCheck
 
 /// How to run the suite in one phase.
 pub struct SuiteOptions {
-    /// `tests` or `parallel-tests`.
-    pub phase: String,
+    /// `Tests` or `ParallelTests`.
+    pub phase: Phase,
     /// pytest-run-parallel threads; `None` runs the suite as is.
     pub parallel_threads: Option<usize>,
     pub timeout: Duration,
@@ -146,7 +152,7 @@ fn config_broke(termination: Termination) -> bool {
 
 /// Runs the test suite once; on a configuration error, once more with `-o addopts=`.
 pub async fn run_suite(ctx: &Ctx, options: &SuiteOptions) -> anyhow::Result<PhaseOutcome> {
-    let logs = ctx.run_dir.logs(&options.phase)?;
+    let logs = ctx.run_dir.logs(options.phase.name())?;
     let mut result = run_pytest(ctx, options, &logs, false).await?;
     let mut note = None;
     if config_broke(result.termination) {
@@ -183,11 +189,12 @@ async fn run_pytest(
     no_addopts: bool,
 ) -> anyhow::Result<StepResult> {
     let mut step = Step::new(
-        &options.phase,
+        options.phase.name(),
         &ctx.venv.python,
         &ctx.source_root,
         &logs.join("output.log"),
     )
+    .in_phase(options.phase)
     // -P: the source tree must not shadow the installed, instrumented package.
     .args([
         "-P",
@@ -242,7 +249,7 @@ async fn run_pytest(
 fn collect(ctx: &Ctx, options: &SuiteOptions, logs: &Path, result: &StepResult) -> PhaseOutcome {
     let events = attribution::read_events(&logs.join("tests.jsonl"));
     let mut reports = attribution::read_reports(logs);
-    attribution::attribute_to_tests(&mut reports, &events, &options.phase);
+    attribution::attribute_to_tests(&mut reports, &events, options.phase);
     let tests_run = events
         .iter()
         .filter(|e| matches!(e, TestEvent::Test { .. }))
@@ -250,7 +257,7 @@ fn collect(ctx: &Ctx, options: &SuiteOptions, logs: &Path, result: &StepResult) 
     let running = attribution::unfinished_test(&events);
     let output = std::fs::read_to_string(&result.log).unwrap_or_default();
     let origin = Origin {
-        phase: options.phase.clone(),
+        phase: options.phase,
         item: running.clone(),
     };
     let reproducer = Reproducer {
@@ -258,7 +265,7 @@ fn collect(ctx: &Ctx, options: &SuiteOptions, logs: &Path, result: &StepResult) 
         cwd: ctx.source_root.clone(),
         script: None,
     };
-    let mut crashes: Vec<CrashRecord> = deadly_reports(&reports, &options.phase, &reproducer);
+    let mut crashes: Vec<CrashRecord> = deadly_reports(&reports, options.phase, &reproducer);
     let mut hangs = Vec::new();
     let (status, message) = match result.termination {
         Termination::TimedOut if still_progressing(logs, result, options.timeout) => (
@@ -311,7 +318,7 @@ fn collect(ctx: &Ctx, options: &SuiteOptions, logs: &Path, result: &StepResult) 
     }
     PhaseOutcome {
         record: PhaseRecord {
-            name: options.phase.clone(),
+            phase: options.phase,
             status,
             duration_secs: result.seconds,
             items_run: Some(tests_run),
@@ -394,18 +401,14 @@ fn last_error_line(output: &str) -> String {
 /// Crash records for reports of deadly signals TSan caught (`ThreadSanitizer:DEADLYSIGNAL`).
 pub fn deadly_reports(
     reports: &[Report],
-    phase: &str,
+    phase: Phase,
     reproducer: &Reproducer,
 ) -> Vec<CrashRecord> {
     reports
         .iter()
         .filter_map(|r| {
             let crash = r.crash.as_ref()?;
-            let item = r
-                .origin
-                .as_deref()
-                .and_then(|o| o.split_once(": "))
-                .map(|(_, item)| item.to_string());
+            let origin = r.origin.clone().unwrap_or(Origin::outside(phase));
             let native = r.stacks.first().map(|s| {
                 s.frames
                     .iter()
@@ -414,10 +417,7 @@ pub fn deadly_reports(
                     .join("\n")
             });
             Some(CrashRecord {
-                origin: Origin {
-                    phase: phase.to_string(),
-                    item,
-                },
+                origin,
                 kind: crash
                     .description
                     .split_whitespace()

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use ftreview_reports::model::{
-    self as model, CommandRecord, Environment, Exercised, GilCheck, ModuleInstrumentation,
+    self as model, CommandRecord, Environment, Exercised, GilCheck, ModuleInstrumentation, Phase,
     PhaseRecord, PhaseStatus, RunRecord, TargetKind, RUN_SCHEMA_VERSION,
 };
 use ftreview_static::ScanReport;
@@ -52,19 +52,19 @@ pub struct RunOptions {
     pub rebuild: bool,
 }
 
-/// The result of one target.
+/// The result of one target. What stopped it early and whether a clean result would mean
+/// anything are in `record` (`stopped_by`, `clean_unproven`).
 pub struct TargetRun {
     pub spec: TargetSpec,
     pub run_dir: PathBuf,
     pub record: RunRecord,
-    /// What stopped the run early, if anything (bad input, failed build, Ctrl-C).
-    pub error: Option<String>,
-    /// Why "no findings" cannot be trusted (uninstrumented or pure-Python build).
-    pub untrustworthy: Option<String>,
     /// The plan, results.json and SARIF, once written.
     pub reports: Vec<PathBuf>,
-    /// With a baseline: whether any finding is new.
-    pub new_findings: Option<bool>,
+    /// The exit decision of the reports; `None` until they are written (or when writing
+    /// them failed, see `report_error`).
+    pub outcome: Option<ftreview_reports::Outcome>,
+    /// Why the reports could not be written.
+    pub report_error: Option<String>,
     /// Wall-clock time of the whole review (phases may overlap).
     pub wall_secs: f64,
 }
@@ -111,17 +111,17 @@ impl Review<'_> {
     }
 
     /// A phase that ends the run: record it, and skip the rest.
-    fn fail(&mut self, name: &str, started: Instant, err: &anyhow::Error) -> String {
+    fn fail(&mut self, phase: Phase, started: Instant, err: &anyhow::Error) -> String {
         let message = format!("{err:#}");
         self.phase(PhaseRecord {
-            name: name.to_string(),
+            phase,
             status: PhaseStatus::Error,
             duration_secs: started.elapsed().as_secs_f64(),
             items_run: None,
             reports: 0,
             message: Some(first_line(&message)),
         });
-        format!("{name}: {message}")
+        format!("{phase}: {message}")
     }
 }
 
@@ -134,7 +134,8 @@ fn command_records(runner: &Runner) -> Vec<CommandRecord> {
         .history()
         .into_iter()
         .map(|step| CommandRecord {
-            phase: step.label,
+            phase: step.phase,
+            label: step.label,
             argv: step.argv,
             cwd: step.cwd,
             env: step.env.into_iter().collect::<BTreeMap<_, _>>(),
@@ -192,6 +193,8 @@ fn empty_record(spec: &TargetSpec, interpreter: &Interpreter) -> RunRecord {
         hangs: Vec::new(),
         scenarios: Vec::new(),
         exercised: Exercised::default(),
+        stopped_by: None,
+        clean_unproven: None,
     }
 }
 
@@ -214,15 +217,15 @@ pub async fn review(
     let runner = match Runner::new(&run_dir.journal(), cancel, interpreter.command_prefix()) {
         Ok(runner) => runner,
         Err(err) => {
-            let record = empty_record(&spec, interpreter);
+            let mut record = empty_record(&spec, interpreter);
+            record.stopped_by = Some(format!("{err:#}"));
             return TargetRun {
                 spec,
                 run_dir: run_dir.root,
                 record,
-                error: Some(format!("{err:#}")),
-                untrustworthy: None,
                 reports: Vec::new(),
-                new_findings: None,
+                outcome: None,
+                report_error: None,
                 wall_secs: 0.0,
             };
         }
@@ -238,32 +241,32 @@ pub async fn review(
     };
     let mut untrustworthy = None;
     let started = Instant::now();
-    let error = drive(&spec, interpreter, options, &mut review, &mut untrustworthy)
+    review.record.stopped_by = drive(&spec, interpreter, options, &mut review, &mut untrustworthy)
         .await
         .err();
+    review.record.clean_unproven = untrustworthy;
     review.save();
     TargetRun {
         spec,
         run_dir: run_dir.root,
         record: review.record,
-        error,
-        untrustworthy,
         reports: Vec::new(),
-        new_findings: None,
+        outcome: None,
+        report_error: None,
         wall_secs: started.elapsed().as_secs_f64(),
     }
 }
 
 /// Runs a setup phase: progress line, timing, failure recorded as the run's end.
 macro_rules! setup_phase {
-    ($review:expr, $name:expr, $body:expr) => {{
-        let task = $review.progress.start($name);
+    ($review:expr, $phase:expr, $body:expr) => {{
+        let task = $review.progress.start($phase.name());
         let started = Instant::now();
         match $body {
             Ok(value) => {
                 let secs = task.finish("done");
                 $review.phase(PhaseRecord {
-                    name: $name.to_string(),
+                    phase: $phase,
                     status: PhaseStatus::Passed,
                     duration_secs: secs,
                     items_run: None,
@@ -274,7 +277,7 @@ macro_rules! setup_phase {
             }
             Err(err) => {
                 task.finish("failed");
-                return Err($review.fail($name, started, &err));
+                return Err($review.fail($phase, started, &err));
             }
         }
     }};
@@ -295,7 +298,7 @@ async fn drive(
             .then(|| "interrupted (Ctrl-C): partial results kept".to_string())
     };
 
-    let source = setup_phase!(review, "fetch", fetch(spec, &run_dir).await);
+    let source = setup_phase!(review, Phase::Fetch, fetch(spec, &run_dir).await);
     review.record.target.source_dir = source.root.clone();
     review.record.target.sdist_sha256 =
         matches!(spec, TargetSpec::Pypi { .. } | TargetSpec::Archive { .. })
@@ -314,12 +317,12 @@ async fn drive(
     }
     let venv = setup_phase!(
         review,
-        "venv",
+        Phase::Venv,
         Venv::create(interpreter, &run_dir.venv(), &logs, &runner).await
     );
     let info: ProjectInfo = setup_phase!(
         review,
-        "project-info",
+        Phase::ProjectInfo,
         venv.helper(
             &run_dir.helper(),
             &[
@@ -337,7 +340,7 @@ async fn drive(
         .get(source.name.as_deref().unwrap_or(&review.record.target.name));
     let built = setup_phase!(
         review,
-        "build",
+        Phase::Build,
         build(
             &venv,
             interpreter,
@@ -376,9 +379,9 @@ async fn drive(
                 cached.root.display()
             );
             review.progress.note(&message);
-            for name in ["install", "test-deps"] {
+            for phase in [Phase::Install, Phase::TestDeps] {
                 review.phase(PhaseRecord {
-                    name: name.into(),
+                    phase,
                     status: PhaseStatus::Passed,
                     duration_secs: 0.0,
                     items_run: None,
@@ -394,12 +397,12 @@ async fn drive(
             let _ = std::fs::remove_dir_all(&staging);
             let staged = setup_phase!(
                 review,
-                "install",
+                Phase::Install,
                 install(interpreter, &staging, &built, &logs, &runner).await
             );
             let deps_note = setup_phase!(
                 review,
-                "test-deps",
+                Phase::TestDeps,
                 install_test_deps(&staged, &requirements, &logs, &runner).await
             );
             if let Some(note) = deps_note {
@@ -423,7 +426,7 @@ async fn drive(
         .await
     {
         Ok(installed) => installed,
-        Err(err) => return Err(review.fail("install", Instant::now(), &err)),
+        Err(err) => return Err(review.fail(Phase::Install, Instant::now(), &err)),
     };
     review.record.target.name = installed.name.clone();
     review.record.target.version = Some(installed.version.clone());
@@ -491,7 +494,7 @@ async fn drive(
             let secs = task.finish(verdict);
             review.record.gil = gil;
             review.phase(PhaseRecord {
-                name: "gil-check".into(),
+                phase: Phase::GilCheck,
                 status: PhaseStatus::Passed,
                 duration_secs: secs,
                 items_run: Some(modules.len() as u64),
@@ -501,7 +504,7 @@ async fn drive(
         }
         Err(err) => {
             task.finish("failed");
-            review.fail("gil-check", started, &err);
+            review.fail(Phase::GilCheck, started, &err);
         }
     }
     let scan: Option<ScanReport> = match scan.await {
@@ -809,7 +812,7 @@ async fn run_instrumented_phases(
     let mut suites = Vec::new();
     if options.phases.tests {
         suites.push(SuiteOptions {
-            phase: "tests".into(),
+            phase: Phase::Tests,
             parallel_threads: None,
             timeout,
             targets: targets.clone(),
@@ -820,7 +823,7 @@ async fn run_instrumented_phases(
             .parallel_threads
             .unwrap_or(options.parallel_threads);
         suites.push(SuiteOptions {
-            phase: "parallel-tests".into(),
+            phase: Phase::ParallelTests,
             parallel_threads: Some(threads),
             timeout,
             targets,
@@ -831,10 +834,10 @@ async fn run_instrumented_phases(
         let (ctx, permits, progress) = (ctx.clone(), permits.clone(), review.progress.clone());
         handles.push(tokio::spawn(async move {
             let _permit = permits.acquire_owned().await;
-            let task = progress.start(&suite.phase);
+            let task = progress.start(suite.phase.name());
             let outcome = phases::run_suite(&ctx, &suite).await;
             let outcome = outcome.unwrap_or_else(|err| {
-                PhaseOutcome::failed(&suite.phase, PhaseStatus::Error, 0.0, format!("{err:#}"))
+                PhaseOutcome::failed(suite.phase, PhaseStatus::Error, 0.0, format!("{err:#}"))
             });
             task.finish(&phase_summary(&outcome.record));
             outcome
@@ -889,9 +892,11 @@ async fn run_instrumented_phases(
                 .note(&format!("warning: the stress phase panicked: {err}")),
         }
     }
-    review.record.exercised.concurrent_phase_ran = review.record.phases.iter().any(|p| {
-        (p.name == "parallel-tests" || p.name == "stress") && p.items_run.unwrap_or(0) > 0
-    });
+    review.record.exercised.concurrent_phase_ran = review
+        .record
+        .phases
+        .iter()
+        .any(|p| p.phase.is_concurrent() && p.items_run.unwrap_or(0) > 0);
     for report in &mut review.reports {
         if let Some(symbolizer) = &review.symbolizer {
             symbolizer.symbolize_report(report);
@@ -902,10 +907,10 @@ async fn run_instrumented_phases(
 
 /// Whether any test or scenario ran to completion under TSan.
 fn exercised_anything(record: &RunRecord) -> bool {
-    record.phases.iter().any(|p| {
-        matches!(p.name.as_str(), "tests" | "parallel-tests" | "stress")
-            && p.items_run.unwrap_or(0) > 0
-    })
+    record
+        .phases
+        .iter()
+        .any(|p| p.phase.is_instrumented() && p.items_run.unwrap_or(0) > 0)
 }
 
 fn phase_summary(record: &PhaseRecord) -> String {
@@ -935,7 +940,7 @@ fn write_findings(run_dir: &RunDir, reports: &[Report]) {
     let _ = std::fs::write(dir.join("reports.jsonl"), lines.join("\n") + "\n");
 }
 
-/// Counts for the summary line and the exit code.
+/// Counts for the summary line.
 pub fn finding_counts(record: &RunRecord) -> (usize, usize, usize) {
     // Deadly signals are clustered too; they count as crashes, not races.
     let races = record
@@ -945,13 +950,6 @@ pub fn finding_counts(record: &RunRecord) -> (usize, usize, usize) {
         .filter(|c| c.representative.crash.is_none())
         .count();
     (races, record.crashes.len(), record.hangs.len())
-}
-
-/// Whether the record shows anything to fix.
-pub fn has_findings(record: &RunRecord) -> bool {
-    let (races, crashes, hangs) = finding_counts(record);
-    let anomalies = record.scenarios.iter().any(|s| !s.anomalies.is_empty());
-    races + crashes + hangs > 0 || anomalies || record.gil.reenabled_on_import == Some(true)
 }
 
 #[cfg(test)]

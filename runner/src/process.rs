@@ -17,12 +17,15 @@ use anyhow::Context;
 use serde::Serialize;
 use tokio::process::Command;
 use tokio::sync::watch;
+use tsan_parse::Phase;
 
 /// A command to run, with everything needed to rerun it by hand.
 #[derive(Debug, Clone, Serialize)]
 pub struct Step {
     /// Short label used in progress output and the journal (e.g. `suite`, `install wheel`).
     pub label: String,
+    /// The run phase the step belongs to, when it belongs to one.
+    pub phase: Option<Phase>,
     pub program: PathBuf,
     pub args: Vec<OsString>,
     pub cwd: PathBuf,
@@ -47,6 +50,7 @@ impl Step {
     ) -> Self {
         Step {
             label: label.into(),
+            phase: None,
             program: program.into(),
             args: Vec::new(),
             cwd: cwd.to_path_buf(),
@@ -56,6 +60,11 @@ impl Step {
             stdout: None,
             timeout: Duration::from_secs(3600),
         }
+    }
+
+    pub fn in_phase(mut self, phase: Phase) -> Self {
+        self.phase = Some(phase);
+        self
     }
 
     pub fn arg(mut self, arg: impl Into<OsString>) -> Self {
@@ -192,6 +201,7 @@ pub fn signal_name(signal: i32) -> &'static str {
 #[derive(Debug, Clone, Serialize)]
 pub struct StepResult {
     pub label: String,
+    pub phase: Option<Phase>,
     pub command: String,
     pub argv: Vec<String>,
     pub cwd: PathBuf,
@@ -281,6 +291,7 @@ impl Runner {
         kill_group(pid);
         let result = StepResult {
             label: step.label.clone(),
+            phase: step.phase,
             command: step.shell_line(),
             argv: std::iter::once(step.program.as_os_str())
                 .chain(step.args.iter().map(|a| a.as_os_str()))

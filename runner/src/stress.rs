@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use ftreview_reports::model::{
-    CrashRecord, HangRecord, Origin, PhaseRecord, PhaseStatus, Reproducer, ScenarioOutcome,
+    CrashRecord, HangRecord, Origin, Phase, PhaseRecord, PhaseStatus, Reproducer, ScenarioOutcome,
     ScenarioRecord,
 };
 use ftreview_static::{ScanReport, Severity};
@@ -67,7 +67,7 @@ pub async fn run_stress(
             let message = format!("{err:#}");
             task.finish(&format!("skipped: {message}"));
             let outcome = PhaseOutcome::failed(
-                "stress",
+                Phase::Stress,
                 PhaseStatus::Skipped,
                 started.elapsed().as_secs_f64(),
                 message,
@@ -126,7 +126,7 @@ pub async fn run_stress(
     records.sort_by(|a: &ScenarioRecord, b| a.name.cmp(&b.name));
     let ran = records.len() as u64;
     let record = PhaseRecord {
-        name: "stress".into(),
+        phase: Phase::Stress,
         status: if crashes.is_empty() && hangs.is_empty() {
             PhaseStatus::Passed
         } else {
@@ -185,24 +185,22 @@ async fn run_scenario(
         &dir,
         &dir.join("output.log"),
     )
+    .in_phase(Phase::Stress)
     .arg(&script)
     .envs(&ctx.tsan_env(&dir))
     .env("FTREVIEW_OUTCOME", outcome_path.display().to_string())
     .timeout(options.scenario_timeout);
     let result = ctx.runner.run(&step).await?;
     let mut reports = attribution::read_reports(&dir);
-    attribution::attribute_all(&mut reports, "stress", &scenario.name);
+    let origin = Origin::new(Phase::Stress, &scenario.name);
+    attribution::attribute_all(&mut reports, &origin);
     let reproducer = Reproducer {
         command: result.command.clone(),
         cwd: dir.clone(),
         script: Some(script.clone()),
     };
     let output = fs::read_to_string(&result.log).unwrap_or_default();
-    let origin = Origin {
-        phase: "stress".into(),
-        item: Some(scenario.name.clone()),
-    };
-    let mut crashes = deadly_reports(&reports, "stress", &reproducer);
+    let mut crashes = deadly_reports(&reports, Phase::Stress, &reproducer);
     let mut hangs = Vec::new();
     let script_outcome = fs::read_to_string(&outcome_path)
         .ok()
@@ -316,6 +314,7 @@ async fn prepare(
         &logs,
         &logs.join("introspection.log"),
     )
+    .in_phase(Phase::Stress)
     .arg(&script)
     .args(ftreview_stress::introspection_args(
         &modules_to_introspect(installed),

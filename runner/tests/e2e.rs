@@ -13,7 +13,7 @@ use std::sync::OnceLock;
 
 use assert_cmd::cargo::CommandCargoExt;
 use fs2::FileExt;
-use ftreview_reports::model::{PhaseStatus, RunRecord};
+use ftreview_reports::model::{Phase, PhaseStatus, RunRecord};
 use serde::{Deserialize, Serialize};
 
 fn fixtures() -> PathBuf {
@@ -186,9 +186,9 @@ fn every_planted_race_is_found_with_its_line_and_origin() {
         match found.first() {
             None => missing.push(race.id.clone()),
             Some(report) => {
-                let origin = report.origin.as_deref().unwrap_or_default();
+                let origin = report.origin.as_ref();
                 assert!(
-                    !origin.is_empty() && !origin.ends_with("<outside tests>"),
+                    origin.is_some_and(|o| o.item.is_some()),
                     "{}: unattributed report ({origin:?})",
                     race.id
                 );
@@ -217,8 +217,8 @@ fn races_found_by_the_suite_are_attributed_to_the_test_that_ran() {
                     .is_some_and(|f| f.function.as_deref() == Some("fixture_bump"))
             })
         })
-        .flat_map(|c| c.origins.iter().map(|o| o.origin.as_str()))
-        .filter(|o| o.contains("tests: tests/test_api.py::"))
+        .flat_map(|c| c.origins.iter().filter_map(|o| o.origin.test()))
+        .filter(|test| test.starts_with("tests/test_api.py::"))
         .collect();
     assert!(
         !test_origins.is_empty(),
@@ -262,7 +262,7 @@ fn the_racy_run_directory_is_complete() {
     assert!(
         record.instrumentation.iter().all(|m| m.instrumented) && !record.instrumentation.is_empty()
     );
-    let names: Vec<&str> = record.phases.iter().map(|p| p.name.as_str()).collect();
+    let names: Vec<&str> = record.phases.iter().map(|p| p.phase.name()).collect();
     for phase in [
         "fetch",
         "venv",
@@ -429,7 +429,7 @@ fn an_unknown_package_ends_with_a_clear_message() {
     let (run, _tmp) = run_against_local_index(&python, "no-such-package-xyz");
     assert_harness_error_with_kept_dir(&run, "unknown package `no-such-package-xyz`");
     let record = run.record();
-    assert_eq!(record.phases[0].name, "fetch");
+    assert_eq!(record.phases[0].phase, Phase::Fetch);
     assert_eq!(record.phases[0].status, PhaseStatus::Error);
 }
 
@@ -533,7 +533,11 @@ fn a_hanging_suite_is_reported_as_a_possible_deadlock_with_stacks() {
         "{:?}",
         hang.native_stacks
     );
-    let phase = record.phases.iter().find(|p| p.name == "tests").unwrap();
+    let phase = record
+        .phases
+        .iter()
+        .find(|p| p.phase == Phase::Tests)
+        .unwrap();
     assert_eq!(phase.status, PhaseStatus::TimedOut);
     assert_eq!(run.code, 1);
 }
@@ -563,7 +567,7 @@ fn a_segfaulting_suite_is_classified_as_a_crash_with_its_test() {
         record
             .phases
             .iter()
-            .find(|p| p.name == "tests")
+            .find(|p| p.phase == Phase::Tests)
             .unwrap()
             .status,
         PhaseStatus::Crashed
@@ -581,7 +585,11 @@ fn a_suite_without_tests_says_so_and_is_not_called_clean() {
         run.stderr
     );
     let record = run.record();
-    let phase = record.phases.iter().find(|p| p.name == "tests").unwrap();
+    let phase = record
+        .phases
+        .iter()
+        .find(|p| p.phase == Phase::Tests)
+        .unwrap();
     assert!(
         phase
             .message
@@ -602,7 +610,7 @@ fn a_finding_is_replayed_by_repro_through_its_scenario() {
         .triage
         .root_causes
         .iter()
-        .find(|c| c.origins.iter().any(|o| o.origin.starts_with("stress: ")))
+        .find(|c| c.origins.iter().any(|o| o.origin.phase == Phase::Stress))
         .expect("a race found by a scenario");
     let out = std::process::Command::cargo_bin("ftreview")
         .unwrap()

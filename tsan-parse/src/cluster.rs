@@ -17,6 +17,7 @@ use crate::classify::Classifier;
 use crate::model::{
     AccessKind, Frame, FrameOrigin, Location, Report, ReportKind, Stack, StackRole, MAIN_THREAD,
 };
+use crate::origin::Origin;
 use crate::triage::{CallPath, OriginCount, RootCause, Side, Triage, TriageStats};
 
 /// Limits that keep a cluster's memory bounded.
@@ -61,7 +62,7 @@ struct Cluster {
     side_access_kinds: Vec<BTreeSet<AccessKind>>,
     call_paths: BTreeSet<CallPath>,
     path_hashes: HashSet<u64>,
-    origins: BTreeMap<String, u64>,
+    origins: BTreeMap<Origin, u64>,
     unattributed: u64,
     pids: BTreeSet<u32>,
     representative: Report,

@@ -124,7 +124,7 @@ pub struct TriageOptions {
 }
 
 /// Which test or scenario produced the report read at a source (see [`Report::origin`]).
-pub type OriginFn<'a> = dyn Fn(&ReportSource) -> Option<String> + Sync + 'a;
+pub type OriginFn<'a> = dyn Fn(&ReportSource) -> Option<crate::Origin> + Sync + 'a;
 
 /// The whole pipeline over log files and directories: parse in parallel, symbolize, set
 /// origins, classify and cluster. Memory stays bounded by the number of root causes.

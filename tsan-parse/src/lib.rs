@@ -12,6 +12,7 @@ mod cluster;
 mod files;
 mod lines;
 mod model;
+mod origin;
 mod parser;
 mod suppress;
 mod symbolize;
@@ -24,6 +25,7 @@ pub use files::{
     TriageOptions,
 };
 pub use model::*;
+pub use origin::{Origin, Phase};
 pub use parser::{parse_reader, parse_str, ReportReader, MAX_LINE, MAX_RUNTIME_ERRORS};
 pub use suppress::suppression_entries;
 pub use symbolize::Symbolizer;

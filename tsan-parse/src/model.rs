@@ -164,7 +164,7 @@ pub struct Report {
     pub pid: Option<u32>,
     pub source: ReportSource,
     /// Which test or scenario produced the report; set by the caller, never by the parser.
-    pub origin: Option<String>,
+    pub origin: Option<crate::Origin>,
     /// False when the input ended (or the next report began) before the report's closing
     /// line: the report is partial, and everything read up to the cut is kept.
     pub complete: bool,

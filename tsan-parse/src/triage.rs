@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::model::{AccessKind, Frame, Report, ReportKind, ReportSource, StackRole};
+use crate::origin::Origin;
 
 /// Everything triage found in a set of logs.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -104,7 +105,7 @@ pub struct CallPath {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OriginCount {
-    pub origin: String,
+    pub origin: Origin,
     pub count: u64,
 }
 

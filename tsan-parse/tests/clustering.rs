@@ -6,8 +6,8 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use tsan_parse::{
-    parse_str, suppression_entries, triage_paths, Classifier, ClusterOptions, RootCause,
-    Symbolizer, Triage, TriageOptions,
+    parse_str, suppression_entries, triage_paths, Classifier, ClusterOptions, Origin, Phase,
+    RootCause, Symbolizer, Triage, TriageOptions,
 };
 
 fn fixture(path: &str) -> PathBuf {
@@ -21,7 +21,7 @@ fn triage(inputs: &[PathBuf], options: &TriageOptions) -> Triage {
         source
             .file
             .file_stem()
-            .map(|stem| stem.to_string_lossy().into_owned())
+            .map(|stem| Origin::new(Phase::Stress, stem.to_string_lossy()))
     })
     .unwrap()
 }
@@ -68,7 +68,7 @@ fn render_cause(out: &mut String, cause: &RootCause) {
     let origins: Vec<String> = cause
         .origins
         .iter()
-        .map(|o| format!("{}={}", o.origin, o.count))
+        .map(|o| format!("{}={}", o.origin.item.as_deref().unwrap_or("-"), o.count))
         .collect();
     let _ = writeln!(
         out,

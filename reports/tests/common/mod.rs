@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 
 use ftreview_reports::RunRecord;
-use tsan_parse::{Classifier, ReportSource, TriageOptions};
+use tsan_parse::{Classifier, Origin, Phase, ReportSource, TriageOptions};
 
 pub fn data_dir(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -24,13 +24,14 @@ pub fn workspace_dir() -> PathBuf {
 }
 
 /// `logs/<phase>/<item>/tsan.N` → `phase: item`; pytest items get their node id.
-fn origin_of(source: &ReportSource) -> Option<String> {
+fn origin_of(source: &ReportSource) -> Option<Origin> {
     let item_dir = source.file.parent()?;
     let item = item_dir.file_name()?.to_str()?;
-    let phase = item_dir.parent()?.file_name()?.to_str()?;
+    let phase_dir = item_dir.parent()?.file_name()?.to_str()?;
+    let phase: Phase = serde_json::from_value(serde_json::Value::from(phase_dir)).ok()?;
     Some(match phase {
-        "parallel-tests" => format!("{phase}: tests/test_api.py::{item}"),
-        _ => format!("{phase}: {item}"),
+        Phase::ParallelTests => Origin::new(phase, format!("tests/test_api.py::{item}")),
+        _ => Origin::new(phase, item),
     })
 }
 

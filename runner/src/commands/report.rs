@@ -71,9 +71,5 @@ pub fn run(args: ReportArgs) -> anyhow::Result<Outcome> {
             summary.fixed.len()
         );
     }
-    Ok(if written.has_new_findings {
-        Outcome::Findings
-    } else {
-        Outcome::Clean
-    })
+    Ok(written.outcome)
 }

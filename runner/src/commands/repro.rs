@@ -13,7 +13,7 @@ use clap::Args;
 use ftreview_reports::model::RunRecord;
 use ftreview_toolchain::Interpreter;
 use tokio::sync::watch;
-use tsan_parse::{Classifier, ClusterOptions};
+use tsan_parse::{Classifier, ClusterOptions, Phase};
 
 use crate::attribution;
 use crate::exit::Outcome;
@@ -118,22 +118,21 @@ fn subject_of_finding(record: &RunRecord, run_dir: &Path, id: &str) -> anyhow::R
         .iter()
         .find(|c| c.id == id)
         .with_context(|| format!("{id} is not a finding of the run in {}", run_dir.display()))?;
-    let origins: Vec<&str> = cause.origins.iter().map(|o| o.origin.as_str()).collect();
-    let scenario = origins.iter().find_map(|o| o.strip_prefix("stress: "));
+    let scenario = cause.origins.iter().find_map(|o| o.origin.scenario());
     if let Some(name) = scenario {
         let script = run_dir.join("logs/stress").join(name).join("script.py");
         if script.is_file() {
             return Ok(Subject::Script(script));
         }
     }
-    let test = origins.iter().find_map(|o| {
-        let (phase, nodeid) = o.split_once(": ")?;
-        (nodeid != "<outside tests>").then_some((phase, nodeid))
-    });
+    let test = cause
+        .origins
+        .iter()
+        .find_map(|o| Some((o.origin.phase, o.origin.test()?)));
     match test {
         Some((phase, nodeid)) => Ok(Subject::Test {
             nodeid: nodeid.to_string(),
-            parallel_threads: (phase == "parallel-tests").then_some(4),
+            parallel_threads: (phase == Phase::ParallelTests).then_some(4),
         }),
         None => bail!("{id} has no scenario or test to replay (it happened outside any test)"),
     }
@@ -277,7 +276,7 @@ mod tests {
             .find(|c| {
                 c.origins
                     .iter()
-                    .all(|o| o.origin.starts_with("parallel-tests: "))
+                    .all(|o| o.origin.phase == Phase::ParallelTests)
             })
             .unwrap();
         match subject_of_finding(&record, Path::new("/nonexistent"), &cause.id).unwrap() {
@@ -301,7 +300,7 @@ mod tests {
         std::fs::write(&script, "pass").unwrap();
         let mut record = racy_record();
         let cause = &mut record.triage.root_causes[0];
-        cause.origins[0].origin = "stress: shared_mutation_0".into();
+        cause.origins[0].origin = tsan_parse::Origin::new(Phase::Stress, "shared_mutation_0");
         let id = cause.id.clone();
         assert!(
             matches!(subject_of_finding(&record, dir.path(), &id).unwrap(), Subject::Script(p) if p == script)

@@ -156,16 +156,9 @@ fn write_reports(run: &mut TargetRun, baseline: Option<&Baseline>) {
     match write_all(&run.record, &run.run_dir, baseline, Format::All) {
         Ok(written) => {
             run.reports = written.files;
-            run.new_findings = baseline.map(|_| written.has_new_findings);
+            run.outcome = Some(written.outcome);
         }
-        Err(err) => {
-            let failure = format!("writing the reports failed: {err:#}");
-            run.error = Some(
-                run.error
-                    .take()
-                    .map_or(failure.clone(), |e| format!("{e}; {failure}")),
-            );
-        }
+        Err(err) => run.report_error = Some(format!("writing the reports failed: {err:#}")),
     }
 }
 
@@ -247,25 +240,13 @@ async fn review_all(
     Ok(runs)
 }
 
+/// The reports' decision (the same `ftreview report` takes); without reports, a harness error.
 fn outcome_of(run: &TargetRun) -> Outcome {
-    // Against a baseline only new findings count.
-    let findings = run
-        .new_findings
-        .unwrap_or_else(|| pipeline::has_findings(&run.record));
-    match (&run.error, &run.untrustworthy, findings) {
-        (Some(_), _, _) => Outcome::HarnessError,
-        (None, _, true) => Outcome::Findings,
-        (None, Some(_), false) => Outcome::HarnessError,
-        (None, None, false) => Outcome::Clean,
-    }
+    run.outcome.unwrap_or(Outcome::HarnessError)
 }
 
 fn overall_outcome(runs: &[TargetRun]) -> Outcome {
-    let outcomes: Vec<Outcome> = runs.iter().map(outcome_of).collect();
-    [Outcome::HarnessError, Outcome::Findings]
-        .into_iter()
-        .find(|o| outcomes.contains(o))
-        .unwrap_or(Outcome::Clean)
+    Outcome::worst(runs.iter().map(outcome_of))
 }
 
 /// The result of one target on stderr (also with --quiet, which only silences progress).
@@ -275,7 +256,7 @@ fn print_summary(run: &TargetRun) {
     let times: Vec<String> = record
         .phases
         .iter()
-        .map(|p| format!("{} {}", p.name, format_secs(p.duration_secs)))
+        .map(|p| format!("{} {}", p.phase, format_secs(p.duration_secs)))
         .collect();
     let total = run.wall_secs;
     let mut lines = vec![
@@ -296,11 +277,14 @@ fn print_summary(run: &TargetRun) {
                 .into(),
         );
     }
-    if let Some(problem) = &run.untrustworthy {
+    if let Some(problem) = &record.clean_unproven {
         lines.push(format!("  cannot vouch for a clean result: {problem}"));
     }
-    if let Some(error) = &run.error {
+    if let Some(error) = &record.stopped_by {
         lines.push(format!("  stopped: {error}"));
+    }
+    if let Some(error) = &run.report_error {
+        lines.push(format!("  {error}"));
     }
     for file in &run.reports {
         lines.push(format!("  wrote {}", file.display()));
@@ -327,11 +311,11 @@ fn json_summary(runs: &[TargetRun]) -> serde_json::Value {
                 "crashes": crashes,
                 "hangs": hangs,
                 "gil_reenabled_on_import": run.record.gil.reenabled_on_import,
-                "error": run.error,
+                "error": run.record.stopped_by.as_ref().or(run.report_error.as_ref()),
                 "reports": run.reports,
-                "untrustworthy": run.untrustworthy,
+                "untrustworthy": run.record.clean_unproven,
                 "phases": run.record.phases.iter().map(|p| json!({
-                    "name": p.name, "status": p.status, "seconds": p.duration_secs, "items": p.items_run, "reports": p.reports, "message": p.message,
+                    "name": p.phase, "status": p.status, "seconds": p.duration_secs, "items": p.items_run, "reports": p.reports, "message": p.message,
                 })).collect::<Vec<_>>(),
             })
         })
