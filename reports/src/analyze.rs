@@ -9,7 +9,7 @@ use tsan_parse::{AccessKind, FrameOrigin, ReportKind, RootCause, StackRole};
 
 use crate::baseline::Baseline;
 use crate::fix::{race_fix, static_fix, RaceEvidence};
-use crate::model::{CommandRecord, Origin, Phase, PhaseStatus, Reproducer, RunRecord};
+use crate::model::{CommandRecord, HangKind, Origin, Phase, PhaseStatus, Reproducer, RunRecord};
 use crate::results::*;
 use crate::source::SourceTree;
 use crate::xref::{
@@ -339,9 +339,16 @@ fn hang_findings(run: &RunRecord) -> impl Iterator<Item = Finding> + '_ {
     run.hangs.iter().map(|hang| {
         event_finding(
             Category::Hang,
-            "timeout",
+            match hang.kind {
+                HangKind::PossibleDeadlock => "possible deadlock",
+                HangKind::NoProgress => "no progress",
+            },
             format!(
-                "no progress for {:.0} s in {} (possible deadlock)",
+                "{} for {:.0} s in {}",
+                match hang.kind {
+                    HangKind::PossibleDeadlock => "threads blocked on locks (possible deadlock)",
+                    HangKind::NoProgress => "no progress",
+                },
                 hang.timeout_secs,
                 hang.origin
             ),
@@ -674,6 +681,7 @@ pub fn phase_status_label(status: PhaseStatus) -> &'static str {
         Passed => "passed",
         Failed => "failed",
         TimedOut => "timed out",
+        StoppedAtShare => "stopped at its time share",
         Crashed => "crashed",
         Skipped => "skipped",
         Error => "error",

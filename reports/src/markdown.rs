@@ -218,22 +218,99 @@ fn phases_table(out: &mut String, a: &Analysis) {
     if a.run.phases.is_empty() {
         return;
     }
-    out.push_str("| Phase | Status | Time | Tests / scenarios | TSan reports | Note |\n|---|---|--:|--:|--:|---|\n");
+    out.push_str("| Phase | Status | Time (share) | Ran / selected / all | TSan reports | Note |\n|---|---|--:|--:|--:|---|\n");
     for p in &a.run.phases {
+        let share = p
+            .coverage
+            .as_ref()
+            .and_then(|c| c.share_secs)
+            .map(|s| format!(" ({s:.0} s)"))
+            .unwrap_or_default();
         let _ = writeln!(
             out,
-            "| {} | {} | {:.1} s | {} | {} | {} |",
+            "| {} | {} | {:.1} s{share} | {} | {} | {} |",
             p.phase,
             phase_status_label(p.status),
             p.duration_secs,
-            p.items_run
-                .map(|n| n.to_string())
-                .unwrap_or_else(|| "—".into()),
+            coverage_cell(p),
             p.reports,
             cell(p.message.as_deref().unwrap_or(""))
         );
     }
     out.push('\n');
+    not_covered(out, a);
+}
+
+/// `ran / selected / all` of a phase, or what it ran.
+fn coverage_cell(p: &crate::model::PhaseRecord) -> String {
+    let of = |n: Option<u64>| n.map_or("?".to_string(), |n| n.to_string());
+    match (&p.coverage, p.items_run) {
+        (Some(c), _) => format!("{} / {} / {}", c.ran, of(c.selected), of(c.total)),
+        (None, Some(n)) => n.to_string(),
+        (None, None) => "—".into(),
+    }
+}
+
+/// What the budget, the selection and the suite's layout left out, said plainly.
+fn not_covered(out: &mut String, a: &Analysis) {
+    let mut lines: Vec<String> = a
+        .run
+        .phases
+        .iter()
+        .filter_map(|p| Some((p.phase, p.coverage.as_ref()?)))
+        .flat_map(|(phase, c)| c.left_out.iter().map(move |l| format!("{phase}: {l}")))
+        .collect();
+    if let Some(layout) = &a.run.test_layout {
+        lines.push(format!(
+            "test suite: ran in `{}`: {}",
+            layout.root.display(),
+            layout.reason
+        ));
+        for error in &layout.collection_errors {
+            lines.push(format!(
+                "test suite: `{}` failed to collect ({}): `{}`",
+                error.nodeid,
+                collection_error_label(&error.kind),
+                error.message
+            ));
+        }
+    }
+    if let Some(schedule) = &a.run.schedule {
+        let shares: Vec<String> = schedule
+            .shares
+            .iter()
+            .map(|s| format!("{} {:.0} s", s.phase, s.secs))
+            .collect();
+        lines.push(format!(
+            "schedule: a {:.0} s budget, {:.0} s of it spent on setup; phases {} ({})",
+            schedule.budget_secs,
+            schedule.setup_secs,
+            if schedule.concurrent {
+                "side by side"
+            } else {
+                "in turn"
+            },
+            shares.join(", ")
+        ));
+    }
+    if lines.is_empty() {
+        return;
+    }
+    out.push_str("**Coverage.**\n\n");
+    for line in lines {
+        let _ = writeln!(out, "- {line}");
+    }
+    out.push('\n');
+}
+
+fn collection_error_label(kind: &crate::model::CollectionErrorKind) -> String {
+    use crate::model::CollectionErrorKind::*;
+    match kind {
+        ImportShadowing => "the source tree's package shadows the installed build".into(),
+        MissingTestDependency { module } => format!("missing test dependency `{module}`"),
+        Syntax => "syntax error".into(),
+        Other => "import error".into(),
+    }
 }
 
 fn races(out: &mut String, a: &Analysis) {

@@ -47,6 +47,73 @@ pub struct RunRecord {
     /// Why "no findings" would not prove the extension clean (a pure-Python or uninstrumented
     /// build, nothing exercised under TSan).
     pub clean_unproven: Option<String>,
+    /// How the time budget was shared out.
+    #[serde(default)]
+    pub schedule: Option<Schedule>,
+    /// Where and how the test suite ran (against the installed build, never the source tree).
+    #[serde(default)]
+    pub test_layout: Option<TestLayout>,
+}
+
+/// The run's time budget and each instrumented phase's share of it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Schedule {
+    pub budget_secs: f64,
+    /// Spent before the instrumented phases (fetch, build, environment, GIL check).
+    pub setup_secs: f64,
+    /// Phases that ran side by side (several job slots) or one after the other.
+    pub concurrent: bool,
+    pub shares: Vec<PhaseShare>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PhaseShare {
+    pub phase: Phase,
+    pub secs: f64,
+}
+
+/// Where the suite ran and why; what its collection found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TestLayout {
+    pub strategy: LayoutStrategy,
+    /// The directory pytest ran in.
+    pub root: PathBuf,
+    /// Why this strategy (and what a rejected one showed).
+    pub reason: String,
+    /// Tests collected by the probe, before selection.
+    pub collected: u64,
+    pub collection_errors: Vec<CollectionError>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LayoutStrategy {
+    /// In the kept source tree (its own package is not importable from there).
+    SourceTree,
+    /// In a copy of the test directories and pytest configuration, away from the package.
+    Scratch,
+}
+
+/// A test module that failed to import at collection.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CollectionError {
+    pub nodeid: String,
+    pub kind: CollectionErrorKind,
+    /// The first error line pytest printed.
+    pub message: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum CollectionErrorKind {
+    /// The package under test was imported from the source tree, without its compiled part.
+    ImportShadowing,
+    /// The tests import a module nothing installed.
+    MissingTestDependency {
+        module: String,
+    },
+    Syntax,
+    Other,
 }
 
 /// What was reviewed.
@@ -149,6 +216,38 @@ pub struct PhaseRecord {
     pub reports: u64,
     /// Why it failed or was skipped; the key line of the error.
     pub message: Option<String>,
+    /// What the phase covered and what it left out (test and stress phases).
+    #[serde(default)]
+    pub coverage: Option<Coverage>,
+    /// The pytest command of a test phase, without its test selection: a test's reproducer
+    /// is this command with the test's node id appended.
+    #[serde(default)]
+    pub pytest: Option<PytestInvocation>,
+}
+
+/// How much of its work a phase got through.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Coverage {
+    /// Tests or scenarios that ran.
+    pub ran: u64,
+    /// Of those available, how many the phase set out to run (after selection).
+    pub selected: Option<u64>,
+    /// All there were (tests collected, scenarios generated).
+    pub total: Option<u64>,
+    /// The phase's share of the run's time budget, in seconds.
+    pub share_secs: Option<f64>,
+    /// What was left out and why, one sentence each (benchmarks, tests that never reach the
+    /// extension, the budget running out, tests stopped as slow).
+    pub left_out: Vec<String>,
+}
+
+/// A pytest command line as a phase ran it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PytestInvocation {
+    pub cwd: PathBuf,
+    pub argv: Vec<String>,
+    /// The variables that matter for a rerun (`PYTHON_GIL`, `TSAN_OPTIONS`, ...).
+    pub env: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -158,6 +257,9 @@ pub enum PhaseStatus {
     /// The phase ran and its tests failed (not a harness problem).
     Failed,
     TimedOut,
+    /// The phase used its share of the time budget and stopped cleanly; its coverage says
+    /// what it did not get to.
+    StoppedAtShare,
     Crashed,
     Skipped,
     /// ftreview could not run the phase.
@@ -188,16 +290,28 @@ pub struct CrashRecord {
     pub reproducer: Option<Reproducer>,
 }
 
-/// A process killed after its timeout: a possible deadlock.
+/// A process killed after its timeout that was not making progress.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HangRecord {
     pub origin: Origin,
     pub timeout_secs: f64,
+    /// What its native stacks showed.
+    pub kind: HangKind,
     /// faulthandler dump of every thread, taken before the kill.
     pub python_stacks: Option<String>,
     /// Native stacks of every thread (gdb/eu-stack), when available.
     pub native_stacks: Option<String>,
     pub reproducer: Option<Reproducer>,
+}
+
+/// What a stuck process was doing, from its native stacks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HangKind {
+    /// Threads waiting on locks (mutexes, critical sections, futexes).
+    PossibleDeadlock,
+    /// Neither waiting on locks nor crashed: a loop that never ends, or a very slow step.
+    NoProgress,
 }
 
 /// One generated (or hand-written) stress scenario that ran.

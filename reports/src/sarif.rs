@@ -85,7 +85,7 @@ fn rule_description(f: &Finding) -> String {
     match f.category {
         Category::Race => format!("ThreadSanitizer: {}", f.kind),
         Category::Crash => "A process crashed under concurrent load".into(),
-        Category::Hang => "A process hung under concurrent load (possible deadlock)".into(),
+        Category::Hang => "A process stopped making progress under concurrent load".into(),
         Category::Anomaly => "A stress scenario saw an object's state break".into(),
         Category::Static => format!("Static free-threading hazard: {}", f.kind),
     }

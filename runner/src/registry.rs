@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
-use crate::index::normalize;
+use crate::target::normalize;
 
 const SHIPPED: &str = include_str!("../registry/packages.yaml");
 

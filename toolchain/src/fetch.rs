@@ -98,6 +98,11 @@ fn copy_hashing(reader: &mut impl Read, out: &mut impl Write) -> io::Result<Stri
     }
 }
 
+/// SHA-256 of some bytes, in hex.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
 /// SHA-256 of a file.
 pub fn sha256_file(path: &Path) -> Result<String> {
     let mut file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;

@@ -20,16 +20,18 @@ mod versions;
 
 use std::path::PathBuf;
 
+pub use archive::unpack as unpack_archive;
 pub use cache::{
     default_cache_dir, find_cached, list_cached, load_manifest, Manifest, Verification,
 };
 pub use ensure::describe_source;
+pub use fetch::{sha256_file, sha256_hex};
 pub use host::{
     choose_compiler, mmap_rnd_bits, needs_setarch, prerequisites, setarch_prefix, symbolizer_for,
     Compiler, CompilerChoice, CompilerInfo, Prerequisite,
 };
 pub use interpreter::{Interpreter, SourceKind, SourceRecord};
-pub use progress::{format_secs, Progress};
+pub use progress::{format_secs, BuildEvent, Progress};
 pub use versions::{known_releases, KnownRelease};
 
 /// Where to take CPython's sources from.

@@ -1,104 +1,99 @@
-//! Progress for the long steps: a spinner with phase, elapsed time and log path on a
-//! terminal; plain lines otherwise (CI logs); nothing at all for tests.
+//! Progress of the long steps, as events for the caller's display: the toolchain draws
+//! nothing itself, so one display (the runner's) shows the build and the review alike.
 
-use std::path::Path;
-use std::time::{Duration, Instant};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+/// What the toolchain tells its caller while it works.
+#[derive(Debug, Clone, PartialEq)]
+pub enum BuildEvent {
+    /// A one-off message (source chosen, cache hit, fallbacks).
+    Note(String),
+    /// A step started; `log` is where its output goes (for `tail -f`).
+    Started { step: String, log: Option<PathBuf> },
+    /// A step ended (successfully or not) after `seconds`.
+    Finished {
+        step: String,
+        seconds: f64,
+        success: bool,
+    },
+}
 
-/// Reports build phases to the user.
+/// Where build events go.
+#[derive(Clone)]
 pub struct Progress {
-    mode: Mode,
+    sink: Option<Arc<dyn Fn(BuildEvent) + Send + Sync>>,
 }
 
-enum Mode {
-    Terminal,
-    Lines,
-    Hidden,
-}
-
-/// One running phase; finish it with [`Phase::done`].
+/// One running step; finish it with [`Phase::done`]. Dropped unfinished, it reports failure.
 pub struct Phase {
-    bar: Option<ProgressBar>,
+    progress: Progress,
     started: Instant,
     name: String,
-    lines: bool,
+    finished: bool,
 }
 
 impl Progress {
-    /// Spinner on stderr when it is a terminal, plain lines otherwise.
-    pub fn stderr() -> Progress {
-        let mode = if ProgressDrawTarget::stderr().is_hidden() {
-            Mode::Lines
-        } else {
-            Mode::Terminal
-        };
-        Progress { mode }
-    }
-
-    /// Prints nothing (tests, library callers with their own display).
-    pub fn hidden() -> Progress {
-        Progress { mode: Mode::Hidden }
-    }
-
-    /// A one-off message (source chosen, cache hit, fallbacks).
-    pub fn note(&self, message: &str) {
-        match self.mode {
-            Mode::Hidden => {}
-            Mode::Terminal | Mode::Lines => eprintln!("{message}"),
+    /// Sends every event to `sink`.
+    pub fn to(sink: impl Fn(BuildEvent) + Send + Sync + 'static) -> Progress {
+        Progress {
+            sink: Some(Arc::new(sink)),
         }
     }
 
-    /// Starts a phase; `log` is shown so a user can `tail -f` it.
+    /// Drops every event (tests, callers without a display).
+    pub fn hidden() -> Progress {
+        Progress { sink: None }
+    }
+
+    fn emit(&self, event: BuildEvent) {
+        if let Some(sink) = &self.sink {
+            sink(event);
+        }
+    }
+
+    pub fn note(&self, message: &str) {
+        self.emit(BuildEvent::Note(message.to_string()));
+    }
+
+    /// Starts a step.
     pub fn phase(&self, name: &str, log: Option<&Path>) -> Phase {
-        let detail = log
-            .map(|l| format!("  (log: {})", l.display()))
-            .unwrap_or_default();
-        let bar = match self.mode {
-            Mode::Terminal => {
-                let bar = ProgressBar::new_spinner();
-                bar.set_style(
-                    ProgressStyle::with_template("{spinner} {msg} [{elapsed}]")
-                        .expect("valid template"),
-                );
-                bar.set_message(format!("{name}{detail}"));
-                bar.enable_steady_tick(Duration::from_millis(200));
-                Some(bar)
-            }
-            Mode::Lines => {
-                eprintln!("{name}...{detail}");
-                None
-            }
-            Mode::Hidden => None,
-        };
+        self.emit(BuildEvent::Started {
+            step: name.to_string(),
+            log: log.map(Path::to_path_buf),
+        });
         Phase {
-            bar,
+            progress: self.clone(),
             started: Instant::now(),
             name: name.to_string(),
-            lines: matches!(self.mode, Mode::Lines | Mode::Terminal),
+            finished: false,
         }
     }
 }
 
 impl Phase {
-    /// Ends the phase and returns its wall time in seconds.
-    pub fn done(self) -> f64 {
-        let secs = self.started.elapsed().as_secs_f64();
-        if let Some(bar) = &self.bar {
-            bar.finish_and_clear();
-        }
-        if self.lines {
-            eprintln!("{} done in {}", self.name, format_secs(secs));
-        }
-        secs
+    /// Ends the step and returns its wall time in seconds.
+    pub fn done(mut self) -> f64 {
+        self.finish(true)
+    }
+
+    fn finish(&mut self, success: bool) -> f64 {
+        let seconds = self.started.elapsed().as_secs_f64();
+        self.finished = true;
+        self.progress.emit(BuildEvent::Finished {
+            step: self.name.clone(),
+            seconds,
+            success,
+        });
+        seconds
     }
 }
 
 impl Drop for Phase {
     fn drop(&mut self) {
-        // A phase abandoned by an error must not leave a spinner ticking over the message.
-        if let Some(bar) = &self.bar {
-            bar.finish_and_clear();
+        if !self.finished {
+            self.finish(false);
         }
     }
 }
@@ -114,11 +109,35 @@ pub fn format_secs(secs: f64) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Mutex;
+
     use super::*;
 
     #[test]
     fn durations_read_like_a_human_wrote_them() {
         assert_eq!(format_secs(4.25), "4.2s");
         assert_eq!(format_secs(192.0), "3m 12s");
+    }
+
+    #[test]
+    fn a_step_abandoned_by_an_error_reports_failure() {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let sink = seen.clone();
+        let progress = Progress::to(move |e| sink.lock().unwrap().push(e));
+        progress.phase("ok", None).done();
+        drop(progress.phase("broken", None));
+        let outcomes: Vec<(String, bool)> = seen
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|e| match e {
+                BuildEvent::Finished { step, success, .. } => Some((step.clone(), *success)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            outcomes,
+            [("ok".to_string(), true), ("broken".to_string(), false)]
+        );
     }
 }

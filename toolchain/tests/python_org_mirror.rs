@@ -68,7 +68,7 @@ fn a_real_release_from_a_python_org_mirror_is_verified_unpacked_and_configured()
     }
     std::env::remove_var("CONFIG_SITE");
     req.compiler = CompilerChoice::Exactly(Compiler::Gcc);
-    let built = ensure_interpreter(&req, &Progress::stderr()).unwrap();
+    let built = ensure_interpreter(&req, &Progress::hidden()).unwrap();
     assert_eq!(built.source.kind, SourceKind::PythonOrg);
     assert_eq!(built.source.sha256.as_deref(), Some(sha256.as_str()));
     assert_eq!(built.compiler, Compiler::Gcc);

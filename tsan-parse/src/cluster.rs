@@ -20,6 +20,17 @@ use crate::model::{
 use crate::origin::Origin;
 use crate::triage::{CallPath, OriginCount, RootCause, Side, Triage, TriageStats};
 
+/// What adding a report did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Added {
+    /// It joined a root cause seen before.
+    Known,
+    /// It is the first report of a root cause with extension code.
+    NewRootCause,
+    /// It is the first report of a cluster entirely inside the interpreter.
+    NewNoise,
+}
+
 /// Limits that keep a cluster's memory bounded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClusterOptions {
@@ -100,23 +111,30 @@ impl Clusterer {
         &mut self.stats
     }
 
-    /// Adds `report`. Only the stacks its key depends on are classified here; the
-    /// representatives get the rest in [`Clusterer::finish`].
-    pub fn add(&mut self, mut report: Report) {
+    /// Adds `report` and says whether it opened a new cluster. Only the stacks its key depends
+    /// on are classified here; the representatives get the rest in [`Clusterer::finish`].
+    pub fn add(&mut self, mut report: Report) -> Added {
         classify_key_stacks(&self.classifier, &mut report);
         self.stats.reports += 1;
         self.stats.partial_reports += u64::from(!report.complete);
         self.stats.crashes += u64::from(matches!(report.kind, ReportKind::DeadlySignal(_)));
         let key = cluster_key(&report, self.options.call_path_depth);
         let options = self.options;
-        let cluster = self
-            .clusters
-            .entry(key.id.clone())
-            .or_insert_with(|| Cluster::empty(&report, &key));
+        let mut added = Added::Known;
+        let cluster = self.clusters.entry(key.id.clone()).or_insert_with(|| {
+            let cluster = Cluster::empty(&report, &key);
+            added = if cluster.noise {
+                Added::NewNoise
+            } else {
+                Added::NewRootCause
+            };
+            cluster
+        });
         cluster.record(&report, &key, options);
         if representative_order(&report) < representative_order(&cluster.representative) {
             cluster.representative = report;
         }
+        added
     }
 
     /// The representative report of every cluster (to replace with a fuller parse).

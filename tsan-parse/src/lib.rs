@@ -19,7 +19,7 @@ mod symbolize;
 mod triage;
 
 pub use classify::Classifier;
-pub use cluster::{ClusterOptions, Clusterer};
+pub use cluster::{Added, ClusterOptions, Clusterer};
 pub use files::{
     cluster, expand_inputs, parse_file, parse_paths, triage_paths, FileSummary, OriginFn,
     TriageOptions,

@@ -4,9 +4,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
-use ftreview_toolchain::{
-    ensure_interpreter, BuildRequest, Compiler, CompilerChoice, Progress, SourceSpec,
-};
+use ftreview_toolchain::{ensure_interpreter, BuildRequest, Compiler, CompilerChoice, SourceSpec};
 
 use crate::exit::Outcome;
 
@@ -96,7 +94,8 @@ pub fn run(args: BuildPythonArgs) -> anyhow::Result<Outcome> {
             .cache_dir
             .unwrap_or_else(ftreview_toolchain::default_cache_dir),
     };
-    let interpreter = ensure_interpreter(&request, &Progress::stderr())?;
+    let interpreter =
+        ensure_interpreter(&request, &crate::events::Display::stderr(false).toolchain())?;
     if interpreter.needs_setarch {
         eprintln!(
             "note: this machine's ASLR entropy is too high for TSan; ftreview runs the \

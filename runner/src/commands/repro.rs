@@ -10,16 +10,16 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::Args;
-use ftreview_reports::model::RunRecord;
+use ftreview_reports::model::{PytestInvocation, RunRecord};
 use ftreview_toolchain::Interpreter;
 use tokio::sync::watch;
-use tsan_parse::{Classifier, ClusterOptions, Phase};
+use tsan_parse::{Classifier, ClusterOptions};
 
-use crate::attribution;
+use crate::env::run_env;
 use crate::exit::Outcome;
+use crate::phases::read_reports;
 use crate::process::{Runner, Step};
 use crate::rundir::RunDir;
-use crate::tsan_env;
 
 #[derive(Debug, Args)]
 pub struct ReproArgs {
@@ -43,10 +43,11 @@ pub struct ReproArgs {
 /// What gets rerun.
 enum Subject {
     Script(PathBuf),
-    /// A pytest node id, with pytest-run-parallel threads when it came from that phase.
+    /// A pytest node id, rerun with the command its phase ran (pytest-run-parallel's options
+    /// included).
     Test {
         nodeid: String,
-        parallel_threads: Option<usize>,
+        invocation: PytestInvocation,
     },
 }
 
@@ -125,14 +126,15 @@ fn subject_of_finding(record: &RunRecord, run_dir: &Path, id: &str) -> anyhow::R
             return Ok(Subject::Script(script));
         }
     }
-    let test = cause
-        .origins
-        .iter()
-        .find_map(|o| Some((o.origin.phase, o.origin.test()?)));
+    let test = cause.origins.iter().find_map(|o| {
+        let nodeid = o.origin.test()?;
+        let phase = record.phases.iter().find(|p| p.phase == o.origin.phase)?;
+        Some((nodeid, phase.pytest.clone()?))
+    });
     match test {
-        Some((phase, nodeid)) => Ok(Subject::Test {
+        Some((nodeid, invocation)) => Ok(Subject::Test {
             nodeid: nodeid.to_string(),
-            parallel_threads: (phase == Phase::ParallelTests).then_some(4),
+            invocation,
         }),
         None => bail!("{id} has no scenario or test to replay (it happened outside any test)"),
     }
@@ -175,7 +177,7 @@ async fn rerun(
     for i in 0..args.runs {
         let logs = base.join(format!("run-{i}"));
         std::fs::create_dir_all(&logs)?;
-        let env = tsan_env::run_env(
+        let env = run_env(
             &logs,
             suppressions.as_deref(),
             interpreter.symbolizer.as_deref(),
@@ -188,33 +190,20 @@ async fn rerun(
                 &logs.join("output.log"),
             )
             .arg(script),
-            Subject::Test {
-                nodeid,
-                parallel_threads,
-            } => {
-                let step = Step::new(
+            Subject::Test { nodeid, invocation } => {
+                let (program, options) = invocation
+                    .argv
+                    .split_first()
+                    .context("the run recorded an empty pytest command")?;
+                Step::new(
                     format!("repro {i}"),
-                    &python,
-                    &record.target.source_dir,
+                    program,
+                    &invocation.cwd,
                     &logs.join("output.log"),
                 )
-                .args([
-                    "-P",
-                    "-m",
-                    "pytest",
-                    "-p",
-                    "no:xdist",
-                    "-p",
-                    "no:cacheprovider",
-                    "-q",
-                    "-o",
-                    "addopts=",
-                ])
-                .arg(nodeid);
-                match parallel_threads {
-                    Some(n) => step.arg(format!("--parallel-threads={n}")),
-                    None => step,
-                }
+                .args(options)
+                .arg(nodeid)
+                .envs(&invocation.env.clone().into_iter().collect::<Vec<_>>())
             }
         }
         .envs(&env)
@@ -224,11 +213,8 @@ async fn rerun(
         )
         .timeout(Duration::from_secs(args.timeout));
         runner.run(&step).await?;
-        let triage = tsan_parse::cluster(
-            attribution::read_reports(&logs),
-            &classifier,
-            ClusterOptions::default(),
-        );
+        let triage =
+            tsan_parse::cluster(read_reports(&logs), &classifier, ClusterOptions::default());
         let hit = match finding {
             Some(id) => triage.root_causes.iter().any(|c| c.id == id),
             None => !triage.root_causes.is_empty(),
@@ -246,6 +232,8 @@ async fn rerun(
 
 #[cfg(test)]
 mod tests {
+    use tsan_parse::Phase;
+
     use super::*;
 
     #[test]
@@ -280,12 +268,9 @@ mod tests {
             })
             .unwrap();
         match subject_of_finding(&record, Path::new("/nonexistent"), &cause.id).unwrap() {
-            Subject::Test {
-                nodeid,
-                parallel_threads,
-            } => {
+            Subject::Test { nodeid, invocation } => {
                 assert!(nodeid.starts_with("tests/test_api.py::"), "{nodeid}");
-                assert_eq!(parallel_threads, Some(4));
+                assert!(invocation.argv.iter().any(|a| a == "--parallel-threads=4"));
             }
             Subject::Script(_) => panic!("expected a test"),
         }

@@ -11,12 +11,12 @@ use ftreview_toolchain::{BuildRequest, Interpreter};
 use serde_json::json;
 use tokio::sync::watch;
 
+use crate::events::{format_secs, Display, Events};
 use crate::exit::Outcome;
-use crate::pipeline::{self, PhaseSet, RunOptions, TargetRun};
-use crate::progress::{format_secs, Progress};
+use crate::phases::StressOptions;
 use crate::registry::Registry;
+use crate::review::{self, FixedShares, PhaseSet, RunOptions, TargetRun};
 use crate::rundir::RunDir;
-use crate::stress::StressOptions;
 use crate::target::TargetSpec;
 
 #[derive(Debug, Args)]
@@ -38,12 +38,25 @@ pub struct RunArgs {
     /// Threads per test in the pytest-run-parallel phase.
     #[arg(long, default_value_t = 4, value_name = "N")]
     pub parallel_threads: usize,
-    /// Timeout of each test phase, in seconds; a hang is reported as a possible deadlock.
-    #[arg(long, default_value_t = 1800, value_name = "SECS")]
-    pub timeout: u64,
-    /// Time budget of the stress phase, in seconds.
-    #[arg(long, default_value_t = 180, value_name = "SECS")]
-    pub stress_budget: u64,
+    /// Time budget of the whole review of one target, from fetch to the written plan (the
+    /// interpreter already built), in seconds. Setup spends from it first; the rest is shared
+    /// out between the phases by expected yield, stress scenarios first.
+    /// Accepts seconds or a unit: `900`, `90s`, `15m`, `1h`.
+    #[arg(long, default_value = "15m", value_name = "DURATION", value_parser = parse_budget)]
+    pub budget: Duration,
+    /// Fix the time of each test phase, in seconds, instead of its share of the budget.
+    #[arg(long, value_name = "SECS")]
+    pub timeout: Option<u64>,
+    /// Fix the time of the stress phase, in seconds, instead of its share of the budget.
+    #[arg(long, value_name = "SECS")]
+    pub stress_budget: Option<u64>,
+    /// A single test running longer than this is stopped and reported as slow.
+    #[arg(long, default_value_t = 60, value_name = "SECS")]
+    pub test_timeout: u64,
+    /// Also run benchmark tests (the `benchmark` fixture or marker) in the instrumented
+    /// phases; they crawl under TSan.
+    #[arg(long)]
+    pub benchmarks: bool,
     /// Timeout of one stress scenario, in seconds.
     #[arg(long, default_value_t = 60, value_name = "SECS")]
     pub scenario_timeout: u64,
@@ -91,6 +104,28 @@ pub enum PhaseName {
     Stress,
 }
 
+/// `900`, `90s`, `15m`, `1h`; at least a minute (setup alone takes that).
+fn parse_budget(text: &str) -> Result<Duration, String> {
+    let (number, unit) = text
+        .find(|c: char| !c.is_ascii_digit())
+        .map_or((text, ""), |i| text.split_at(i));
+    let value: u64 = number.parse().map_err(|_| {
+        format!("`{text}` is not a duration: use seconds or a unit, e.g. 900, 90s, 15m, 1h")
+    })?;
+    let secs = match unit {
+        "" | "s" => value,
+        "m" => value * 60,
+        "h" => value * 3600,
+        other => return Err(format!("unknown unit `{other}` in `{text}`: use s, m or h")),
+    };
+    if secs < 60 {
+        return Err(format!(
+            "a budget of {secs} s leaves no time for the review: give at least 60s"
+        ));
+    }
+    Ok(Duration::from_secs(secs))
+}
+
 fn default_jobs() -> usize {
     std::thread::available_parallelism()
         .map(usize::from)
@@ -104,14 +139,19 @@ pub fn run(args: RunArgs) -> anyhow::Result<Outcome> {
         .map(|t| TargetSpec::parse(t))
         .collect::<anyhow::Result<Vec<_>>>()?;
     let registry = Registry::load(args.registry.as_deref())?;
-    let progress = Progress::stderr(args.quiet);
-    let interpreter = resolve_interpreter(args.python.as_deref(), &progress)?;
+    let events = Display::stderr(args.quiet);
+    let interpreter = resolve_interpreter(args.python.as_deref(), &events)?;
     let options = RunOptions {
         jobs: args.jobs.max(1),
         parallel_threads: args.parallel_threads.max(1),
-        timeout: Duration::from_secs(args.timeout),
+        budget: args.budget,
+        fixed: FixedShares {
+            stress: args.stress_budget.map(Duration::from_secs),
+            test_phase: args.timeout.map(Duration::from_secs),
+        },
+        test_timeout: Duration::from_secs(args.test_timeout.max(1)),
+        benchmarks: args.benchmarks,
         stress: StressOptions {
-            budget: Duration::from_secs(args.stress_budget),
             scenario_timeout: Duration::from_secs(args.scenario_timeout),
             seed: args.seed,
             threads: args.stress_threads.max(2),
@@ -134,7 +174,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<Outcome> {
         &interpreter,
         &options,
         args.out.as_deref(),
-        &progress,
+        &events,
     ))?;
     for run in &mut runs {
         write_reports(run, baseline.as_ref());
@@ -163,7 +203,7 @@ fn write_reports(run: &mut TargetRun, baseline: Option<&Baseline>) {
 }
 
 /// `--python`/`FTREVIEW_PYTHON`, else the newest cached build, else a fresh build.
-fn resolve_interpreter(python: Option<&Path>, progress: &Progress) -> anyhow::Result<Interpreter> {
+fn resolve_interpreter(python: Option<&Path>, events: &Events) -> anyhow::Result<Interpreter> {
     if let Some(python) = python {
         return Interpreter::from_python(python).with_context(|| {
             format!(
@@ -176,14 +216,11 @@ fn resolve_interpreter(python: Option<&Path>, progress: &Progress) -> anyhow::Re
     if let Some(cached) = ftreview_toolchain::find_cached(&cache, "", None) {
         return Ok(cached);
     }
-    progress.note(&format!(
+    events.note(&format!(
         "No TSan free-threaded interpreter is cached in {}: building one now (several minutes, once; `ftreview build-python` does the same).",
         cache.display()
     ));
-    ftreview_toolchain::ensure_interpreter(
-        &BuildRequest::new(cache),
-        &ftreview_toolchain::Progress::stderr(),
-    )
+    ftreview_toolchain::ensure_interpreter(&BuildRequest::new(cache), &events.toolchain())
 }
 
 async fn review_all(
@@ -191,13 +228,13 @@ async fn review_all(
     interpreter: &Interpreter,
     options: &RunOptions,
     out: Option<&Path>,
-    progress: &Progress,
+    events: &Events,
 ) -> anyhow::Result<Vec<TargetRun>> {
     let (cancel_tx, cancel_rx) = watch::channel(false);
-    let progress_for_signal = progress.clone();
+    let on_signal = events.clone();
     tokio::spawn(async move {
         if tokio::signal::ctrl_c().await.is_ok() {
-            progress_for_signal.note("Interrupted: stopping the running processes and writing what was collected (Ctrl-C again to abort at once).");
+            on_signal.warn("Interrupted: stopping the running processes and writing what was collected (Ctrl-C again to abort at once).");
             let _ = cancel_tx.send(true);
             if tokio::signal::ctrl_c().await.is_ok() {
                 std::process::exit(130);
@@ -221,14 +258,14 @@ async fn review_all(
             (None, false) => RunDir::create(&base, &spec.slug(), false)?,
             (_, true) => RunDir::create(&base, &spec.slug(), true)?,
         };
-        progress.note(&format!("Reviewing {spec} in {}", run_dir.root.display()));
-        let run = pipeline::review(
+        events.note(&format!("Reviewing {spec} in {}", run_dir.root.display()));
+        let run = review::review(
             spec,
             run_dir,
             interpreter,
             options,
             cancel_rx.clone(),
-            progress,
+            events,
         )
         .await;
         let interrupted = *cancel_rx.borrow();
@@ -249,10 +286,21 @@ fn overall_outcome(runs: &[TargetRun]) -> Outcome {
     Outcome::worst(runs.iter().map(outcome_of))
 }
 
+/// Counts for the summary line: deadly signals are clustered too, and count as crashes.
+fn finding_counts(record: &RunRecord) -> (usize, usize, usize) {
+    let races = record
+        .triage
+        .root_causes
+        .iter()
+        .filter(|c| c.representative.crash.is_none())
+        .count();
+    (races, record.crashes.len(), record.hangs.len())
+}
+
 /// The result of one target on stderr (also with --quiet, which only silences progress).
 fn print_summary(run: &TargetRun) {
     let record = &run.record;
-    let (races, crashes, hangs) = pipeline::finding_counts(record);
+    let (races, crashes, hangs) = finding_counts(record);
     let times: Vec<String> = record
         .phases
         .iter()
@@ -300,7 +348,7 @@ fn json_summary(runs: &[TargetRun]) -> serde_json::Value {
     let targets: Vec<serde_json::Value> = runs
         .iter()
         .map(|run| {
-            let (races, crashes, hangs) = pipeline::finding_counts(&run.record);
+            let (races, crashes, hangs) = finding_counts(&run.record);
             json!({
                 "target": run.spec.to_string(),
                 "name": run.record.target.name,
@@ -321,4 +369,20 @@ fn json_summary(runs: &[TargetRun]) -> serde_json::Value {
         })
         .collect();
     json!({ "outcome": format!("{:?}", overall_outcome(runs)).to_lowercase(), "targets": targets })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn budgets_read_seconds_and_units_and_refuse_nonsense() {
+        assert_eq!(parse_budget("900"), Ok(Duration::from_secs(900)));
+        assert_eq!(parse_budget("15m"), Ok(Duration::from_secs(900)));
+        assert_eq!(parse_budget("60s"), Ok(Duration::from_secs(60)));
+        assert_eq!(parse_budget("1h"), Ok(Duration::from_secs(3600)));
+        assert!(parse_budget("30s").unwrap_err().contains("at least 60s"));
+        assert!(parse_budget("ten").unwrap_err().contains("not a duration"));
+        assert!(parse_budget("5d").unwrap_err().contains("unknown unit"));
+    }
 }

@@ -13,8 +13,8 @@ use anyhow::{bail, Context};
 use ftreview_toolchain::Interpreter;
 use serde::de::DeserializeOwned;
 
+use super::tsan::quiet_env;
 use crate::process::{Runner, Step, StepResult};
-use crate::tsan_env::quiet_env;
 
 /// A venv plus the pip to drive it.
 #[derive(Debug, Clone)]
@@ -93,20 +93,32 @@ impl Venv {
         .arg(helper)
         .args(args.iter().copied())
         .envs(&quiet_env());
-        let result = runner.run(&step).await?;
-        let text = fs::read_to_string(&result.log)?;
-        let json = text.lines().rev().find(|l| l.starts_with('{'));
-        match (result.termination.success(), json) {
-            (true, Some(line)) => serde_json::from_str(line)
-                .with_context(|| format!("unexpected helper output in {}", log.display())),
-            _ => bail!(
-                "the helper `{}` failed ({}): {}",
-                args.join(" "),
-                result.termination.describe(),
-                result.log_tail(5)
-            ),
-        }
+        helper_output(step, runner).await
     }
+}
+
+/// Runs a helper step whose stdout is one JSON document (kept next to its log as
+/// `<log>.json`; stderr stays in the log) and parses it.
+pub async fn helper_output<T: DeserializeOwned>(step: Step, runner: &Runner) -> anyhow::Result<T> {
+    let json = step.log.with_extension("json");
+    let step = step.stdout_to(&json);
+    let result = runner.run(&step).await?;
+    if !result.termination.success() {
+        bail!(
+            "`{}` failed ({}): {}",
+            result.label,
+            result.termination.describe(),
+            result.log_tail(5)
+        );
+    }
+    let text = fs::read_to_string(&json)?;
+    serde_json::from_str(&text).with_context(|| {
+        format!(
+            "`{}` printed something that is not the expected JSON (see {})",
+            result.label,
+            json.display()
+        )
+    })
 }
 
 /// Turns a failed step into an error carrying the end of its log.

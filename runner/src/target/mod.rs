@@ -5,12 +5,14 @@ use std::fmt;
 use std::fs;
 use std::path::{Path, PathBuf};
 
+mod index;
+
 use anyhow::{bail, Context};
+use ftreview_toolchain::{sha256_file, unpack_archive};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::index::{Index, Sdist};
-use crate::unpack::unpack_archive;
+pub(crate) use index::{normalize, Index, IndexFile};
 
 /// A parsed target argument.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -227,7 +229,7 @@ pub fn fetch(spec: &TargetSpec, index: &Index, dest_dir: &Path) -> anyhow::Resul
     }
 }
 
-fn sdist_origin(sdist: &Sdist) -> String {
+fn sdist_origin(sdist: &IndexFile) -> String {
     format!("{} (sha256 {})", sdist.url, sdist.sha256)
 }
 
@@ -266,18 +268,6 @@ fn clone_git(url: &str, rev: Option<&str>, dest: &Path) -> anyhow::Result<Source
         sha256: tree_sha256(dest)?,
         origin: format!("git+{url}@{commit}"),
     })
-}
-
-pub fn sha256_file(path: &Path) -> anyhow::Result<String> {
-    let mut file =
-        fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-    let mut hasher = Sha256::new();
-    std::io::copy(&mut file, &mut hasher)?;
-    Ok(hex::encode(hasher.finalize()))
-}
-
-pub fn sha256_str(text: &str) -> String {
-    hex::encode(Sha256::digest(text.as_bytes()))
 }
 
 /// Files that are build products or VCS metadata, not sources.

@@ -1,5 +1,5 @@
-//! Building the extension from the kept source tree against the TSan interpreter, caching the
-//! wheel, installing it, and proving the result is instrumented.
+//! Building the extension from the kept source tree against the TSan interpreter, and caching
+//! the wheel.
 //!
 //! setuptools inherits the interpreter's `-fsanitize=thread` from sysconfig; meson-python and
 //! scikit-build-core do not, so they get the sanitizer through their own settings, and every
@@ -8,16 +8,15 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-use anyhow::{bail, Context};
-use ftreview_toolchain::Interpreter;
+use anyhow::Context;
+use ftreview_reports::model::Phase;
+use ftreview_toolchain::{sha256_hex, Interpreter};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
+use crate::env::{cache_root, expect_success, Venv};
 use crate::process::Runner;
 use crate::target::Source;
-use crate::venv::{cache_root, expect_success, Venv};
 
 /// What the helper learned from the source tree's packaging files.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -96,75 +95,104 @@ fn cxx_for(cc: &str) -> String {
     format!("{cxx}{rest}")
 }
 
-/// A built wheel and the tree it was compiled from (which its debug info points into).
+/// A built wheel and the tree it was compiled in (which its debug info points into).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct BuiltWheel {
     pub wheel: PathBuf,
-    pub source_root: PathBuf,
+    /// The source tree the compiler saw: this run's, or, for a reused build, the tree of the
+    /// run that built it (reports then point into this run's identical copy).
+    pub compiled_in: PathBuf,
     #[serde(default)]
     pub cached: bool,
 }
 
+/// What to build and how.
+pub(crate) struct BuildRequest<'a> {
+    pub venv: &'a Venv,
+    pub interpreter: &'a Interpreter,
+    pub source: &'a Source,
+    /// `build-system.build-backend` of the project.
+    pub build_backend: &'a str,
+    /// Settings from the registry.
+    pub extra_settings: &'a [String],
+    /// `RUN_DIR/build`.
+    pub out_dir: &'a Path,
+    pub rebuild: bool,
+    pub runner: &'a Runner,
+}
+
+/// The extension's wheel: from the cache when the same sources were built with the same
+/// interpreter and settings, else built now.
+pub(crate) async fn build_extension(request: &BuildRequest<'_>) -> anyhow::Result<BuiltWheel> {
+    let backend = Backend::of(request.build_backend);
+    let mut settings = config_settings(backend, &request.out_dir.join("backend"));
+    settings.extend(request.extra_settings.iter().cloned());
+    // The build directory is part of the settings but not of what gets built.
+    let key_settings: Vec<String> = settings
+        .iter()
+        .filter(|s| !s.starts_with("build-dir="))
+        .cloned()
+        .collect();
+    let key = cache_key(request.source, request.interpreter, &key_settings);
+    if !request.rebuild {
+        if let Some(cached) = cached_build(&key) {
+            return Ok(cached);
+        }
+    }
+    build_wheel(request, &settings, &key).await
+}
+
 /// Key of the build cache: same sources, same interpreter, same settings.
 fn cache_key(source: &Source, interpreter: &Interpreter, settings: &[String]) -> String {
-    let mut hasher = Sha256::new();
-    for part in [
-        source.sha256.as_str(),
-        &interpreter.python.display().to_string(),
+    let python = interpreter.python.display().to_string();
+    let parts = [
+        &source.sha256,
+        &python,
         &interpreter.version,
         &interpreter.cc,
-    ] {
-        hasher.update(part.as_bytes());
-        hasher.update([0]);
-    }
-    for setting in settings {
-        hasher.update(setting.as_bytes());
-        hasher.update([0]);
-    }
-    hex::encode(&hasher.finalize()[..12])
+    ]
+    .into_iter()
+    .chain(settings);
+    let joined: Vec<&str> = parts.map(String::as_str).collect();
+    sha256_hex(joined.join("\0").as_bytes())[..24].to_string()
 }
 
 fn cache_dir(key: &str) -> PathBuf {
     cache_root().join("builds").join(key)
 }
 
-/// A cached build whose source tree still exists (otherwise its debug info would point at
-/// nothing and it is rebuilt).
-pub fn cached_build(
-    source: &Source,
-    interpreter: &Interpreter,
-    settings: &[String],
-) -> Option<BuiltWheel> {
-    let dir = cache_dir(&cache_key(source, interpreter, settings));
+/// A cached build of the same sources (its sources need not exist any more: this run has an
+/// identical copy, and reports are pointed there).
+fn cached_build(key: &str) -> Option<BuiltWheel> {
+    let dir = cache_dir(key);
     let meta: BuiltWheel =
         serde_json::from_str(&fs::read_to_string(dir.join("build.json")).ok()?).ok()?;
-    (meta.wheel.is_file() && meta.source_root.is_dir()).then_some(BuiltWheel {
+    meta.wheel.is_file().then_some(BuiltWheel {
         cached: true,
         ..meta
     })
 }
 
 /// Builds a wheel from `source.root` with `pip wheel --no-deps` and stores it in the cache.
-pub async fn build_wheel(
-    venv: &Venv,
-    interpreter: &Interpreter,
-    source: &Source,
+async fn build_wheel(
+    request: &BuildRequest<'_>,
     settings: &[String],
-    key_settings: &[String],
-    out_dir: &Path,
-    runner: &Runner,
+    key: &str,
 ) -> anyhow::Result<BuiltWheel> {
+    let out_dir = request.out_dir;
     fs::create_dir_all(out_dir)?;
-    let mut step = venv
+    let mut step = request
+        .venv
         .pip("build wheel", &out_dir.join("build.log"))
+        .in_phase(Phase::Build)
         .args(["wheel", "--no-deps", "--verbose", "--wheel-dir"])
         .arg(out_dir.join("wheel"))
-        .arg(&source.root)
-        .envs(&compiler_env(interpreter));
+        .arg(&request.source.root)
+        .envs(&compiler_env(request.interpreter));
     for setting in settings {
         step = step.arg(format!("--config-settings={setting}"));
     }
-    let result = runner.run(&step).await?;
+    let result = request.runner.run(&step).await?;
     expect_success(
         result,
         "the extension failed to build against the TSan interpreter",
@@ -173,13 +201,13 @@ pub async fn build_wheel(
         .filter_map(|e| e.ok().map(|e| e.path()))
         .find(|p| p.extension().is_some_and(|e| e == "whl"))
         .context("pip reported success but left no wheel")?;
-    let dir = cache_dir(&cache_key(source, interpreter, key_settings));
+    let dir = cache_dir(key);
     fs::create_dir_all(&dir)?;
     let cached_wheel = dir.join(wheel.file_name().unwrap_or_default());
     fs::copy(&wheel, &cached_wheel)?;
     let built = BuiltWheel {
         wheel: cached_wheel,
-        source_root: source.root.clone(),
+        compiled_in: request.source.root.clone(),
         cached: false,
     };
     fs::write(
@@ -196,64 +224,6 @@ pub fn wheel_dist_name(wheel: &Path) -> String {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     name.split('-').next().unwrap_or_default().to_string()
-}
-
-/// What the installed distribution contains.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct Installed {
-    pub name: String,
-    pub version: String,
-    pub extensions: Vec<ExtensionModule>,
-    pub top_level: Vec<String>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ExtensionModule {
-    pub module: String,
-    pub path: PathBuf,
-}
-
-/// Whether a shared object calls into the TSan runtime.
-pub fn is_instrumented(path: &Path) -> anyhow::Result<bool> {
-    let out = Command::new("nm")
-        .args(["-D", "--undefined-only"])
-        .arg(path)
-        .output()
-        .context("cannot run nm (binutils) to check TSan instrumentation")?;
-    if !out.status.success() {
-        bail!(
-            "nm failed on {}: {}",
-            path.display(),
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    Ok(String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .any(|l| l.contains("__tsan_")))
-}
-
-/// Why a build cannot yield a trustworthy "no races", if it cannot.
-pub fn instrumentation_problem(
-    installed: &Installed,
-    instrumented: &[(PathBuf, bool)],
-) -> Option<String> {
-    if installed.extensions.is_empty() {
-        return Some(format!(
-            "{} installed no extension module: the build produced pure Python (an optional C extension that failed to compile, or a pure-Python fallback); there is nothing for TSan to check",
-            installed.name
-        ));
-    }
-    let missing: Vec<String> = instrumented
-        .iter()
-        .filter(|(_, ok)| !ok)
-        .map(|(p, _)| p.display().to_string())
-        .collect();
-    (!missing.is_empty()).then(|| {
-        format!(
-            "extension modules built without ThreadSanitizer (no __tsan_* symbols): {}; the build backend ignored the sanitizer flags, so races in them are invisible",
-            missing.join(", ")
-        )
-    })
 }
 
 #[cfg(test)]
@@ -301,30 +271,5 @@ mod tests {
             )),
             "multidict"
         );
-    }
-
-    #[test]
-    fn refuses_pure_python_and_uninstrumented_builds() {
-        let mut installed = Installed {
-            name: "pkg".into(),
-            ..Default::default()
-        };
-        assert!(instrumentation_problem(&installed, &[])
-            .unwrap()
-            .contains("no extension module"));
-        installed.extensions.push(ExtensionModule {
-            module: "pkg._c".into(),
-            path: "/x/_c.so".into(),
-        });
-        let problem = instrumentation_problem(&installed, &[("/x/_c.so".into(), false)]).unwrap();
-        assert!(problem.contains("/x/_c.so"), "{problem}");
-        assert!(instrumentation_problem(&installed, &[("/x/_c.so".into(), true)]).is_none());
-    }
-
-    #[test]
-    fn nm_tells_instrumented_from_plain_objects() {
-        // The test binary itself is not built with TSan.
-        let me = std::env::current_exe().unwrap();
-        assert!(!is_instrumented(&me).unwrap());
     }
 }

@@ -18,9 +18,9 @@ use crate::target::strip_archive_suffix;
 const PYPI: &str = "https://pypi.org/simple/";
 const ACCEPT: &str = "application/vnd.pypi.simple.v1+json, text/html;q=0.1";
 
-/// One sdist file of a release.
+/// One file of a release on the index (an sdist, or a wheel ftreview needs itself).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Sdist {
+pub struct IndexFile {
     pub filename: String,
     pub url: String,
     pub version: String,
@@ -71,17 +71,32 @@ impl Index {
     }
 
     /// The sdist of `version` (or of the newest final release that has one).
-    pub fn find_sdist(&self, name: &str, version: Option<&str>) -> anyhow::Result<Sdist> {
+    pub fn find_sdist(&self, name: &str, version: Option<&str>) -> anyhow::Result<IndexFile> {
         let files = self.project_files(name)?;
-        let sdists: Vec<(Sdist, bool)> = files
+        let sdists: Vec<(IndexFile, bool)> = files
             .into_iter()
             .filter_map(|f| sdist_of(name, f))
             .collect();
         choose_sdist(name, version, sdists, &self.base)
     }
 
-    /// Downloads the sdist to `dest` and checks its SHA-256 against the index's.
-    pub fn download(&self, sdist: &Sdist, dest: &Path) -> anyhow::Result<()> {
+    /// The file called `filename` among `project`'s files.
+    pub fn find_file(&self, project: &str, filename: &str) -> anyhow::Result<IndexFile> {
+        let file = self
+            .project_files(project)?
+            .into_iter()
+            .find(|f| f.filename == filename)
+            .with_context(|| format!("{filename} is not on the index {}", self.base))?;
+        Ok(IndexFile {
+            sha256: file.hashes.get("sha256").cloned().unwrap_or_default(),
+            version: String::new(),
+            filename: file.filename,
+            url: file.url,
+        })
+    }
+
+    /// Downloads the file to `dest` and checks its SHA-256 against the index's.
+    pub fn download(&self, sdist: &IndexFile, dest: &Path) -> anyhow::Result<()> {
         let mut response = self
             .agent
             .get(&sdist.url)
@@ -244,7 +259,7 @@ fn html_files(page: &str, body: &str) -> Vec<FileEntry> {
 }
 
 /// An sdist entry and whether it is yanked, or None for wheels and other files.
-fn sdist_of(name: &str, file: FileEntry) -> Option<(Sdist, bool)> {
+fn sdist_of(name: &str, file: FileEntry) -> Option<(IndexFile, bool)> {
     let stem = strip_archive_suffix(&file.filename);
     if stem == file.filename || file.filename.ends_with(".whl") {
         return None;
@@ -260,7 +275,7 @@ fn sdist_of(name: &str, file: FileEntry) -> Option<(Sdist, bool)> {
     );
     let sha256 = file.hashes.get("sha256").cloned().unwrap_or_default();
     Some((
-        Sdist {
+        IndexFile {
             filename: file.filename,
             url: file.url,
             version,
@@ -273,9 +288,9 @@ fn sdist_of(name: &str, file: FileEntry) -> Option<(Sdist, bool)> {
 fn choose_sdist(
     name: &str,
     version: Option<&str>,
-    mut sdists: Vec<(Sdist, bool)>,
+    mut sdists: Vec<(IndexFile, bool)>,
     index: &str,
-) -> anyhow::Result<Sdist> {
+) -> anyhow::Result<IndexFile> {
     // Prefer .tar.gz over other archive forms of the same version.
     sdists.sort_by_key(|(s, _)| !s.filename.ends_with(".tar.gz"));
     match version {
@@ -326,7 +341,7 @@ mod tests {
         }
     }
 
-    fn sdists(files: &[(&str, bool)]) -> Vec<(Sdist, bool)> {
+    fn sdists(files: &[(&str, bool)]) -> Vec<(IndexFile, bool)> {
         files
             .iter()
             .filter_map(|(f, y)| sdist_of("multi-dict", entry(f, *y)))

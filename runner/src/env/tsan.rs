@@ -101,18 +101,6 @@ pub fn write_suppressions(
     Ok((dest.to_path_buf(), all_dropped))
 }
 
-/// llvm-symbolizer for clang-built runtimes: on PATH or in a versioned LLVM directory.
-pub fn find_symbolizer() -> Option<PathBuf> {
-    let on_path = std::env::var_os("PATH")
-        .into_iter()
-        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
-        .map(|dir| dir.join("llvm-symbolizer"));
-    let versioned = (14..=22)
-        .rev()
-        .map(|v| PathBuf::from(format!("/usr/lib/llvm-{v}/bin/llvm-symbolizer")));
-    on_path.chain(versioned).find(|p| p.is_file())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,6 +1,8 @@
-//! The stress phase: generated multithreaded scenarios, each a standalone script run in its own
-//! process and log directory (a crash ends one scenario, not the phase), at most `jobs` at once,
-//! within a time budget. Scenario scripts write their outcome JSON to `$FTREVIEW_OUTCOME`.
+//! The stress phase: generated multithreaded scenarios, each a standalone script run in its
+//! own process and log directory (a crash ends one scenario, not the phase), as many at once as
+//! there are free job slots, until the phase's deadline. Scenario scripts write their outcome
+//! JSON to `$FTREVIEW_OUTCOME`; what each process left behind goes to the review as soon as it
+//! ends, so the first race is on screen while the phase still runs.
 
 use std::fs;
 use std::sync::Arc;
@@ -8,165 +10,159 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use ftreview_reports::model::{
-    CrashRecord, HangRecord, Origin, Phase, PhaseRecord, PhaseStatus, Reproducer, ScenarioOutcome,
-    ScenarioRecord,
+    Coverage, Origin, Phase, PhaseRecord, PhaseStatus, Reproducer, ScenarioOutcome, ScenarioRecord,
 };
 use ftreview_static::{ScanReport, Severity};
 use ftreview_stress::{ApiModel, GenConfig, Hints, OutcomeStatus, ScenarioKind};
 use tokio::sync::Semaphore;
 
-use crate::attribution::{self, faulthandler_dump};
-use crate::extension::Installed;
-use crate::phases::{deadly_reports, Ctx, PhaseOutcome};
-use crate::process::{signal_name, Step, Termination};
-use crate::progress::Progress;
+use super::attribution;
+use super::termination::{classify, EndKind, ProcessEvidence};
+use super::{send, Collected, Ctx, Evidence, Sink};
+use crate::env::Installed;
+use crate::events::Events;
+use crate::process::Step;
 
 /// Settings of the stress phase.
 #[derive(Debug, Clone)]
-pub struct StressOptions {
-    /// Wall-clock budget of the whole phase.
-    pub budget: Duration,
+pub(crate) struct StressOptions {
     /// Timeout of one scenario process.
     pub scenario_timeout: Duration,
     pub seed: u64,
     pub threads: usize,
 }
 
+/// What the phase works from.
+pub(crate) struct StressInputs {
+    pub installed: Installed,
+    pub hints: Option<serde_yaml_ng::Value>,
+    pub scan: Option<ScanReport>,
+    /// No scenario starts after this.
+    pub deadline: Instant,
+}
+
 /// One scenario to run.
 #[derive(Debug, Clone)]
-pub struct ScenarioSpec {
-    pub name: String,
-    pub kind: String,
-    pub script: String,
+struct ScenarioSpec {
+    name: String,
+    kind: String,
+    script: String,
     /// Python callables it calls from several threads (`Type.method`, `function`).
-    pub callables: Vec<String>,
+    callables: Vec<String>,
 }
 
-/// What the phase produced.
-pub struct StressResult {
-    pub outcome: PhaseOutcome,
-    pub scenarios: Vec<ScenarioRecord>,
-    pub exercised: Vec<String>,
-}
-
-/// Generates the scenarios and runs them.
-pub async fn run_stress(
+/// Generates the scenarios and runs them in rounds until the deadline: a round that finished
+/// early leaves time for reseeded reruns, which is how rare interleavings and
+/// once-per-process races get caught.
+pub(crate) async fn run_stress(
     ctx: Arc<Ctx>,
-    installed: &Installed,
-    options: &StressOptions,
-    hints: Option<serde_yaml_ng::Value>,
-    scan: Option<&ScanReport>,
+    inputs: StressInputs,
+    options: StressOptions,
     permits: Arc<Semaphore>,
-    progress: &Progress,
-) -> StressResult {
-    let task = progress.start("stress");
+    sink: Sink,
+    events: Events,
+) {
+    let task = events.start("stress");
     let started = Instant::now();
-    let (model, config) = match prepare(&ctx, installed, options, hints, scan).await {
+    let share = inputs.deadline.saturating_duration_since(started);
+    let (model, config) = match prepare(&ctx, &inputs, &options).await {
         Ok(prepared) => prepared,
         Err(err) => {
             let message = format!("{err:#}");
             task.finish(&format!("skipped: {message}"));
-            let outcome = PhaseOutcome::failed(
-                Phase::Stress,
-                PhaseStatus::Skipped,
-                started.elapsed().as_secs_f64(),
-                message,
-            );
-            return StressResult {
-                outcome,
-                scenarios: Vec::new(),
-                exercised: Vec::new(),
-            };
+            send(&sink, Collected::Phase(skipped(started, message)));
+            return;
         }
     };
-    let deadline = started + options.budget;
-    let mut results = Vec::new();
-    // Rounds until the budget is spent: a round that finished early leaves time for reseeded
-    // reruns, which is how rare interleavings and once-per-process races get caught.
+    let mut ran = 0u64;
+    let mut generated = 0u64;
+    let mut not_run = 0u64;
+    let mut crashed = false;
+    let mut reports = 0u64;
     for round in 0.. {
         let round_started = Instant::now();
+        let scenarios = scenarios_of(&model, &config, round);
+        generated += scenarios.len() as u64;
         let mut set = tokio::task::JoinSet::new();
-        for scenario in scenarios_of(&model, &config, round) {
+        for scenario in scenarios {
             let (ctx, permits, options) = (ctx.clone(), permits.clone(), options.clone());
+            let deadline = inputs.deadline;
             set.spawn(async move {
                 let _permit = permits.acquire_owned().await;
                 if Instant::now() >= deadline || ctx.runner.cancelled() {
                     return None;
                 }
-                Some(run_scenario(&ctx, &scenario, &options).await)
+                Some(run_scenario(&ctx, &scenario, &options, deadline).await)
             });
         }
         while let Some(joined) = set.join_next().await {
-            results.push(joined.unwrap_or_else(|err| {
-                Some(Err(anyhow::anyhow!("the scenario task panicked: {err}")))
-            }));
+            match joined {
+                Ok(Some(Ok(run))) => {
+                    ran += 1;
+                    crashed |= run.ended != EndKind::Finished;
+                    reports += run.evidence.reports.len() as u64;
+                    send(&sink, Collected::Evidence(run.evidence));
+                    send(&sink, Collected::Exercised(run.callables));
+                    send(&sink, Collected::Scenario(run.record));
+                }
+                Ok(Some(Err(err))) => events.warn(&format!("a scenario could not run: {err:#}")),
+                Ok(None) => not_run += 1,
+                Err(err) => events.warn(&format!("a scenario task panicked: {err}")),
+            }
         }
-        let left = deadline.saturating_duration_since(Instant::now());
+        let left = inputs.deadline.saturating_duration_since(Instant::now());
         if left < round_started.elapsed() || ctx.runner.cancelled() {
             break;
         }
     }
-    let (mut reports, mut crashes, mut hangs, mut records, mut exercised) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    let mut skipped = 0;
-    for result in results {
-        match result {
-            Some(Ok(run)) => {
-                exercised.extend(run.callables);
-                reports.extend(run.reports);
-                crashes.extend(run.crashes);
-                hangs.extend(run.hangs);
-                records.push(run.record);
-            }
-            Some(Err(err)) => progress.note(&format!("warning: a scenario could not run: {err:#}")),
-            None => skipped += 1,
-        }
+    let mut left_out = Vec::new();
+    if not_run > 0 {
+        left_out.push(format!(
+            "{not_run} scenarios not run: the phase's {} s share of the budget ran out",
+            share.as_secs()
+        ));
     }
-    // Scenarios finish in any order; the record lists them by name.
-    records.sort_by(|a: &ScenarioRecord, b| a.name.cmp(&b.name));
-    let ran = records.len() as u64;
     let record = PhaseRecord {
         phase: Phase::Stress,
-        status: if crashes.is_empty() && hangs.is_empty() {
-            PhaseStatus::Passed
-        } else {
+        status: if crashed {
             PhaseStatus::Crashed
+        } else {
+            PhaseStatus::Passed
         },
         duration_secs: started.elapsed().as_secs_f64(),
         items_run: Some(ran),
-        reports: reports.len() as u64,
-        message: (skipped > 0).then(|| {
-            format!(
-                "{skipped} scenarios not run: the {} s budget ran out",
-                options.budget.as_secs()
-            )
-        }),
-    };
-    let outcome = PhaseOutcome {
-        record,
         reports,
-        crashes,
-        hangs,
+        message: None,
+        coverage: Some(Coverage {
+            ran,
+            selected: Some(generated),
+            total: Some(generated),
+            share_secs: Some(share.as_secs_f64()),
+            left_out,
+        }),
+        pytest: None,
     };
-    task.finish(&format!(
-        "{ran} scenarios, {} TSan reports, {} crashes",
-        outcome.reports.len(),
-        outcome.crashes.len()
-    ));
-    exercised.sort();
-    exercised.dedup();
-    StressResult {
-        outcome,
-        scenarios: records,
-        exercised,
+    task.finish(&format!("{ran} scenarios run of {generated} generated"));
+    send(&sink, Collected::Phase(record));
+}
+
+fn skipped(started: Instant, message: String) -> PhaseRecord {
+    PhaseRecord {
+        phase: Phase::Stress,
+        status: PhaseStatus::Skipped,
+        duration_secs: started.elapsed().as_secs_f64(),
+        items_run: None,
+        reports: 0,
+        message: Some(message),
+        coverage: None,
+        pytest: None,
     }
 }
 
 struct ScenarioRun {
     record: ScenarioRecord,
-    reports: Vec<tsan_parse::Report>,
-    crashes: Vec<CrashRecord>,
-    hangs: Vec<HangRecord>,
+    evidence: Evidence,
+    ended: EndKind,
     callables: Vec<String>,
 }
 
@@ -174,11 +170,16 @@ async fn run_scenario(
     ctx: &Ctx,
     scenario: &ScenarioSpec,
     options: &StressOptions,
+    deadline: Instant,
 ) -> anyhow::Result<ScenarioRun> {
     let dir = ctx.run_dir.logs(&format!("stress/{}", scenario.name))?;
     let script = dir.join("script.py");
     fs::write(&script, &scenario.script)?;
     let outcome_path = dir.join("outcome.json");
+    // A scenario stops its workers at its own budget; the timeout is for one that cannot.
+    let timeout = options
+        .scenario_timeout
+        .min(deadline.saturating_duration_since(Instant::now()) + Duration::from_secs(30));
     let step = Step::new(
         format!("stress {}", scenario.name),
         &ctx.venv.python,
@@ -189,10 +190,10 @@ async fn run_scenario(
     .arg(&script)
     .envs(&ctx.tsan_env(&dir))
     .env("FTREVIEW_OUTCOME", outcome_path.display().to_string())
-    .timeout(options.scenario_timeout);
+    .timeout(timeout);
     let result = ctx.runner.run(&step).await?;
-    let mut reports = attribution::read_reports(&dir);
     let origin = Origin::new(Phase::Stress, &scenario.name);
+    let mut reports = attribution::read_reports(&dir);
     attribution::attribute_all(&mut reports, &origin);
     let reproducer = Reproducer {
         command: result.command.clone(),
@@ -200,67 +201,32 @@ async fn run_scenario(
         script: Some(script.clone()),
     };
     let output = fs::read_to_string(&result.log).unwrap_or_default();
-    let mut crashes = deadly_reports(&reports, Phase::Stress, &reproducer);
-    let mut hangs = Vec::new();
     let script_outcome = fs::read_to_string(&outcome_path)
         .ok()
         .and_then(|t| ftreview_stress::parse_outcome(&t).ok());
-    // The script rewrites its outcome when it finishes: "started" means the process died.
-    let died_mid_run = script_outcome
-        .as_ref()
-        .is_some_and(|o| o.status == OutcomeStatus::Started);
-    let outcome = match result.termination {
-        Termination::TimedOut => {
-            hangs.push(HangRecord {
-                origin,
-                timeout_secs: options.scenario_timeout.as_secs_f64(),
-                python_stacks: faulthandler_dump(&output),
-                native_stacks: result
-                    .hang_stacks
-                    .as_ref()
-                    .and_then(|p| fs::read_to_string(p).ok()),
-                reproducer: Some(reproducer.clone()),
-            });
-            ScenarioOutcome::TimedOut
-        }
-        Termination::Signaled { signal } => {
-            if crashes.is_empty() {
-                crashes.push(CrashRecord {
-                    origin,
-                    kind: signal_name(signal).into(),
-                    signal: Some(signal),
-                    python_stack: None,
-                    native_stack: None,
-                    reproducer: Some(reproducer.clone()),
-                });
-            }
-            ScenarioOutcome::Crashed
-        }
-        _ if !crashes.is_empty() => ScenarioOutcome::Crashed,
-        Termination::Exited { code } if died_mid_run => {
-            crashes.push(CrashRecord {
-                origin,
-                kind: format!("died (exit code {code})"),
-                signal: None,
-                python_stack: None,
-                native_stack: None,
-                reproducer: Some(reproducer.clone()),
-            });
-            ScenarioOutcome::Crashed
-        }
-        Termination::Exited { code: 0 }
-            if script_outcome.as_ref().is_some_and(|o| o.error.is_none()) =>
+    let ending = classify(ProcessEvidence {
+        result: &result,
+        output: &output,
+        reports: &reports,
+        origin,
+        reproducer: reproducer.clone(),
+        // The script rewrites its outcome when it finishes: "started" means the process died.
+        died_mid_run: script_outcome
+            .as_ref()
+            .is_some_and(|o| o.status == OutcomeStatus::Started),
+        progressing: false,
+    });
+    let outcome = match ending.kind {
+        EndKind::Crashed => ScenarioOutcome::Crashed,
+        EndKind::Hung | EndKind::OutOfTime => ScenarioOutcome::TimedOut,
+        EndKind::Finished
+            if result.termination.success()
+                && script_outcome.as_ref().is_some_and(|o| o.error.is_none()) =>
         {
             ScenarioOutcome::Completed
         }
-        _ => ScenarioOutcome::Error,
+        EndKind::Finished | EndKind::Interrupted => ScenarioOutcome::Error,
     };
-    for crash in &mut crashes {
-        crash.python_stack = crash
-            .python_stack
-            .take()
-            .or_else(|| faulthandler_dump(&output));
-    }
     let (worker_exceptions, anomalies) = script_outcome.map_or((0, Vec::new()), |o| {
         (
             o.worker_exceptions,
@@ -284,9 +250,12 @@ async fn run_scenario(
     };
     Ok(ScenarioRun {
         record,
-        reports,
-        crashes,
-        hangs,
+        evidence: Evidence {
+            reports,
+            crashes: ending.crashes,
+            hangs: ending.hangs,
+        },
+        ended: ending.kind,
         callables,
     })
 }
@@ -294,17 +263,15 @@ async fn run_scenario(
 /// Introspects the extension's API in the venv and sets up generation.
 async fn prepare(
     ctx: &Ctx,
-    installed: &Installed,
+    inputs: &StressInputs,
     options: &StressOptions,
-    hints: Option<serde_yaml_ng::Value>,
-    scan: Option<&ScanReport>,
 ) -> anyhow::Result<(ApiModel, GenConfig)> {
-    let hints: Hints = match hints {
+    let hints: Hints = match inputs.hints.clone() {
         Some(value) => serde_yaml_ng::from_value(value)
             .context("the registry's `stress` hints are not valid")?,
         None => Hints::default(),
     };
-    let logs = ctx.run_dir.logs("stress")?;
+    let logs = ctx.run_dir.logs(Phase::Stress.name())?;
     let script = ctx.run_dir.harness().join("ftreview_introspect.py");
     fs::write(&script, ftreview_stress::introspection_script())?;
     let model_path = logs.join("api-model.json");
@@ -317,7 +284,7 @@ async fn prepare(
     .in_phase(Phase::Stress)
     .arg(&script)
     .args(ftreview_stress::introspection_args(
-        &modules_to_introspect(installed),
+        &modules_to_introspect(&inputs.installed),
         &hints,
     ))
     .env("TSAN_OPTIONS", "report_bugs=0")
@@ -337,7 +304,7 @@ async fn prepare(
         seed: options.seed,
         threads: options.threads,
         time_budget_per_scenario: (options.scenario_timeout / 3).min(Duration::from_secs(20)),
-        targets: scan.map(static_targets).unwrap_or_default(),
+        targets: inputs.scan.as_ref().map(static_targets).unwrap_or_default(),
         hints,
         ..GenConfig::default()
     };

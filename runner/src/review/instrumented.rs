@@ -1,0 +1,460 @@
+//! The instrumented stage: the GIL check and the static pass side by side, then the phases on
+//! the schedule's lanes. Phases send what they collect through one channel; the review takes
+//! it in as it comes (and announces each new race), until every lane is done.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use ftreview_reports::model::{Phase, PhaseRecord, PhaseStatus};
+use ftreview_static::ScanReport;
+use ftreview_toolchain::Interpreter;
+use tokio::sync::{mpsc, Semaphore};
+use tsan_parse::{Classifier, Symbolizer};
+
+use super::record::Review;
+use super::schedule::{Budget, FixedShares, Plan};
+use super::setup::{Prepared, Project};
+use super::RunOptions;
+use crate::build::BuiltWheel;
+use crate::env::{self, Installed};
+use crate::events::Events;
+use crate::phases::{
+    self, choose_layout, run_stress, run_suite, send, Collected, Ctx, LayoutRequest, Selection,
+    Sink, StressInputs, SuiteOptions,
+};
+use crate::registry::PackageOverrides;
+use crate::target::Source;
+
+/// Everything setup produced.
+pub(super) struct Target {
+    pub source: Source,
+    pub project: Project,
+    pub built: BuiltWheel,
+    pub overrides: PackageOverrides,
+    pub prepared: Prepared,
+}
+
+pub(super) async fn run(
+    review: &mut Review,
+    interpreter: &Interpreter,
+    options: &RunOptions,
+    budget: &Budget,
+    target: Target,
+) {
+    let installed = target.prepared.installed.clone();
+    read_reports_of(review, &installed, &target);
+    if !review.record.instrumentation.iter().any(|m| m.instrumented) {
+        skip_instrumented_phases(review, options);
+        return;
+    }
+    let suppressions = suppressions(review, interpreter, options);
+    let ctx = Arc::new(Ctx {
+        runner: review.runner.clone(),
+        run_dir: review.run_dir.clone(),
+        interpreter: interpreter.clone(),
+        venv: target.prepared.test_env.venv.clone(),
+        source_root: target.source.root.clone(),
+        suppressions,
+        overrides: target.overrides.clone(),
+        watch_modules: installed.top_level.clone(),
+        extension_modules: installed
+            .extensions
+            .iter()
+            .map(|e| e.module.clone())
+            .collect(),
+    });
+    review.record.environment.tsan_options = env::tsan_options(
+        &review.run_dir.root.join("logs/<phase>"),
+        ctx.suppressions.as_deref(),
+        interpreter.symbolizer.as_deref(),
+    );
+    let scan = gil_check_and_scan(review, &ctx, &installed, &target.source.root).await;
+    review.record.static_scan = scan.clone();
+    review.save();
+    if review.runner.cancelled() {
+        return;
+    }
+    let suite_targets = target
+        .overrides
+        .pytest_args
+        .clone()
+        .unwrap_or_else(|| target.project.info.testpaths.clone());
+    let phases = schedulable(review, options, &suite_targets);
+    let plan = Plan::new(budget, &phases, options.jobs, options.fixed);
+    review.record.schedule = Some(plan.record(budget, review.elapsed_secs()));
+    // Beside the suites, stress gets every slot but the suites' one, and that one too when
+    // the suites are done.
+    let stress_slots = match plan.concurrent {
+        true => options.jobs - 1,
+        false => options.jobs,
+    };
+    let lanes = Lanes {
+        ctx,
+        plan,
+        fixed: options.fixed,
+        permits: Arc::new(Semaphore::new(stress_slots.max(1))),
+        events: review.events.clone(),
+        suite: SuiteSettings {
+            targets: suite_targets,
+            parallel_threads: target
+                .overrides
+                .parallel_threads
+                .unwrap_or(options.parallel_threads),
+            test_timeout: options.test_timeout,
+            skip_benchmarks: !options.benchmarks,
+        },
+        stress: StressInputs {
+            installed,
+            hints: target.overrides.stress.clone(),
+            scan,
+            deadline: Instant::now(),
+        },
+        stress_options: options.stress.clone(),
+    };
+    let (sink, mut collected) = mpsc::unbounded_channel();
+    let running = tokio::spawn(lanes.run(sink));
+    while let Some(item) = collected.recv().await {
+        review.absorb(item);
+    }
+    if let Err(err) = running.await {
+        review.events.warn(&format!("a phase panicked: {err}"));
+    }
+    conclude(review);
+}
+
+/// Which frames are the extension's, where its debug info is, and (for a reused build) which
+/// compile-time tree this run's sources stand for.
+fn read_reports_of(review: &mut Review, installed: &Installed, target: &Target) {
+    let modules = installed
+        .extensions
+        .iter()
+        .filter_map(|e| e.path.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .collect();
+    let classifier = Classifier::new(modules, vec![target.source.root.clone()]);
+    let symbolizer = Symbolizer::new(
+        installed
+            .extensions
+            .iter()
+            .filter_map(|e| e.path.parent().map(Path::to_path_buf))
+            .collect(),
+    );
+    let remap = (target.built.compiled_in != target.source.root)
+        .then(|| (target.built.compiled_in.clone(), target.source.root.clone()));
+    review.read_reports_with(classifier, symbolizer, remap);
+}
+
+/// With no instrumented module there is nothing for TSan to see: no time goes to the phases.
+fn skip_instrumented_phases(review: &mut Review, options: &RunOptions) {
+    let why = review
+        .record
+        .clean_unproven
+        .clone()
+        .unwrap_or_else(|| "no instrumented extension module".into());
+    for phase in options.phases.in_order() {
+        review.phase(skipped(phase, format!("not run: {why}")));
+    }
+}
+
+fn skipped(phase: Phase, message: String) -> PhaseRecord {
+    PhaseRecord {
+        phase,
+        status: PhaseStatus::Skipped,
+        duration_secs: 0.0,
+        items_run: None,
+        reports: 0,
+        message: Some(message),
+        coverage: None,
+        pytest: None,
+    }
+}
+
+/// The chosen phases that can run: the suites need test paths.
+fn schedulable(review: &mut Review, options: &RunOptions, suite_targets: &[String]) -> Vec<Phase> {
+    let mut phases = options.phases.in_order();
+    if suite_targets.is_empty() {
+        for phase in phases.iter().filter(|p| p.is_test_suite()) {
+            review.phase(skipped(*phase, "no test suite found (no tests/ or test/ directory, no pytest testpaths): set `pytest_args` for this package in the registry (--registry FILE)".into()));
+        }
+        phases.retain(|p| !p.is_test_suite());
+    }
+    phases
+}
+
+/// CPython's suppressions merged with the user's, safe entries only.
+fn suppressions(
+    review: &mut Review,
+    interpreter: &Interpreter,
+    options: &RunOptions,
+) -> Option<PathBuf> {
+    if interpreter.suppressions.is_empty() {
+        review.events.warn("no CPython suppressions are known for this interpreter (Tools/tsan/suppressions_free_threading.txt of its sources): interpreter-internal races may show up; pass --suppressions FILE or use an interpreter built by `ftreview build-python`");
+    }
+    let sources: Vec<PathBuf> = interpreter
+        .suppressions
+        .iter()
+        .chain(&options.user_suppressions)
+        .cloned()
+        .collect();
+    // Written even when empty: the run directory shows exactly what TSan was given.
+    match env::write_suppressions(&review.run_dir.suppressions(), &sources) {
+        Ok((path, dropped)) => {
+            if !dropped.is_empty() {
+                review.events.note(&format!("suppressions: dropped {} race:/other entries that would hide extension races (kept race_top: and thread:; see {})", dropped.len(), path.display()));
+            }
+            Some(path)
+        }
+        Err(err) => {
+            review.events.warn(&format!("suppressions: {err:#}"));
+            None
+        }
+    }
+}
+
+/// The GIL check, with the static pass (which needs no interpreter) beside it.
+async fn gil_check_and_scan(
+    review: &mut Review,
+    ctx: &Ctx,
+    installed: &Installed,
+    source_root: &Path,
+) -> Option<ScanReport> {
+    let root = source_root.to_path_buf();
+    let scan = tokio::task::spawn_blocking(move || {
+        ftreview_static::scan_paths(&[root], &Default::default())
+    });
+    let modules: Vec<String> = installed
+        .extensions
+        .iter()
+        .map(|e| e.module.clone())
+        .collect();
+    let task = review.events.start(Phase::GilCheck.name());
+    let started = Instant::now();
+    match phases::gil_check(ctx, &modules).await {
+        Ok(gil) => {
+            let verdict = match gil.reenabled_on_import {
+                Some(true) => {
+                    "importing the extension re-enables the GIL (no Py_mod_gil declaration)"
+                }
+                _ => "the GIL stays disabled on import",
+            };
+            let secs = task.finish(verdict);
+            review.record.gil = gil;
+            review.phase(PhaseRecord {
+                items_run: Some(modules.len() as u64),
+                ..skipped(Phase::GilCheck, verdict.into())
+            });
+            if let Some(last) = review.record.phases.last_mut() {
+                last.status = PhaseStatus::Passed;
+                last.duration_secs = secs;
+            }
+        }
+        Err(err) => {
+            task.finish("failed");
+            review.fail(Phase::GilCheck, started, &err);
+        }
+    }
+    match scan.await {
+        Ok(Ok(report)) => Some(report),
+        Ok(Err(err)) => {
+            review
+                .events
+                .warn(&format!("the static scan failed: {err:#}"));
+            None
+        }
+        Err(err) => {
+            review
+                .events
+                .warn(&format!("the static scan panicked: {err}"));
+            None
+        }
+    }
+}
+
+/// What the review concludes once every phase is done.
+fn conclude(review: &mut Review) {
+    let ran = |phase: &PhaseRecord| phase.items_run.unwrap_or(0) > 0;
+    review.record.exercised.concurrent_phase_ran = review
+        .record
+        .phases
+        .iter()
+        .any(|p| p.phase.is_concurrent() && ran(p));
+    let exercised = review
+        .record
+        .phases
+        .iter()
+        .any(|p| p.phase.is_instrumented() && ran(p));
+    if review.record.clean_unproven.is_none() && !exercised {
+        review.record.clean_unproven = Some("no test or scenario ran under TSan (see the phases' messages), so there is nothing to call clean".into());
+    }
+}
+
+/// How the suites run.
+struct SuiteSettings {
+    targets: Vec<String>,
+    parallel_threads: usize,
+    test_timeout: std::time::Duration,
+    skip_benchmarks: bool,
+}
+
+/// The phases on their lanes.
+struct Lanes {
+    ctx: Arc<Ctx>,
+    plan: Plan,
+    fixed: FixedShares,
+    permits: Arc<Semaphore>,
+    events: Events,
+    suite: SuiteSettings,
+    stress: StressInputs,
+    stress_options: phases::StressOptions,
+}
+
+impl Lanes {
+    async fn run(self, sink: Sink) {
+        let Lanes {
+            ctx,
+            plan,
+            fixed,
+            permits,
+            events,
+            suite,
+            mut stress,
+            stress_options,
+        } = self;
+        let stress_lane = plan.includes(Phase::Stress).then(|| {
+            stress.deadline = plan.deadline(Phase::Stress, fixed);
+            run_stress(
+                ctx.clone(),
+                stress,
+                stress_options,
+                permits.clone(),
+                sink.clone(),
+                events.clone(),
+            )
+        });
+        let suites = SuiteLane {
+            ctx: &ctx,
+            plan: &plan,
+            fixed,
+            permits: &permits,
+            events: &events,
+            settings: &suite,
+            sink: &sink,
+        };
+        match (stress_lane, plan.concurrent) {
+            (Some(stress), true) => {
+                tokio::join!(stress, suites.run());
+            }
+            (Some(stress), false) => {
+                stress.await;
+                suites.run().await;
+            }
+            (None, _) => suites.run().await,
+        }
+    }
+}
+
+/// The plain suite (which also tells which tests reach the extension), then the suite
+/// under pytest-run-parallel on those tests, most extension calls first.
+struct SuiteLane<'a> {
+    ctx: &'a Arc<Ctx>,
+    plan: &'a Plan,
+    fixed: FixedShares,
+    permits: &'a Arc<Semaphore>,
+    events: &'a Events,
+    settings: &'a SuiteSettings,
+    sink: &'a Sink,
+}
+
+impl SuiteLane<'_> {
+    async fn run(self) {
+        self.run_suites().await;
+        if self.plan.concurrent {
+            self.permits.add_permits(1);
+        }
+    }
+
+    async fn run_suites(&self) {
+        let wanted = [Phase::Tests, Phase::ParallelTests];
+        if !wanted.iter().any(|p| self.plan.includes(*p)) {
+            return;
+        }
+        let layout = choose_layout(
+            self.ctx,
+            &LayoutRequest {
+                targets: &self.settings.targets,
+                no_addopts: false,
+            },
+        )
+        .await;
+        send(self.sink, Collected::Layout(layout.clone()));
+        let mut selection = None;
+        for phase in wanted.into_iter().filter(|p| self.plan.includes(*p)) {
+            if self.ctx.runner.cancelled() {
+                return;
+            }
+            let options = SuiteOptions {
+                phase,
+                parallel_threads: (phase == Phase::ParallelTests)
+                    .then_some(self.settings.parallel_threads),
+                targets: self.settings.targets.clone(),
+                deadline: self.plan.deadline(phase, self.fixed),
+                test_timeout: self.settings.test_timeout,
+                skip_benchmarks: self.settings.skip_benchmarks,
+                selection: selection.take(),
+            };
+            let task = self.events.start(phase.name());
+            match run_suite(self.ctx, &options, &layout, self.sink).await {
+                Ok(result) => {
+                    task.finish("done");
+                    selection = reaching_tests(&result.reach);
+                }
+                Err(err) => {
+                    task.finish("failed");
+                    send(
+                        self.sink,
+                        Collected::Phase(PhaseRecord {
+                            status: PhaseStatus::Error,
+                            ..skipped(phase, format!("{err:#}"))
+                        }),
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// The tests that called into the extension, most calls first; the ones that never did are
+/// left out. `None` when no test was seen calling (no counts: run them all).
+fn reaching_tests(reach: &[(String, u64)]) -> Option<Selection> {
+    if !reach.iter().any(|(_, calls)| *calls > 0) {
+        return None;
+    }
+    let mut reaching: Vec<&(String, u64)> = reach.iter().filter(|(_, c)| *c > 0).collect();
+    reaching.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    Some(Selection {
+        order: reaching.iter().map(|(id, _)| id.clone()).collect(),
+        exclude: reach
+            .iter()
+            .filter(|(_, c)| *c == 0)
+            .map(|(id, _)| id.clone())
+            .collect(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_parallel_suite_runs_the_tests_that_reach_the_extension_most_calls_first() {
+        let reach = [
+            ("t.py::pure".to_string(), 0),
+            ("t.py::few".to_string(), 3),
+            ("t.py::many".to_string(), 300),
+        ];
+        let selection = reaching_tests(&reach).unwrap();
+        assert_eq!(selection.order, ["t.py::many", "t.py::few"]);
+        assert_eq!(selection.exclude, ["t.py::pure"]);
+        assert!(reaching_tests(&[("t.py::a".into(), 0)]).is_none());
+    }
+}

@@ -1,0 +1,235 @@
+//! The review's record as it grows: every phase, every piece of evidence as it arrives, the
+//! clustering kept up to date (so the first sight of each race is announced at once), and
+//! `run.json` rewritten after each step so a failure or Ctrl-C keeps everything so far.
+
+use std::collections::BTreeMap;
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use ftreview_reports::model::{CommandRecord, Phase, PhaseRecord, PhaseStatus, RunRecord};
+use tsan_parse::{Added, Classifier, ClusterOptions, Clusterer, FrameOrigin, Report, Symbolizer};
+
+use crate::events::{Event, Events, FirstSight};
+use crate::phases::{Collected, Evidence};
+use crate::process::Runner;
+use crate::rundir::RunDir;
+
+/// The record of one target's review.
+pub(crate) struct Review {
+    pub run_dir: RunDir,
+    pub record: RunRecord,
+    pub runner: Runner,
+    pub events: Events,
+    started: Instant,
+    clusterer: Clusterer,
+    classifier: Classifier,
+    symbolizer: Option<Symbolizer>,
+    /// Reused builds were compiled in another run's tree: (that tree, this run's copy).
+    remap: Option<(PathBuf, PathBuf)>,
+}
+
+impl Review {
+    pub fn new(run_dir: RunDir, record: RunRecord, runner: Runner, events: Events) -> Review {
+        Review {
+            run_dir,
+            record,
+            runner,
+            events,
+            started: Instant::now(),
+            clusterer: Clusterer::new(Classifier::default(), ClusterOptions::default()),
+            classifier: Classifier::default(),
+            symbolizer: None,
+            remap: None,
+        }
+    }
+
+    /// How reports are read from here on: which frames are the extension's, where its
+    /// modules' debug info is, and which compile-time tree this run's sources stand for.
+    pub fn read_reports_with(
+        &mut self,
+        classifier: Classifier,
+        symbolizer: Symbolizer,
+        remap: Option<(PathBuf, PathBuf)>,
+    ) {
+        self.clusterer = Clusterer::new(classifier.clone(), ClusterOptions::default());
+        self.classifier = classifier;
+        self.symbolizer = Some(symbolizer);
+        self.remap = remap;
+    }
+
+    pub fn elapsed_secs(&self) -> f64 {
+        self.started.elapsed().as_secs_f64()
+    }
+
+    pub fn phase(&mut self, record: PhaseRecord) {
+        self.record.phases.push(record);
+        self.save();
+    }
+
+    /// A phase that ends the run: record it, and say why.
+    pub fn fail(&mut self, phase: Phase, started: Instant, err: &anyhow::Error) -> String {
+        let message = format!("{err:#}");
+        self.phase(PhaseRecord {
+            phase,
+            status: PhaseStatus::Error,
+            duration_secs: started.elapsed().as_secs_f64(),
+            items_run: None,
+            reports: 0,
+            message: message.lines().next().map(str::to_string),
+            coverage: None,
+            pytest: None,
+        });
+        format!("{phase}: {message}")
+    }
+
+    /// Takes in what a phase sent.
+    pub fn absorb(&mut self, collected: Collected) {
+        match collected {
+            Collected::Evidence(evidence) => self.evidence(evidence),
+            Collected::Scenario(scenario) => self.record.scenarios.push(scenario),
+            Collected::Exercised(callables) => {
+                self.record.exercised.python_callables.extend(callables)
+            }
+            Collected::Phase(phase) => self.phase(phase),
+            Collected::Layout(layout) => self.record.test_layout = Some(layout),
+        }
+    }
+
+    fn evidence(&mut self, evidence: Evidence) {
+        for crash in &evidence.crashes {
+            self.announce(
+                crash.kind.clone(),
+                crash_site(crash),
+                crash.origin.to_string(),
+            );
+        }
+        for hang in &evidence.hangs {
+            self.announce("hang".into(), Vec::new(), hang.origin.to_string());
+        }
+        self.record.crashes.extend(evidence.crashes);
+        self.record.hangs.extend(evidence.hangs);
+        let mut kept = Vec::with_capacity(evidence.reports.len());
+        for mut report in evidence.reports {
+            self.prepare(&mut report);
+            if self.clusterer.add(report.clone()) == Added::NewRootCause && report.crash.is_none() {
+                let sites = extension_sites(&self.classifier, &report);
+                let origin = report
+                    .origin
+                    .as_ref()
+                    .map(|o| o.to_string())
+                    .unwrap_or_default();
+                self.announce(report.kind.to_string(), sites, origin);
+            }
+            kept.push(report);
+        }
+        self.append_findings(&kept);
+        self.save();
+    }
+
+    fn announce(&self, kind: String, sites: Vec<String>, origin: String) {
+        self.events.emit(Event::Found(FirstSight {
+            kind,
+            sites,
+            origin,
+            elapsed: self.started.elapsed(),
+        }));
+    }
+
+    /// Symbolizes `<null>` frames and points frames of a reused build at this run's sources.
+    fn prepare(&self, report: &mut Report) {
+        if let Some(symbolizer) = &self.symbolizer {
+            symbolizer.symbolize_report(report);
+        }
+        let Some((compiled_in, here)) = &self.remap else {
+            return;
+        };
+        for stack in report.all_stacks_mut() {
+            for frame in &mut stack.frames {
+                let moved = frame
+                    .file
+                    .as_deref()
+                    .and_then(|f| std::path::Path::new(f).strip_prefix(compiled_in).ok())
+                    .map(|rest| here.join(rest).display().to_string().into());
+                if moved.is_some() {
+                    frame.file = moved;
+                }
+            }
+        }
+    }
+
+    /// `findings/reports.jsonl`: every parsed report with its origin, one per line, as it came.
+    fn append_findings(&self, reports: &[Report]) {
+        let Ok(dir) = self.run_dir.findings() else {
+            return;
+        };
+        let Ok(mut file) = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("reports.jsonl"))
+        else {
+            return;
+        };
+        for report in reports {
+            if let Ok(line) = serde_json::to_string(report) {
+                let _ = writeln!(file, "{line}");
+            }
+        }
+    }
+
+    /// Clusters what was collected and writes run.json.
+    pub fn save(&mut self) {
+        self.record.triage = self.clusterer.clone().finish();
+        self.record.environment.commands = command_records(&self.runner);
+        if let Err(err) = self.record.save(&self.run_dir.root) {
+            self.events.warn(&format!("{err:#}"));
+        }
+    }
+}
+
+fn command_records(runner: &Runner) -> Vec<CommandRecord> {
+    runner
+        .history()
+        .into_iter()
+        .map(|step| CommandRecord {
+            phase: step.phase,
+            label: step.label,
+            argv: step.argv,
+            cwd: step.cwd,
+            env: step.env.into_iter().collect::<BTreeMap<_, _>>(),
+        })
+        .collect()
+}
+
+/// `file:line (function)` of the extension frame nearest the top of each side.
+fn extension_sites(classifier: &Classifier, report: &Report) -> Vec<String> {
+    let mut report = report.clone();
+    classifier.classify_report(&mut report);
+    report
+        .accesses
+        .iter()
+        .map(|a| &a.stack)
+        .chain(report.stacks.iter())
+        .filter_map(|stack| {
+            let frame = stack
+                .frames
+                .iter()
+                .find(|f| f.origin == FrameOrigin::Extension)?;
+            let file = frame.file.as_deref()?;
+            let file = file.rsplit('/').next().unwrap_or(file);
+            let line = frame.line.map(|l| format!(":{l}")).unwrap_or_default();
+            let function = frame.function.as_deref().unwrap_or("?");
+            Some(format!("{file}{line} ({function})"))
+        })
+        .collect()
+}
+
+fn crash_site(crash: &ftreview_reports::model::CrashRecord) -> Vec<String> {
+    crash
+        .native_stack
+        .as_deref()
+        .and_then(|s| s.lines().next())
+        .map(|l| vec![l.trim().to_string()])
+        .unwrap_or_default()
+}

@@ -1,0 +1,226 @@
+//! One time budget for the whole review. Setup (fetch, build, environment) spends from it
+//! first; what it leaves, less a reserve for the reports, is shared out by expected yield.
+//! Stress scenarios find the most per minute, so they start first and always get their share;
+//! the suite under pytest-run-parallel comes next, restricted to tests that reach the
+//! extension; the plain suite, which mostly attributes reports to tests and tells which tests
+//! reach the extension, runs before it and gets the smallest share.
+//!
+//! With two or more job slots the stress phase and the suites run side by side (two lanes),
+//! and the stress phase takes every slot the suites leave free; with one slot the phases run
+//! one after the other. `--stress-budget` and `--timeout` fix a phase's share instead.
+
+use std::time::{Duration, Instant};
+
+use ftreview_reports::model::{Phase, PhaseShare, Schedule};
+
+/// Kept back for clustering and writing the reports.
+const REPORT_RESERVE: Duration = Duration::from_secs(30);
+/// Relative yield of each phase, for sharing out the time.
+const WEIGHTS: [(Phase, u32); 3] = [
+    (Phase::Stress, 5),
+    (Phase::ParallelTests, 3),
+    (Phase::Tests, 2),
+];
+
+/// The review's clock and its limit.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Budget {
+    started: Instant,
+    total: Duration,
+}
+
+impl Budget {
+    pub fn start(total: Duration) -> Budget {
+        Budget {
+            started: Instant::now(),
+            total,
+        }
+    }
+
+    pub fn total(&self) -> Duration {
+        self.total
+    }
+
+    /// When the instrumented phases must be done, so the reports still fit.
+    pub fn phases_end(&self) -> Instant {
+        self.started + self.total.saturating_sub(REPORT_RESERVE)
+    }
+}
+
+/// Shares fixed on the command line.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct FixedShares {
+    pub stress: Option<Duration>,
+    /// Each test phase.
+    pub test_phase: Option<Duration>,
+}
+
+/// Which phases share the time, and how.
+#[derive(Debug, Clone)]
+pub(crate) struct Plan {
+    /// Stress runs beside the suites (several job slots).
+    pub concurrent: bool,
+    shares: Vec<(Phase, Duration)>,
+    /// When the suites' lane and the stress lane end (the same instant unless fixed).
+    end: Instant,
+}
+
+impl Plan {
+    /// Shares out the time until the budget's end between `phases` (in run order): each lane
+    /// gives fixed shares first and splits the rest by weight.
+    pub fn new(budget: &Budget, phases: &[Phase], jobs: usize, fixed: FixedShares) -> Plan {
+        let now = Instant::now();
+        let end = budget.phases_end().max(now);
+        let left = end - now;
+        let concurrent = jobs >= 2 && phases.contains(&Phase::Stress) && phases.len() > 1;
+        let lanes: Vec<Vec<Phase>> = if concurrent {
+            let (stress, suites) = phases.iter().partition(|p| **p == Phase::Stress);
+            vec![stress, suites]
+        } else {
+            vec![phases.to_vec()]
+        };
+        let fixed_share = |phase: Phase| match phase {
+            Phase::Stress => fixed.stress,
+            _ => fixed.test_phase,
+        };
+        let mut shares = Vec::new();
+        for lane in lanes {
+            let taken: Duration = lane.iter().filter_map(|p| fixed_share(*p)).sum();
+            let free = left.saturating_sub(taken);
+            let free_weight: u32 = lane
+                .iter()
+                .filter(|p| fixed_share(**p).is_none())
+                .map(|p| weight(*p))
+                .sum();
+            for &phase in &lane {
+                let share = fixed_share(phase).unwrap_or_else(|| {
+                    free.mul_f64(f64::from(weight(phase)) / f64::from(free_weight.max(1)))
+                });
+                shares.push((phase, share));
+            }
+        }
+        // Back in run order.
+        shares.sort_by_key(|(p, _)| phases.iter().position(|q| q == p));
+        Plan {
+            concurrent,
+            shares,
+            end,
+        }
+    }
+
+    pub fn includes(&self, phase: Phase) -> bool {
+        self.shares.iter().any(|(p, _)| *p == phase)
+    }
+
+    /// When a phase starting now must stop: its share, or the lane's end for the last phase
+    /// of its lane (which inherits what the earlier ones left).
+    pub fn deadline(&self, phase: Phase, fixed: FixedShares) -> Instant {
+        let now = Instant::now();
+        let share = self
+            .shares
+            .iter()
+            .find(|(p, _)| *p == phase)
+            .map_or(Duration::ZERO, |(_, s)| *s);
+        let fixed_here = match phase {
+            Phase::Stress => fixed.stress.is_some(),
+            _ => fixed.test_phase.is_some(),
+        };
+        if fixed_here {
+            return now + share;
+        }
+        let last_of_lane = self
+            .shares
+            .iter()
+            .rev()
+            .find(|(p, _)| !self.concurrent || (*p == Phase::Stress) == (phase == Phase::Stress))
+            .is_some_and(|(p, _)| *p == phase);
+        if last_of_lane {
+            self.end.max(now)
+        } else {
+            (now + share).min(self.end.max(now))
+        }
+    }
+
+    /// The record of the plan.
+    pub fn record(&self, budget: &Budget, setup_secs: f64) -> Schedule {
+        Schedule {
+            budget_secs: budget.total().as_secs_f64(),
+            setup_secs,
+            concurrent: self.concurrent,
+            shares: self
+                .shares
+                .iter()
+                .map(|(phase, secs)| PhaseShare {
+                    phase: *phase,
+                    secs: secs.as_secs_f64(),
+                })
+                .collect(),
+        }
+    }
+}
+
+fn weight(phase: Phase) -> u32 {
+    WEIGHTS.iter().find(|(p, _)| *p == phase).map_or(1, |w| w.1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ALL: [Phase; 3] = [Phase::Stress, Phase::Tests, Phase::ParallelTests];
+
+    fn secs(plan: &Plan, phase: Phase) -> u64 {
+        plan.shares
+            .iter()
+            .find(|(p, _)| *p == phase)
+            .map(|(_, s)| s.as_secs())
+            .unwrap()
+    }
+
+    #[test]
+    fn two_slots_give_stress_the_whole_time_beside_the_suites() {
+        let budget = Budget::start(Duration::from_secs(630));
+        let plan = Plan::new(&budget, &ALL, 2, FixedShares::default());
+        assert!(plan.concurrent);
+        assert!((599..=600).contains(&secs(&plan, Phase::Stress)));
+        assert!((239..=240).contains(&secs(&plan, Phase::Tests)));
+        assert!((359..=360).contains(&secs(&plan, Phase::ParallelTests)));
+        // The parallel suite ends with the lane, whatever the plain suite left.
+        let parallel_end = plan.deadline(Phase::ParallelTests, FixedShares::default());
+        let tests_end = plan.deadline(Phase::Tests, FixedShares::default());
+        assert!(parallel_end > tests_end);
+        assert_eq!(parallel_end, plan.end);
+    }
+
+    #[test]
+    fn one_slot_runs_the_phases_in_turn_by_weight() {
+        let budget = Budget::start(Duration::from_secs(1030));
+        let plan = Plan::new(&budget, &ALL, 1, FixedShares::default());
+        assert!(!plan.concurrent);
+        assert!((499..=500).contains(&secs(&plan, Phase::Stress)));
+        assert!((199..=200).contains(&secs(&plan, Phase::Tests)));
+        assert!((299..=300).contains(&secs(&plan, Phase::ParallelTests)));
+    }
+
+    #[test]
+    fn fixed_shares_win_and_missing_phases_leave_their_time_to_the_rest() {
+        let budget = Budget::start(Duration::from_secs(330));
+        let fixed = FixedShares {
+            stress: Some(Duration::from_secs(42)),
+            test_phase: None,
+        };
+        let plan = Plan::new(&budget, &[Phase::Stress, Phase::ParallelTests], 1, fixed);
+        assert_eq!(secs(&plan, Phase::Stress), 42);
+        assert!((257..=258).contains(&secs(&plan, Phase::ParallelTests)));
+        assert!(!plan.includes(Phase::Tests));
+        let deadline = plan.deadline(Phase::Stress, fixed);
+        assert!(deadline <= Instant::now() + Duration::from_secs(42));
+    }
+
+    #[test]
+    fn a_budget_spent_by_setup_leaves_deadlines_of_now() {
+        let budget = Budget::start(Duration::from_secs(10));
+        let plan = Plan::new(&budget, &ALL, 2, FixedShares::default());
+        assert!(plan.deadline(Phase::Stress, FixedShares::default()) <= Instant::now());
+    }
+}
