@@ -132,14 +132,14 @@ fn data_race_fix(evidence: &RaceEvidence) -> Fix {
         );
     }
     match memory_owner(evidence, &lines) {
-        Owner::Module => module_state_fix(read_modify_write && word_sized),
+        MemoryOwner::Module => module_state_fix(read_modify_write && word_sized),
         _ if mixed_atomic && word_sized => Fix {
             kind: FixKind::Atomic,
             action: "Make every access to this field atomic (`_Py_atomic_load_*`/`_Py_atomic_store_*` or C11 `atomic_*`), not only some of them.".into(),
             reason: "One side already uses an atomic access and the other does not: a plain access next to an atomic one is still a race.".into(),
         },
-        Owner::Object => object_fix(evidence, &lines),
-        Owner::Unknown => Fix {
+        MemoryOwner::Object => object_fix(evidence, &lines),
+        MemoryOwner::Unknown => Fix {
             kind: FixKind::PyMutex,
             action: "Guard this shared heap data with a `PyMutex` stored next to it, and take it in every function that reads or writes it.".into(),
             reason: "The raced memory is shared heap data that belongs to no Python object the evidence names.".into(),
@@ -238,7 +238,7 @@ fn object_fix(evidence: &RaceEvidence, lines: &[String]) -> Fix {
 
 /// Who owns the raced memory.
 #[derive(Debug, PartialEq, Eq)]
-enum Owner {
+pub(crate) enum MemoryOwner {
     /// A Python object or a buffer one owns.
     Object,
     /// The module's state.
@@ -249,13 +249,13 @@ enum Owner {
 /// The allocation stack decides when TSan printed one; objects and buffers from mimalloc (the
 /// free-threaded allocator) have none, so the static pass's view of the racing code and the
 /// racing lines themselves decide then.
-fn memory_owner(evidence: &RaceEvidence, lines: &[String]) -> Owner {
+pub(crate) fn memory_owner(evidence: &RaceEvidence, lines: &[String]) -> MemoryOwner {
     if let Some(owner) = heap_owner(evidence.root_cause) {
         return owner;
     }
     let rules: Vec<Rule> = evidence.statics.iter().map(|f| f.rule).collect();
     if rules.contains(&Rule::ModuleStateMutation) {
-        return Owner::Module;
+        return MemoryOwner::Module;
     }
     let field_rules = [
         Rule::UnlockedFieldWrite,
@@ -263,7 +263,7 @@ fn memory_owner(evidence: &RaceEvidence, lines: &[String]) -> Owner {
         Rule::FieldInAllowThreads,
     ];
     if rules.iter().any(|r| field_rules.contains(r)) {
-        return Owner::Object;
+        return MemoryOwner::Object;
     }
     let bases: Vec<String> = lines
         .iter()
@@ -271,16 +271,16 @@ fn memory_owner(evidence: &RaceEvidence, lines: &[String]) -> Owner {
         .map(|m| m.base)
         .collect();
     if bases.iter().any(|b| b.ends_with("state") || b == "st") {
-        Owner::Module
+        MemoryOwner::Module
     } else if evidence.entry_type.is_some() {
-        Owner::Object
+        MemoryOwner::Object
     } else {
-        Owner::Unknown
+        MemoryOwner::Unknown
     }
 }
 
 /// From the `Location is heap block` allocation stack, when TSan printed one.
-fn heap_owner(rc: &RootCause) -> Option<Owner> {
+fn heap_owner(rc: &RootCause) -> Option<MemoryOwner> {
     let stack = rc.representative.locations.iter().find_map(|l| match l {
         Location::Heap { stack, .. } => Some(stack),
         _ => None,
@@ -297,11 +297,11 @@ fn heap_owner(rc: &RootCause) -> Option<Owner> {
         .iter()
         .any(|f| f.origin == FrameOrigin::Extension);
     Some(if called(MODULE_ALLOCATORS) {
-        Owner::Module
+        MemoryOwner::Module
     } else if called(OBJECT_ALLOCATORS) || extension_allocated {
-        Owner::Object
+        MemoryOwner::Object
     } else {
-        Owner::Unknown
+        MemoryOwner::Unknown
     })
 }
 
@@ -317,7 +317,7 @@ fn is_read_modify_write(line: &str) -> bool {
 
 /// Two sides that reach the same field through different pointers (`other->size` against
 /// `self->size`): the race spans two objects. Returns the pointer that is not `self`.
-fn second_object(first: &str, second: &str) -> Option<String> {
+pub(crate) fn second_object(first: &str, second: &str) -> Option<String> {
     let (a, b) = (members(first), members(second));
     a.iter().find_map(|ma| {
         b.iter()

@@ -21,7 +21,7 @@ use anyhow::Context;
 
 pub use analyze::{analyze, Analysis};
 pub use baseline::{load_baseline, Baseline};
-pub use markdown::render_markdown;
+pub use markdown::{issue_body, render_markdown};
 pub use model::RunRecord;
 pub use results::{Outcome, Results};
 pub use sarif::sarif;

@@ -25,6 +25,10 @@ pub use tsan_parse::{Origin, Phase, Triage};
 pub struct RunRecord {
     /// Always [`RUN_SCHEMA_VERSION`] when written by this version of ftreview.
     pub schema_version: u32,
+    /// The run directory (set again from where the record was loaded, so a moved run
+    /// directory still resolves its relative paths).
+    #[serde(default)]
+    pub run_dir: PathBuf,
     pub target: Target,
     pub interpreter: Interpreter,
     pub environment: Environment,
@@ -53,6 +57,9 @@ pub struct RunRecord {
     /// Where and how the test suite ran (against the installed build, never the source tree).
     #[serde(default)]
     pub test_layout: Option<TestLayout>,
+    /// Each problem's reproducer and how often it reproduced when rerun, by problem id.
+    #[serde(default)]
+    pub reproductions: BTreeMap<String, crate::results::ReproducerRef>,
 }
 
 /// The run's time budget and each instrumented phase's share of it.
@@ -394,8 +401,10 @@ impl RunRecord {
                 path.display()
             ),
         }
-        serde_json::from_value(probe)
-            .with_context(|| format!("{} does not match the run model", path.display()))
+        let mut record: RunRecord = serde_json::from_value(probe)
+            .with_context(|| format!("{} does not match the run model", path.display()))?;
+        record.run_dir = run_dir.to_path_buf();
+        Ok(record)
     }
 
     /// Writes `RUN_DIR/run.json` (pretty, stable field order).

@@ -144,6 +144,9 @@ pub struct GilSummary {
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Counts {
+    /// Problems: shared state to fix, one fix each.
+    pub problems: usize,
+    /// Racing site pairs under those problems.
     pub races: usize,
     pub crashes: usize,
     pub hangs: usize,
@@ -197,7 +200,8 @@ impl Severity {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Category {
-    /// A TSan root cause with extension code on at least one side.
+    /// A problem: one piece of shared state, its owner and one fix, with every racing site
+    /// pair TSan saw on it.
     Race,
     Crash,
     Hang,
@@ -319,13 +323,97 @@ pub struct Finding {
     pub count: u64,
     /// Tests and scenarios it came from.
     pub origins: Vec<Origin>,
-    pub reproducer: Option<String>,
+    pub reproducer: Option<ReproducerRef>,
     pub fix: Fix,
     /// Linked findings: for races the static findings they confirm, for static findings the
     /// root causes that confirm them.
     pub related: Vec<String>,
     /// Against a baseline: `true` when the baseline lacks this id. `None` without a baseline.
     pub new: Option<bool>,
+    /// Problems: what is shared and who owns it.
+    #[serde(default)]
+    pub owner: Option<Owner>,
+    /// Problems: the Python operations whose concurrent calls race (`Vector.append`).
+    #[serde(default)]
+    pub operations: Vec<String>,
+    /// Problems: every racing site pair (TSan root cause) on the shared state.
+    #[serde(default)]
+    pub sites: Vec<SitePair>,
+}
+
+/// What a problem's racing accesses share, and whose it is.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Owner {
+    /// A file-scope global, or a function-scope static (`function` set).
+    Global {
+        name: String,
+        function: Option<String>,
+    },
+    /// A field of the module's state.
+    ModuleState { field: Option<String> },
+    /// The fields of objects of one Python type, reached through `self` or through a second
+    /// object of the method (an argument).
+    Object {
+        type_name: String,
+        receiver: Receiver,
+    },
+    /// A heap block the extension allocated (a helper library's state), by allocation site.
+    HeapBlock {
+        allocated_in: String,
+        type_name: Option<String>,
+    },
+    /// Mutexes taken in opposite orders by these functions.
+    LockOrder { functions: Vec<String> },
+    /// No owner the evidence names: the racing code itself.
+    Code { functions: Vec<String> },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Receiver {
+    /// The method's own object.
+    SelfObject,
+    /// Another object of the same type the method was given.
+    Argument,
+}
+
+/// One pair of racing source lines (a TSan root cause) under a problem.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SitePair {
+    /// The root cause's stable id (`tsan-…`).
+    pub id: String,
+    pub kind: String,
+    /// One per side.
+    pub locations: Vec<SourceLocation>,
+    /// The field or variable at the racing column, when the source shows it.
+    pub variable: Option<String>,
+    pub count: u64,
+    pub severity: Severity,
+}
+
+/// How to make a finding happen again, and how often it did when rerun.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReproducerRef {
+    pub kind: ReproducerKind,
+    /// The script, relative to the run directory (small reproducers and scenarios).
+    pub script: Option<String>,
+    /// A command line that reruns it.
+    pub command: String,
+    /// Reruns in fresh processes under TSan, and how many showed the same problem.
+    pub runs: u32,
+    pub reproduced: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReproducerKind {
+    /// A short standalone script: one shared object, threads behind a barrier.
+    Small,
+    /// The generated stress scenario that found it (its small reproducer never reproduced).
+    Scenario,
+    /// The test (and the pytest command) that found it.
+    Test,
 }
 
 impl Finding {

@@ -83,7 +83,7 @@ fn rule_name(f: &Finding) -> String {
 
 fn rule_description(f: &Finding) -> String {
     match f.category {
-        Category::Race => format!("ThreadSanitizer: {}", f.kind),
+        Category::Race => format!("Shared state racing under ThreadSanitizer: {}", f.kind),
         Category::Crash => "A process crashed under concurrent load".into(),
         Category::Hang => "A process stopped making progress under concurrent load".into(),
         Category::Anomaly => "A stress scenario saw an object's state break".into(),
@@ -91,10 +91,20 @@ fn rule_description(f: &Finding) -> String {
     }
 }
 
+/// One result per finding at its primary location; the rest of its lines (for a problem:
+/// every side of every site pair) are related locations.
 fn result(f: &Finding, rule_index: usize) -> Value {
     let mut locations: Vec<Value> = f.locations.iter().map(location).collect();
-    let related: Vec<Value> = locations
-        .drain(locations.len().min(1)..)
+    let mut others: Vec<Value> = locations.drain(locations.len().min(1)..).collect();
+    others.extend(
+        f.sites
+            .iter()
+            .flat_map(|s| &s.locations)
+            .filter(|l| f.locations.first().is_none_or(|first| first != *l))
+            .map(location),
+    );
+    let related: Vec<Value> = others
+        .into_iter()
         .enumerate()
         .map(|(i, mut l)| {
             l["id"] = json!(i + 1);

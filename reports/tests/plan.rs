@@ -4,7 +4,9 @@
 mod common;
 
 use common::{assert_valid, fixture_record, portable, schema};
-use ftreview_reports::results::{Category, FixKind, Outcome, StaticStatus, VerdictLevel};
+use ftreview_reports::results::{
+    Category, FixKind, Outcome, Owner, Receiver, StaticStatus, VerdictLevel,
+};
 use ftreview_reports::{
     analyze, load_baseline, render_markdown, results_json, sarif, summary_table, write_all, Format,
 };
@@ -34,30 +36,51 @@ fn clean_twin_outputs_match_snapshots() {
 }
 
 #[test]
-fn every_planted_race_is_confirmed_with_the_fix_its_evidence_calls_for() {
+fn every_planted_race_is_one_problem_with_the_fix_its_evidence_calls_for() {
     let results = analyze(&fixture_record("racy"), None).results;
-    let race_fixes: Vec<(Option<&str>, FixKind)> = results
+    let problems: Vec<(&Owner, FixKind)> = results
         .findings
         .iter()
         .filter(|f| f.category == Category::Race)
-        .map(|f| (f.variable.as_deref(), f.fix.kind))
+        .map(|f| (f.owner.as_ref().unwrap(), f.fix.kind))
         .collect();
-    assert!(
-        race_fixes.contains(&(Some("call_count"), FixKind::Atomic)),
-        "{race_fixes:?}"
-    );
-    assert!(
-        race_fixes.contains(&(Some("VectorObject.size"), FixKind::CriticalSection)),
-        "{race_fixes:?}"
-    );
-    assert!(
-        race_fixes.contains(&(Some("VectorObject.size"), FixKind::TwoObjectCriticalSection)),
-        "{race_fixes:?}"
-    );
-    assert!(
-        race_fixes.iter().any(|(_, fix)| *fix == FixKind::LockOrder),
-        "{race_fixes:?}"
-    );
+    let vector = "ftfixture_racy.Vector".to_string();
+    let expected = [
+        (
+            Owner::Global {
+                name: "call_count".into(),
+                function: None,
+            },
+            FixKind::Atomic,
+        ),
+        (
+            Owner::Object {
+                type_name: vector.clone(),
+                receiver: Receiver::SelfObject,
+            },
+            FixKind::CriticalSection,
+        ),
+        (
+            Owner::Object {
+                type_name: vector,
+                receiver: Receiver::Argument,
+            },
+            FixKind::TwoObjectCriticalSection,
+        ),
+        (
+            Owner::LockOrder {
+                functions: vec!["fixture_audit".into(), "fixture_deposit".into()],
+            },
+            FixKind::LockOrder,
+        ),
+    ];
+    for (owner, fix) in &expected {
+        assert!(
+            problems.contains(&(owner, *fix)),
+            "{owner:?} {fix:?} not in {problems:?}"
+        );
+    }
+    assert_eq!(problems.len(), expected.len(), "{problems:?}");
     let counter = results
         .findings
         .iter()
@@ -190,7 +213,7 @@ fn plan_parses_with_the_expected_sections_and_tables() {
     assert_eq!(
         h2,
         [
-            "Confirmed races",
+            "Problems",
             "Crashes, hangs and corrupted state",
             "Static findings",
             "Interpreter-internal reports",
@@ -201,13 +224,14 @@ fn plan_parses_with_the_expected_sections_and_tables() {
     assert!(headings[0]
         .1
         .starts_with("Free-threading migration plan: ftfixture-racy"));
-    let races = headings
+    let problems = headings
         .iter()
-        .filter(|(level, text)| *level == HeadingLevel::H3 && text.contains("tsan-"))
+        .filter(|(level, text)| *level == HeadingLevel::H3 && text.contains("problem-"))
         .count();
-    assert_eq!(races, analysis.results.counts.races);
-    // summary, counts, phases, three static status tables, environment
-    assert_eq!(tables, 7, "{markdown}");
+    assert_eq!(problems, analysis.results.counts.problems);
+    // summary, counts, phases, one site-pair table per problem, three static status tables,
+    // environment
+    assert_eq!(tables, 7 + problems, "{markdown}");
 }
 
 #[test]
@@ -291,10 +315,11 @@ fn several_runs_get_one_markdown_table() {
 }
 
 #[test]
-fn a_long_run_keeps_the_plan_readable() {
-    // Many root causes (here: the racy fixture's, repeated under new ids) get full sections
-    // up to a limit, then one table row each.
+fn the_plan_grows_with_problems_not_with_site_pairs() {
+    // Five times the racy fixture's root causes (the same code, new ids): the same problems,
+    // each listing five times the site pairs in its collapsed table.
     let mut run = fixture_record("racy");
+    let before = render_markdown(&analyze(&run, None));
     let originals = run.triage.root_causes.clone();
     for copy in 1..=4 {
         run.triage
@@ -304,24 +329,30 @@ fn a_long_run_keeps_the_plan_readable() {
                 rc
             }));
     }
-    let total = run.triage.root_causes.len();
-    let markdown = render_markdown(&analyze(&run, None));
-    assert!(
-        markdown.contains(&format!(
-            "### {} more, less severe or less frequent",
-            total - 25
-        )),
-        "{total}"
+    let analysis = analyze(&run, None);
+    let after = render_markdown(&analysis);
+    let problems = analysis.results.counts.problems;
+    assert_eq!(
+        problems,
+        analyze(&fixture_record("racy"), None)
+            .results
+            .counts
+            .problems
     );
-    let (headings, tables) = outline(&markdown);
+    let added_rows = 4 * originals.len();
+    let grown = after.lines().count() - before.lines().count();
+    assert!(
+        grown <= added_rows,
+        "{grown} lines for {added_rows} site pairs"
+    );
+    let (headings, _) = outline(&after);
     assert_eq!(
         headings
             .iter()
-            .filter(|(_, text)| text.contains("tsan-"))
+            .filter(|(_, text)| text.contains("problem-"))
             .count(),
-        25
+        problems
     );
-    assert_eq!(tables, 8);
 }
 
 #[test]

@@ -43,7 +43,10 @@ fn report_rebuilds_every_output_and_exits_1_on_findings() {
         .stdout(predicate::str::contains("results.sarif"))
         .stderr(predicate::str::contains("ftfixture-racy 0.1.0: needs work"));
     let plan = std::fs::read_to_string(dir.path().join("migration-plan.md")).unwrap();
-    assert!(plan.contains("data race on `call_count`"), "{plan}");
+    assert!(
+        plan.contains("The module-wide variable `call_count` is shared by every thread"),
+        "{plan}"
+    );
     assert!(
         plan.contains("> 19 |     call_count++;"),
         "the plan shows the racing line from the kept sources"

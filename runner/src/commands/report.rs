@@ -5,7 +5,8 @@ use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
 
-use ftreview_reports::{load_baseline, write_all, Format, RunRecord};
+use anyhow::Context;
+use ftreview_reports::{analyze, issue_body, load_baseline, write_all, Format, RunRecord};
 
 use crate::exit::Outcome;
 
@@ -22,6 +23,9 @@ pub struct ReportArgs {
     /// Where to write them (default: the run directory).
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
+    /// Print a ready-to-file issue body for one problem (`problem-…`) on stdout instead.
+    #[arg(long, value_name = "PROBLEM_ID", conflicts_with_all = ["baseline", "out"])]
+    pub issue: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -45,6 +49,29 @@ impl From<FormatArg> for Format {
 
 pub fn run(args: ReportArgs) -> anyhow::Result<Outcome> {
     let run = RunRecord::load(&args.run_dir)?;
+    if let Some(id) = &args.issue {
+        let analysis = analyze(&run, None);
+        let body = issue_body(&analysis, id).with_context(|| {
+            let ids: Vec<&str> = analysis
+                .results
+                .findings
+                .iter()
+                .filter(|f| f.id.starts_with("problem-"))
+                .map(|f| f.id.as_str())
+                .collect();
+            format!(
+                "{id} is not a problem of the run in {} (its problems: {})",
+                args.run_dir.display(),
+                if ids.is_empty() {
+                    "none".to_string()
+                } else {
+                    ids.join(", ")
+                }
+            )
+        })?;
+        print!("{body}");
+        return Ok(analysis.results.outcome());
+    }
     let baseline = args.baseline.as_deref().map(load_baseline).transpose()?;
     let out_dir = args.out.as_deref().unwrap_or(&args.run_dir);
     let written = write_all(&run, out_dir, baseline.as_ref(), args.format.into())?;
@@ -53,10 +80,11 @@ pub fn run(args: ReportArgs) -> anyhow::Result<Outcome> {
     }
     let results = &written.results;
     eprintln!(
-        "{} {}: {} ({} race(s), {} crash(es), {} hang(s), {} static finding(s) confirmed)",
+        "{} {}: {} ({} problem(s) from {} racing site pair(s), {} crash(es), {} hang(s), {} static finding(s) confirmed)",
         run.target.name,
         run.target.version.as_deref().unwrap_or(""),
         results.verdict.level.label(),
+        results.counts.problems,
         results.counts.races,
         results.counts.crashes,
         results.counts.hangs,

@@ -196,7 +196,7 @@ fn write_reports(run: &mut TargetRun, baseline: Option<&Baseline>) {
     match write_all(&run.record, &run.run_dir, baseline, Format::All) {
         Ok(written) => {
             run.reports = written.files;
-            run.outcome = Some(written.outcome);
+            run.results = Some(written.results);
         }
         Err(err) => run.report_error = Some(format!("writing the reports failed: {err:#}")),
     }
@@ -279,28 +279,23 @@ async fn review_all(
 
 /// The reports' decision (the same `ftreview report` takes); without reports, a harness error.
 fn outcome_of(run: &TargetRun) -> Outcome {
-    run.outcome.unwrap_or(Outcome::HarnessError)
+    run.results
+        .as_ref()
+        .map_or(Outcome::HarnessError, |r| r.outcome())
 }
 
 fn overall_outcome(runs: &[TargetRun]) -> Outcome {
     Outcome::worst(runs.iter().map(outcome_of))
 }
 
-/// Counts for the summary line: deadly signals are clustered too, and count as crashes.
-fn finding_counts(record: &RunRecord) -> (usize, usize, usize) {
-    let races = record
-        .triage
-        .root_causes
-        .iter()
-        .filter(|c| c.representative.crash.is_none())
-        .count();
-    (races, record.crashes.len(), record.hangs.len())
-}
-
 /// The result of one target on stderr (also with --quiet, which only silences progress).
 fn print_summary(run: &TargetRun) {
     let record = &run.record;
-    let (races, crashes, hangs) = finding_counts(record);
+    let counts = run
+        .results
+        .as_ref()
+        .map(|r| r.counts.clone())
+        .unwrap_or_default();
     let times: Vec<String> = record
         .phases
         .iter()
@@ -309,9 +304,13 @@ fn print_summary(run: &TargetRun) {
     let total = run.wall_secs;
     let mut lines = vec![
         format!(
-            "{} {}: {races} race root causes, {crashes} crashes, {hangs} hangs",
+            "{} {}: {} problem(s) from {} racing site pair(s), {} crash(es), {} hang(s)",
             record.target.name,
-            record.target.version.as_deref().unwrap_or("")
+            record.target.version.as_deref().unwrap_or(""),
+            counts.problems,
+            counts.races,
+            counts.crashes,
+            counts.hangs
         ),
         format!(
             "  time by phase: {} (wall time {})",
@@ -348,16 +347,18 @@ fn json_summary(runs: &[TargetRun]) -> serde_json::Value {
     let targets: Vec<serde_json::Value> = runs
         .iter()
         .map(|run| {
-            let (races, crashes, hangs) = finding_counts(&run.record);
+            let counts = run.results.as_ref().map(|r| r.counts.clone()).unwrap_or_default();
             json!({
                 "target": run.spec.to_string(),
                 "name": run.record.target.name,
                 "version": run.record.target.version,
                 "run_dir": run.run_dir,
                 "outcome": format!("{:?}", outcome_of(run)).to_lowercase(),
-                "race_root_causes": races,
-                "crashes": crashes,
-                "hangs": hangs,
+                "verdict": run.results.as_ref().map(|r| r.verdict.level),
+                "problems": counts.problems,
+                "racing_site_pairs": counts.races,
+                "crashes": counts.crashes,
+                "hangs": counts.hangs,
                 "gil_reenabled_on_import": run.record.gil.reenabled_on_import,
                 "error": run.record.stopped_by.as_ref().or(run.report_error.as_ref()),
                 "reports": run.reports,

@@ -75,8 +75,8 @@ pub(crate) struct TargetRun {
     pub record: RunRecord,
     /// The plan, results.json and SARIF, once written.
     pub reports: Vec<PathBuf>,
-    /// The reports' exit decision; `None` until they are written (or when writing failed).
-    pub outcome: Option<ftreview_reports::Outcome>,
+    /// What the reports concluded; `None` until they are written (or when writing failed).
+    pub results: Option<ftreview_reports::Results>,
     /// Why the reports could not be written.
     pub report_error: Option<String>,
     /// Wall-clock time of the whole review (phases may overlap).
@@ -94,6 +94,7 @@ pub(crate) async fn review(
 ) -> TargetRun {
     let started = Instant::now();
     let mut record = setup::empty_record(&spec, interpreter);
+    record.run_dir = run_dir.root.clone();
     let runner = match Runner::new(&run_dir.journal(), cancel, interpreter.command_prefix()) {
         Ok(runner) => runner,
         Err(err) => {
@@ -114,7 +115,7 @@ fn finished(spec: TargetSpec, run_dir: RunDir, record: RunRecord, started: Insta
         run_dir: run_dir.root,
         record,
         reports: Vec::new(),
-        outcome: None,
+        results: None,
         report_error: None,
         wall_secs: started.elapsed().as_secs_f64(),
     }

@@ -289,6 +289,7 @@ pub(super) fn empty_record(spec: &TargetSpec, interpreter: &Interpreter) -> RunR
     };
     RunRecord {
         schema_version: RUN_SCHEMA_VERSION,
+        run_dir: PathBuf::new(),
         target: model::Target {
             name,
             version,
@@ -331,6 +332,7 @@ pub(super) fn empty_record(spec: &TargetSpec, interpreter: &Interpreter) -> RunR
         clean_unproven: None,
         schedule: None,
         test_layout: None,
+        reproductions: Default::default(),
     }
 }
 

@@ -1,0 +1,62 @@
+//! The environment appendix.
+
+use super::*;
+
+pub(super) fn appendix(out: &mut String, a: &Analysis) {
+    let run = a.run;
+    out.push_str("## Appendix: environment\n\n| | |\n|---|---|\n");
+    let rows = [
+        ("ftreview", run.environment.ftreview_version.clone()),
+        ("Host", run.environment.host.clone()),
+        (
+            "Python",
+            format!(
+                "{} (`{}`)",
+                run.interpreter.version,
+                run.interpreter.python.display()
+            ),
+        ),
+        ("Interpreter sources", run.interpreter.source.clone()),
+        (
+            "Compiler",
+            format!("{} (`CC={}`)", run.interpreter.compiler, run.interpreter.cc),
+        ),
+        (
+            "TSAN_OPTIONS",
+            format!("`{}`", run.environment.tsan_options),
+        ),
+        (
+            "Source tree",
+            format!("`{}`", run.target.source_dir.display()),
+        ),
+    ];
+    for (name, value) in rows {
+        let _ = writeln!(out, "| {name} | {} |", cell(&value));
+    }
+    out.push('\n');
+    if run.environment.commands.is_empty() {
+        return;
+    }
+    out.push_str("<details><summary>Commands, in order</summary>\n\n```sh\n");
+    for command in &run.environment.commands {
+        let env: Vec<String> = command
+            .env
+            .iter()
+            .map(|(k, v)| format!("{k}={}", shell_quote(v)))
+            .collect();
+        let argv: Vec<String> = command.argv.iter().map(|a| shell_quote(a)).collect();
+        let _ = writeln!(
+            out,
+            "# {} (in {})\n{}{}\n",
+            command.label,
+            command.cwd.display(),
+            if env.is_empty() {
+                String::new()
+            } else {
+                env.join(" ") + " "
+            },
+            argv.join(" ")
+        );
+    }
+    out.push_str("```\n\n</details>\n");
+}

@@ -1,0 +1,88 @@
+//! Crashes, hangs and corrupted state that stand alone (not linked to a problem).
+
+use super::*;
+
+pub(super) fn crashes_and_hangs(out: &mut String, a: &Analysis) {
+    out.push_str("## Crashes, hangs and corrupted state\n\n");
+    let events: Vec<&Finding> =
+        findings_in(a, &[Category::Crash, Category::Hang, Category::Anomaly])
+            .into_iter()
+            .filter(|f| f.related.iter().all(|id| !id.starts_with("problem-")))
+            .collect();
+    if events.is_empty() {
+        out.push_str("No process crashed or hung, and no scenario saw its object's state break, apart from what is listed with its problem above.\n\n");
+        return;
+    }
+    for finding in events {
+        let origins: Vec<String> = finding
+            .origins
+            .iter()
+            .take(4)
+            .map(|o| format!("`{o}`"))
+            .collect();
+        let _ = writeln!(
+            out,
+            "### {} (`{}`)\n\nFrom {}.\n",
+            finding.title,
+            finding.id,
+            origins.join(", ")
+        );
+        event_dumps(out, a, finding);
+        if let Some(reproducer) = &finding.reproducer {
+            let _ = writeln!(
+                out,
+                "**Reproduce:**\n\n```sh\n{}\n```\n",
+                reproducer.command
+            );
+        }
+    }
+}
+
+/// The Python and native stacks the runner kept for a crash or hang.
+pub(super) fn event_dumps(out: &mut String, a: &Analysis, finding: &Finding) {
+    let origin = finding.origins.first();
+    let matches = |o: &crate::model::Origin| Some(o) == origin;
+    let dumps: Vec<(&str, &Option<String>)> = match finding.category {
+        Category::Crash => a
+            .run
+            .crashes
+            .iter()
+            .filter(|c| matches(&c.origin) && c.kind == finding.kind)
+            .flat_map(|c| {
+                [
+                    ("Python stack", &c.python_stack),
+                    ("Native stack", &c.native_stack),
+                ]
+            })
+            .collect(),
+        Category::Anomaly => Vec::new(),
+        _ => a
+            .run
+            .hangs
+            .iter()
+            .filter(|h| matches(&h.origin))
+            .flat_map(|h| {
+                [
+                    ("Python stacks", &h.python_stacks),
+                    ("Native stacks", &h.native_stacks),
+                ]
+            })
+            .collect(),
+    };
+    for (title, dump) in dumps {
+        if let Some(text) = dump {
+            let lines: Vec<&str> = text.lines().collect();
+            let kept = &lines[..lines.len().min(MAX_DUMP_LINES)];
+            let cut = lines.len() - kept.len();
+            let _ = writeln!(
+                out,
+                "<details><summary>{title}</summary>\n\n```text\n{}",
+                kept.join("\n")
+            );
+            if cut > 0 {
+                let _ = writeln!(out, "… {cut} more line(s) in the run directory");
+            }
+            out.push_str("```\n\n</details>\n\n");
+        }
+    }
+}

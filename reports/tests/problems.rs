@@ -1,0 +1,66 @@
+//! Problems from real TSan logs of the same programs built with gcc and with clang: the same
+//! problems, with the same ids, whichever runtime printed the reports.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+use ftreview_reports::analyze;
+use ftreview_reports::results::{Category, Owner};
+use tsan_parse::{triage_paths, Classifier, TriageOptions};
+
+fn fixtures() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tsan-parse/tests/fixtures")
+}
+
+const PROGRAMS: [&str; 4] = ["race_global", "race_heap", "lock_order", "use_after_free"];
+
+/// The problems of the logs of `PROGRAMS` as one compiler's runtime printed them.
+fn problems(compiler: &str) -> BTreeSet<(String, Owner)> {
+    let logs: Vec<PathBuf> = PROGRAMS
+        .iter()
+        .map(|p| fixtures().join(format!("logs/{compiler}/{p}.log")))
+        .collect();
+    let options = TriageOptions {
+        classifier: Classifier::new(Vec::new(), Vec::new()),
+        ..TriageOptions::default()
+    };
+    let mut run = common::fixture_record("clean");
+    run.triage = triage_paths(&logs, &options, &|_| None).unwrap();
+    run.target.source_dir = fixtures();
+    run.static_scan = Some(
+        ftreview_static::scan_paths(&[fixtures().join("programs")], &Default::default()).unwrap(),
+    );
+    analyze(&run, None)
+        .results
+        .findings
+        .into_iter()
+        .filter(|f| f.category == Category::Race)
+        .map(|f| (f.id, f.owner.unwrap()))
+        .collect()
+}
+
+#[test]
+fn gcc_and_clang_reports_make_the_same_problems_with_the_same_ids() {
+    let gcc = problems("gcc");
+    let clang = problems("clang");
+    assert_eq!(gcc, clang);
+    let owners: Vec<&Owner> = gcc.iter().map(|(_, owner)| owner).collect();
+    assert!(
+        owners
+            .iter()
+            .any(|o| matches!(o, Owner::Global { name, .. } if name == "hits")),
+        "{owners:?}"
+    );
+    assert!(
+        owners.iter().any(
+            |o| matches!(o, Owner::HeapBlock { allocated_in, .. } if allocated_in == "table_new")
+        ),
+        "{owners:?}"
+    );
+    assert!(
+        owners.iter().any(|o| matches!(o, Owner::LockOrder { .. })),
+        "{owners:?}"
+    );
+}
