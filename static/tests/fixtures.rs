@@ -1,7 +1,7 @@
 //! Fixture-driven rule tests (ruff style): each directory under `tests/fixtures/` holds C files
 //! for one rule module. A line that must produce a finding ends with `// expect: CODE severity`;
 //! every other line must produce none of that rule's codes. A snapshot pins the full findings
-//! (message, symbol, protection) of each directory.
+//! (id, message, symbol, protection) of each directory.
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
@@ -67,7 +67,7 @@ fn describe(f: &Finding) -> String {
         None => format!("{:?} {}", s.kind, s.name),
     });
     let mut out = format!(
-        "{}:{}:{} {} {:?}/{:?} fn={} symbol={}\n  {}\n  fix: {}\n",
+        "{}:{}:{} {} {:?}/{:?} fn={} symbol={} id={}\n  {}\n  fix: {}\n",
         f.file.file_name().unwrap().to_string_lossy(),
         f.span.line,
         f.span.column,
@@ -76,6 +76,7 @@ fn describe(f: &Finding) -> String {
         f.confidence,
         f.function.as_deref().unwrap_or("-"),
         symbol.as_deref().unwrap_or("-"),
+        f.id,
         f.message,
         f.fix
     );
