@@ -90,6 +90,7 @@ impl Rule {
         }
     }
 
+    /// The serde name (`unlocked-field-write`), also hashed into finding ids.
     pub fn name(self) -> &'static str {
         match self {
             Rule::GilNotDeclared => "gil-not-declared",
@@ -133,6 +134,27 @@ pub enum SymbolKind {
     Call,
     /// The module as a whole (GIL declaration).
     Module,
+}
+
+impl SymbolKind {
+    pub const ALL: [SymbolKind; 5] = [
+        SymbolKind::Global,
+        SymbolKind::StaticLocal,
+        SymbolKind::Field,
+        SymbolKind::Call,
+        SymbolKind::Module,
+    ];
+
+    /// The serde name (`static-local`): what finding ids hash, so renaming a variant keeps them.
+    pub fn name(self) -> &'static str {
+        match self {
+            SymbolKind::Global => "global",
+            SymbolKind::StaticLocal => "static-local",
+            SymbolKind::Field => "field",
+            SymbolKind::Call => "call",
+            SymbolKind::Module => "module",
+        }
+    }
 }
 
 /// The variable, field or API a finding is about, normalized for joining: `name` is a bare
@@ -345,6 +367,22 @@ impl ScanReport {
             1.0
         } else {
             1.0 - bad as f64 / total as f64
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Ids hash `name()`; it must stay the name results.json spells.
+    #[test]
+    fn names_are_the_serde_names() {
+        for rule in Rule::ALL {
+            assert_eq!(serde_json::to_value(rule).unwrap(), rule.name());
+        }
+        for kind in SymbolKind::ALL {
+            assert_eq!(serde_json::to_value(kind).unwrap(), kind.name());
         }
     }
 }

@@ -104,13 +104,14 @@ impl<'p> Sink<'p> {
     }
 }
 
-/// FNV-1a over the identifying parts: stable across runs, platforms and line edits.
+/// FNV-1a over the identifying parts: stable across runs, platforms and line edits, and
+/// across renames of Rust variants (the rule and symbol kind enter by their serde names).
 fn stable_id(rule: Rule, rel: &str, function: Option<&str>, symbol: Option<&Symbol>) -> String {
     let symbol = symbol
         .map(|s| {
             format!(
-                "{:?}:{}:{}",
-                s.kind,
+                "{}:{}:{}",
+                s.kind.name(),
                 s.container.as_deref().unwrap_or(""),
                 s.name
             )
