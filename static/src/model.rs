@@ -167,6 +167,38 @@ pub struct Symbol {
     pub container: Option<String>,
 }
 
+/// The remedy a finding's `fix` prescribes, for tools that act on it without reading the text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FixKind {
+    /// An atomic operation or `_Atomic` declaration.
+    Atomic,
+    /// `Py_BEGIN_CRITICAL_SECTION(obj)` (Argument Clinic: `@critical_section`).
+    CriticalSection,
+    /// `Py_BEGIN_CRITICAL_SECTION2(a, b)`: the code touches two objects' state.
+    TwoObjectCriticalSection,
+    /// A `PyMutex` (for state a critical section cannot cover, e.g. across
+    /// `Py_BEGIN_ALLOW_THREADS`).
+    PyMutex,
+    /// Move process-wide state into module state.
+    ModuleState,
+    /// Give each thread its own copy (`_Thread_local`, a per-thread `locale_t`).
+    ThreadLocal,
+    /// A C-API that returns a strong reference (`PyList_GetItemRef`).
+    StrongReferenceApi,
+    /// Declare `Py_mod_gil` (or call `PyUnstable_Module_SetGIL`).
+    DeclareGil,
+    /// Initialize once (module exec function, before threads start) instead of lazily.
+    OnceInit,
+    /// Restructure the code around a critical section (no early exit; no suspending call
+    /// between writes).
+    Restructure,
+    /// A thread-safe replacement of a libc function (`strtok_r`, `getaddrinfo`).
+    ThreadSafeApi,
+    /// Copy the value into a local before releasing the GIL.
+    LocalCopy,
+}
+
 /// One hazard (or, at `Info`, one recognized protection).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Finding {
@@ -187,6 +219,8 @@ pub struct Finding {
     pub message: String,
     /// One or two lines: what to do.
     pub fix: String,
+    /// The remedy `fix` prescribes.
+    pub fix_kind: FixKind,
     /// The protection recognized at the site (e.g. `Py_BEGIN_CRITICAL_SECTION(self)`,
     /// `PyMutex state->lock`, `_Thread_local`); set on `Info` findings.
     #[serde(default, skip_serializing_if = "Option::is_none")]

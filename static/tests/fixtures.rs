@@ -67,7 +67,7 @@ fn describe(f: &Finding) -> String {
         None => format!("{:?} {}", s.kind, s.name),
     });
     let mut out = format!(
-        "{}:{}:{} {} {:?}/{:?} fn={} symbol={} id={}\n  {}\n  fix: {}\n",
+        "{}:{}:{} {} {:?}/{:?} fn={} symbol={} id={}\n  {}\n  fix ({}): {}\n",
         f.file.file_name().unwrap().to_string_lossy(),
         f.span.line,
         f.span.column,
@@ -78,6 +78,7 @@ fn describe(f: &Finding) -> String {
         symbol.as_deref().unwrap_or("-"),
         f.id,
         f.message,
+        serde_json::to_value(f.fix_kind).unwrap().as_str().unwrap(),
         f.fix
     );
     if let Some(how) = &f.protected_by {

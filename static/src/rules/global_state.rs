@@ -6,7 +6,7 @@
 use std::collections::HashSet;
 
 use crate::facts::{AccessKind, EventKind, FunctionFacts, GlobalVar};
-use crate::model::{Confidence, Rule, Severity, Span, Symbol, SymbolKind};
+use crate::model::{Confidence, FixKind, Rule, Severity, Span, Symbol, SymbolKind};
 use crate::program::{Context, Program};
 use crate::rules::{protection, Draft, Sink};
 
@@ -118,6 +118,7 @@ impl Site<'_> {
             name: g.name.clone(),
             container: g.function.clone(),
         };
+        let (fix, fix_kind) = self.fix();
         Draft {
             rule,
             severity,
@@ -127,28 +128,29 @@ impl Site<'_> {
             function: Some(self.func.name.clone()),
             symbol: Some(symbol),
             message,
-            fix: self.fix(),
+            fix,
+            fix_kind,
             protected_by,
         }
     }
 
-    fn fix(&self) -> String {
+    fn fix(&self) -> (String, FixKind) {
         let g = self.global;
         if self.is_lazy {
-            return format!(
+            return (format!(
                 "initialize `{}` once in the module's exec function (better: in module state), or guard the check and the set with a static PyMutex",
                 g.name
-            );
+            ), FixKind::OnceInit);
         }
         match self.kind {
-            AccessKind::Update if !g.is_pointer && !g.is_array => format!(
+            AccessKind::Update if !g.is_pointer && !g.is_array => (format!(
                 "make `{}` atomic (`_Py_atomic_add_*` / C11 `atomic_fetch_add`), or keep it in module state behind a PyMutex",
                 g.name
-            ),
-            _ => format!(
+            ), FixKind::Atomic),
+            _ => (format!(
                 "move `{}` into module state and guard it with a PyMutex (or make it `_Thread_local` if each thread needs its own)",
                 g.name
-            ),
+            ), FixKind::ModuleState),
         }
     }
 }

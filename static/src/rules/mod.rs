@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use rayon::prelude::*;
 
 use crate::facts::{Event, FunctionFacts};
-use crate::model::{Confidence, Finding, Rule, Severity, Span, Symbol, SymbolKind};
+use crate::model::{Confidence, Finding, FixKind, Rule, Severity, Span, Symbol, SymbolKind};
 use crate::program::{Context, Program};
 
 /// A finding before its id and entry points are computed.
@@ -27,6 +27,7 @@ pub(crate) struct Draft {
     pub symbol: Option<Symbol>,
     pub message: String,
     pub fix: String,
+    pub fix_kind: FixKind,
     pub protected_by: Option<String>,
 }
 
@@ -65,6 +66,7 @@ impl<'p> Sink<'p> {
                 existing.confidence = draft.confidence;
                 existing.message = draft.message;
                 existing.fix = draft.fix;
+                existing.fix_kind = draft.fix_kind;
                 existing.protected_by = draft.protected_by;
             }
             if existing.span != other && !existing.related.contains(&other) {
@@ -90,6 +92,7 @@ impl<'p> Sink<'p> {
             symbol: draft.symbol,
             message: draft.message,
             fix: draft.fix,
+            fix_kind: draft.fix_kind,
             protected_by: draft.protected_by,
             related: Vec::new(),
             entry_points,

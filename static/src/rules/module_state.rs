@@ -3,7 +3,7 @@
 //! the module, so a plain `++state->counter` is a data race on every call.
 
 use crate::facts::{AccessKind, EventKind};
-use crate::model::{Confidence, Rule, Severity};
+use crate::model::{Confidence, FixKind, Rule, Severity};
 use crate::program::{Context, Program};
 use crate::rules::{field_symbol, protection, Draft, Sink};
 
@@ -38,7 +38,12 @@ pub(crate) fn check(program: &Program, sink: &mut Sink) {
             let protected_by = atomic_field.or_else(|| protection(program, func, event));
             let (severity, confidence, message) = match (&protected_by, kind) {
                 (Some(how), _) => (Severity::Info, Confidence::High, format!("module state field `{container}.{field}` is written here, protected by {how}")),
-                (None, AccessKind::Update | AccessKind::Release) => (
+                (None, AccessKind::Release) => (
+                    Severity::High,
+                    Confidence::High,
+                    format!("module state field `{container}.{field}` is replaced and its old value released without a lock; a thread reading it meanwhile can use the freed object"),
+                ),
+                (None, AccessKind::Update) => (
                     Severity::High,
                     Confidence::High,
                     format!("module state field `{container}.{field}` is updated without an atomic or a lock; every thread calling into the module races on it"),
@@ -49,6 +54,11 @@ pub(crate) fn check(program: &Program, sink: &mut Sink) {
                     format!("module state field `{container}.{field}` is assigned outside module init without a lock; threads calling into the module race on it"),
                 ),
             };
+            let (fix, fix_kind) = if *kind == AccessKind::Release {
+                (format!("guard `{field}` and every use of its value with a PyMutex in the module state (an atomic swap cannot keep a reader from using the freed value); set it once in the exec function if it never changes after"), FixKind::PyMutex)
+            } else {
+                (format!("use an atomic for `{field}` (`_Py_atomic_add_*` / C11 `atomic_fetch_add`) or guard it with a PyMutex in the module state; set it once in the exec function if it never changes after"), FixKind::Atomic)
+            };
             sink.add(Draft {
                 rule: Rule::ModuleStateMutation,
                 severity,
@@ -58,9 +68,8 @@ pub(crate) fn check(program: &Program, sink: &mut Sink) {
                 function: Some(func.name.clone()),
                 symbol: Some(field_symbol(Some(container.clone()), field)),
                 message,
-                fix: format!(
-                    "use an atomic for `{field}` (`_Py_atomic_add_*` / C11 `atomic_fetch_add`) or guard it with a PyMutex in the module state; set it once in the exec function if it never changes after"
-                ),
+                fix,
+                fix_kind,
                 protected_by,
             });
         }

@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 
 use crate::facts::{Access, AccessKind, Event, EventKind, FunctionFacts};
-use crate::model::{Confidence, Rule, Severity};
+use crate::model::{Confidence, FixKind, Rule, Severity};
 use crate::program::{Context, Program};
 use crate::rules::{field_symbol, protection, Draft, Sink};
 
@@ -167,11 +167,7 @@ fn write_draft(
     } else {
         target.root.as_str()
     };
-    let fix = if program.is_bound(func) {
-        format!("wrap the body of `{}` in `Py_BEGIN_CRITICAL_SECTION({object})` ... `Py_END_CRITICAL_SECTION()` (Argument Clinic: `@critical_section`), and lock the same object where `{field}` is read", func.name)
-    } else {
-        format!("hold `Py_BEGIN_CRITICAL_SECTION(obj)` on the object in the Python-facing callers of `{}` (see entry points), and where `{field}` is read", func.name)
-    };
+    let (fix, fix_kind) = write_fix(program, func, object, field);
     let bound_or_param =
         program.is_bound(func) || func.params.iter().any(|p| p.name == target.root);
     Draft {
@@ -188,7 +184,29 @@ fn write_draft(
         symbol: Some(field_symbol(Some(container.clone()), field)),
         message,
         fix,
+        fix_kind,
         protected_by,
+    }
+}
+
+/// A critical section on the written object, or on both objects when the function also
+/// uses the state of a second one it was passed (`merge(self, other)`).
+fn write_fix(
+    program: &Program,
+    func: &FunctionFacts,
+    object: &str,
+    field: &str,
+) -> (String, FixKind) {
+    let other = object_accesses(program, func)
+        .map(|(_, target, _)| target.root.as_str())
+        .find(|root| *root != object && func.params.iter().any(|p| p.name == *root));
+    let bound = program.is_bound(func);
+    let name = &func.name;
+    match other {
+        Some(other) if bound => (format!("wrap the body of `{name}` in `Py_BEGIN_CRITICAL_SECTION2({object}, {other})` ... `Py_END_CRITICAL_SECTION2()`: it uses the state of both objects; lock `{object}` where `{field}` is read"), FixKind::TwoObjectCriticalSection),
+        Some(other) => (format!("hold `Py_BEGIN_CRITICAL_SECTION2(a, b)` on both objects (`{object}` and `{other}` here) in the Python-facing callers of `{name}` (see entry points), and lock the object where `{field}` is read"), FixKind::TwoObjectCriticalSection),
+        None if bound => (format!("wrap the body of `{name}` in `Py_BEGIN_CRITICAL_SECTION({object})` ... `Py_END_CRITICAL_SECTION()` (Argument Clinic: `@critical_section`), and lock the same object where `{field}` is read"), FixKind::CriticalSection),
+        None => (format!("hold `Py_BEGIN_CRITICAL_SECTION(obj)` on the object in the Python-facing callers of `{name}` (see entry points), and where `{field}` is read"), FixKind::CriticalSection),
     }
 }
 
@@ -227,6 +245,7 @@ fn read_draft(
         symbol: Some(field_symbol(Some(container.clone()), field)),
         message,
         fix: format!("read `{field}` under the same `Py_BEGIN_CRITICAL_SECTION` as its writers (or load it atomically if it is a plain value)"),
+        fix_kind: FixKind::CriticalSection,
         protected_by: None,
     })
 }
@@ -249,6 +268,7 @@ fn nogil_draft(
         symbol: Some(field_symbol(Some(container.clone()), field)),
         message: format!("`{}` ({container}) is used between Py_BEGIN_ALLOW_THREADS and Py_END_ALLOW_THREADS without a lock: other threads can change or free it meanwhile", expr(target)),
         fix: format!("copy `{field}` into a local before Py_BEGIN_ALLOW_THREADS, or guard it with a PyMutex held across the region"),
+        fix_kind: FixKind::LocalCopy,
         protected_by: None,
     }
 }
