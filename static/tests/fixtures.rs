@@ -167,6 +167,13 @@ fn object_state() {
         .expect("clinic METHODDEF binding");
     assert_eq!(resize.c_function, "widget_resize");
     assert_eq!(resize.owner_type.as_deref(), Some("objects.Widget"));
+    // Of the two callers, only the unlocked one names the finding.
+    let set_size = report
+        .findings
+        .iter()
+        .find(|f| f.function.as_deref() == Some("buffer_set_size"))
+        .unwrap();
+    assert_eq!(set_size.entry_points, ["Buffer.clear"]);
 }
 
 #[test]

@@ -14,8 +14,8 @@ use super::syntax::{
     Specifiers,
 };
 use super::types::{
-    strip_object_expr, Access, AccessKind, Event, EventKind, FunctionFacts, Guard, Section,
-    CAST_MACRO,
+    strip_object_expr, Access, AccessKind, Event, EventKind, FunctionFacts, Guard, LocalSource,
+    Section, CAST_MACRO,
 };
 use crate::normalize::{CS_BEGIN, CS_END, NOGIL_BEGIN, NOGIL_END};
 use crate::parse::F;
@@ -232,6 +232,11 @@ impl<'a, 'f> BodyWalker<'a, 'f> {
     /// Records aliases of fields and freshly created objects held in locals.
     fn note_local_value(&mut self, local: &str, value: Node<'a>) {
         let stripped = strip_casts(value);
+        let mut source = LocalSource {
+            local: local.to_string(),
+            copied: None,
+            through: None,
+        };
         match stripped.kind() {
             "field_expression" => {
                 if let Some(access) = self.access_path(stripped) {
@@ -246,6 +251,8 @@ impl<'a, 'f> BodyWalker<'a, 'f> {
                 if is_constructor_call(callee) {
                     self.facts.fresh.push(local.to_string());
                 }
+                source.copied = single_identifier_arg(stripped, self.src).map(str::to_string);
+                source.through = Some(callee.to_string());
             }
             // `new_md = (MultiDictObject *)ret;` where `ret` was just created.
             "identifier" => {
@@ -256,6 +263,10 @@ impl<'a, 'f> BodyWalker<'a, 'f> {
             }
             _ => {}
         }
+        if stripped.kind() == "identifier" {
+            source.copied = Some(self.text(stripped).to_string());
+        }
+        self.facts.local_sources.push(source);
     }
 
     fn assignment(&mut self, node: Node<'a>, depth: usize) {
@@ -640,6 +651,16 @@ impl<'a, 'f> BodyWalker<'a, 'f> {
             }
         }
     }
+}
+
+/// `f(x)` → `x` (casts around `x` removed).
+fn single_identifier_arg<'a>(call: Node, src: &'a [u8]) -> Option<&'a str> {
+    let args = call.child_by_field_id(F.arguments.get())?;
+    let arg = (args.named_child_count() == 1)
+        .then(|| args.named_child(0))
+        .flatten()
+        .map(strip_casts)?;
+    (arg.kind() == "identifier").then(|| text(arg, src))
 }
 
 /// `!x`, `x == NULL`, `NULL == x`, `x == 0`, `x` negated... → `x`.

@@ -92,6 +92,18 @@ pub(crate) struct FunctionFacts {
     pub aliases: Vec<(String, Access)>,
     /// Locals holding an object this function just created (not yet shared).
     pub fresh: Vec<String>,
+    /// Every value given to a local, in order (which pointer a local copies).
+    pub local_sources: Vec<LocalSource>,
+}
+
+/// A value given to a local: `md = (T *)self` and `md = MD(self)` copy `self`.
+#[derive(Debug, Clone)]
+pub(crate) struct LocalSource {
+    pub local: String,
+    /// The identifier copied, if the value was one (after casts, or as a one-argument call).
+    pub copied: Option<String>,
+    /// The macro or function the identifier was passed through (`MD`).
+    pub through: Option<String>,
 }
 
 impl FunctionFacts {

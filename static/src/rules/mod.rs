@@ -48,7 +48,17 @@ impl<'p> Sink<'p> {
         }
     }
 
+    /// Adds a finding whose entry points are everything reaching its function.
     pub fn add(&mut self, draft: Draft) {
+        self.add_with(draft, None);
+    }
+
+    /// Adds a finding reached only through `entry_points` (the unlocked paths into a helper).
+    pub fn add_reached_by(&mut self, draft: Draft, entry_points: Vec<String>) {
+        self.add_with(draft, Some(entry_points));
+    }
+
+    fn add_with(&mut self, draft: Draft, entry_points: Option<Vec<String>>) {
         let rel = &self.program.files[draft.file].rel;
         let id = stable_id(
             draft.rule,
@@ -68,17 +78,22 @@ impl<'p> Sink<'p> {
                 existing.fix = draft.fix;
                 existing.fix_kind = draft.fix_kind;
                 existing.protected_by = draft.protected_by;
+                if let Some(entry_points) = entry_points {
+                    existing.entry_points = entry_points;
+                }
             }
             if existing.span != other && !existing.related.contains(&other) {
                 existing.related.push(other);
             }
             return;
         }
-        let entry_points = draft
-            .function
-            .as_deref()
-            .map(|f| self.program.entry_points(draft.file, f))
-            .unwrap_or_default();
+        let entry_points = entry_points.unwrap_or_else(|| {
+            draft
+                .function
+                .as_deref()
+                .map(|f| self.program.entry_points(draft.file, f))
+                .unwrap_or_default()
+        });
         self.by_id.insert(id.clone(), self.findings.len());
         self.findings.push(Finding {
             id,

@@ -1,6 +1,10 @@
 //! The whole scanned program: facts of every file plus the cross-file knowledge rules need
 //! (struct types, bindings, who calls whom and under which lock).
 
+mod caller_locks;
+
+pub(crate) use caller_locks::UnlockedPaths;
+
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::PathBuf;
 
@@ -45,8 +49,10 @@ pub(crate) struct Program {
     /// Cast macro → the struct type it casts to.
     cast_macros: HashMap<String, String>,
     contexts: HashMap<usize, Context>,
-    /// callee id → caller ids
-    callers: HashMap<usize, Vec<usize>>,
+    /// callee id → its call sites: (caller id, index of the call event)
+    incoming: HashMap<usize, Vec<(usize, usize)>>,
+    /// function id → parameter → the lock every caller holds on the object passed in it.
+    param_locks: HashMap<usize, HashMap<String, caller_locks::CallerLock>>,
     /// function id → indices into `bindings.methods`
     bound: HashMap<usize, Vec<usize>>,
     /// function id → parameters that every caller passes a freshly created object in.
@@ -131,7 +137,8 @@ impl Program {
             ids,
             by_name,
             contexts: HashMap::new(),
-            callers: HashMap::new(),
+            incoming: HashMap::new(),
+            param_locks: HashMap::new(),
             bound: HashMap::new(),
             fresh_params: HashMap::new(),
             lifecycle_slots: HashSet::new(),
@@ -140,6 +147,7 @@ impl Program {
         program.compute_bound();
         program.compute_contexts();
         program.compute_fresh_params();
+        program.compute_param_locks();
         program
     }
 
@@ -380,34 +388,39 @@ impl Program {
         let mut queue = VecDeque::from([(start, 0)]);
         let mut out = Vec::new();
         while let Some((f, depth)) = queue.pop_front() {
-            for &i in self.bound.get(&f).into_iter().flatten() {
-                let m = &self.bindings.methods[i];
-                if !is_python_callable(&m.python_name) {
-                    continue; // `tp_dealloc`, `tp_traverse`: not something a script can call
-                }
-                let name = match m.owner_type.as_deref() {
-                    Some(owner) => format!(
-                        "{}.{}",
-                        owner.rsplit('.').next().unwrap_or(owner),
-                        m.python_name
-                    ),
-                    None => m.python_name.clone(),
-                };
-                if !out.contains(&name) {
-                    out.push(name);
-                }
-            }
-            if out.len() >= 8 || depth >= 6 {
+            self.add_python_names(f, &mut out);
+            if out.len() >= MAX_ENTRY_POINTS || depth >= MAX_ENTRY_DEPTH {
                 continue;
             }
-            for &caller in self.callers.get(&f).into_iter().flatten() {
+            for &(caller, _) in self.incoming.get(&f).into_iter().flatten() {
                 if seen.insert(caller) {
                     queue.push_back((caller, depth + 1));
                 }
             }
         }
-        out.truncate(8);
+        out.truncate(MAX_ENTRY_POINTS);
         out
+    }
+
+    /// Adds the Python names bound to function `id` (`Type.method`) to `out`, once each.
+    fn add_python_names(&self, id: usize, out: &mut Vec<String>) {
+        for &i in self.bound.get(&id).into_iter().flatten() {
+            let m = &self.bindings.methods[i];
+            if !is_python_callable(&m.python_name) {
+                continue; // `tp_dealloc`, `tp_traverse`: not something a script can call
+            }
+            let name = match m.owner_type.as_deref() {
+                Some(owner) => format!(
+                    "{}.{}",
+                    owner.rsplit('.').next().unwrap_or(owner),
+                    m.python_name
+                ),
+                None => m.python_name.clone(),
+            };
+            if !out.contains(&name) {
+                out.push(name);
+            }
+        }
     }
 
     /// Fixed point over the call graph: a function is `Locked` when every call site holds a
@@ -457,18 +470,18 @@ impl Program {
                 break;
             }
         }
-        self.callers = sites
-            .into_iter()
-            .map(|(callee, list)| {
-                let mut ids: Vec<usize> = list.into_iter().map(|(c, _, _)| c).collect();
-                ids.sort();
-                ids.dedup();
-                (callee, ids)
-            })
-            .collect();
+        let mut incoming: HashMap<usize, Vec<(usize, usize)>> = HashMap::new();
+        for (caller, callee, i) in self.call_sites() {
+            incoming.entry(callee).or_default().push((caller.id, i));
+        }
+        self.incoming = incoming;
         self.contexts = contexts;
     }
 }
+
+/// Entry points listed per finding, and how many calls away from it they are looked for.
+const MAX_ENTRY_POINTS: usize = 8;
+const MAX_ENTRY_DEPTH: usize = 6;
 
 /// Slots without a dunder keep their C slot name (`tp_dealloc`).
 fn is_python_callable(python_name: &str) -> bool {
