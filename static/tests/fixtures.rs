@@ -1,5 +1,6 @@
 //! Fixture-driven rule tests (ruff style): each directory under `tests/fixtures/` holds C files
-//! for one rule module. A line that must produce a finding ends with `// expect: CODE severity`;
+//! for one rule module. A line that must produce a finding ends with `// expect: CODE severity`
+//! (several separated by commas);
 //! every other line must produce none of that rule's codes. A snapshot pins the full findings
 //! (id, message, symbol, protection) of each directory.
 
@@ -33,8 +34,12 @@ fn expectations(dir: &Path) -> BTreeSet<(String, usize, String, String)> {
             .display()
             .to_string();
         for (i, line) in text.lines().enumerate() {
-            if let Some((_, expect)) = line.split_once("// expect: ") {
-                let mut words = expect.split_whitespace();
+            let Some((_, expect)) = line.split_once("// expect: ") else {
+                continue;
+            };
+            // `// expect: FT401 medium, FT403 high`: several findings on one line.
+            for one in expect.split(',') {
+                let mut words = one.split_whitespace();
                 let code = words.next().expect("a code after `expect:`").to_string();
                 let severity = words.next().expect("a severity after the code").to_string();
                 out.insert((name.clone(), i + 1, code, severity));

@@ -6,7 +6,7 @@ use tree_sitter::Node;
 
 use super::c_api::{
     is_atomic_api, is_atomic_store, is_constructor_call, is_release_call, lock_op,
-    writes_first_arg, LockOp,
+    may_write_through, writes_first_arg, LockOp,
 };
 use super::preprocessor::live_parts;
 use super::syntax::{
@@ -15,7 +15,7 @@ use super::syntax::{
 };
 use super::types::{
     strip_object_expr, Access, AccessKind, Event, EventKind, FunctionFacts, Guard, LocalSource,
-    Section, CAST_MACRO,
+    PassedTo, Section, CAST_MACRO,
 };
 use crate::normalize::{CS_BEGIN, CS_END, NOGIL_BEGIN, NOGIL_END};
 use crate::parse::F;
@@ -63,6 +63,10 @@ impl<'a, 'f> BodyWalker<'a, 'f> {
     }
 
     fn push(&mut self, kind: EventKind, node: Node) {
+        self.push_passed(kind, node, None);
+    }
+
+    fn push_passed(&mut self, kind: EventKind, node: Node, passed_to: Option<PassedTo>) {
         if self.facts.guards.last() != Some(&self.guard) {
             self.facts.guards.push(self.guard.clone());
         }
@@ -72,6 +76,7 @@ impl<'a, 'f> BodyWalker<'a, 'f> {
             span: span_of(node),
             guard,
             atomic: self.atomic,
+            passed_to,
         });
     }
 
@@ -329,14 +334,33 @@ impl<'a, 'f> BodyWalker<'a, 'f> {
             }
             "subscript_expression" => {
                 if let Some(base) = target.child_by_field_id(F.argument.get()) {
-                    self.lvalue(base, kind, depth + 1);
+                    if !self.deref_write(base, kind) {
+                        self.lvalue(base, kind, depth + 1);
+                    }
                 }
                 if let Some(index) = target.child_by_field_id(F.index.get()) {
                     self.visit(index, depth + 1);
                 }
             }
+            "pointer_expression" => {
+                if let Some(inner) = target.child_by_field_id(F.argument.get()) {
+                    self.deref_write(inner, kind);
+                }
+                self.visit(target, depth + 1);
+            }
             _ => self.visit(target, depth + 1),
         }
+    }
+
+    /// `*p = v`, `p[i] = v` with `p` a local or parameter: the function writes through `p`.
+    fn deref_write(&mut self, pointer: Node<'a>, kind: AccessKind) -> bool {
+        let pointer = strip_casts(pointer);
+        let name = self.text(pointer);
+        let is_local = pointer.kind() == "identifier" && self.locals.contains_key(name);
+        if is_local {
+            self.facts.deref_writes.push((name.to_string(), kind));
+        }
+        is_local
     }
 
     fn field_read(&mut self, node: Node<'a>, depth: usize) {
@@ -454,6 +478,7 @@ impl<'a, 'f> BodyWalker<'a, 'f> {
                 span: span_of(node),
                 guard: self.facts.events.get(events_before).map_or(0, |e| e.guard),
                 atomic: false,
+                passed_to: None,
             };
             self.facts.events.insert(events_before, event);
         }
@@ -510,7 +535,7 @@ impl<'a, 'f> BodyWalker<'a, 'f> {
                     },
                     depth,
                 );
-            } else {
+            } else if !may_write_through(callee) || !self.passed_arg(*arg, callee, i, depth) {
                 self.visit(*arg, depth + 1);
             }
         }
@@ -559,6 +584,52 @@ impl<'a, 'f> BodyWalker<'a, 'f> {
                 );
             }
         }
+    }
+
+    /// `f(self->state)`, `f(&self->ctx)`, `f(&counter)`: state handed to a callee that may
+    /// write through it. Records the access (as a read until the program knows the callee)
+    /// and returns true; false for any other argument.
+    fn passed_arg(&mut self, arg: Node<'a>, callee: &str, index: usize, depth: usize) -> bool {
+        let stripped = strip_casts(arg);
+        let (target, by_address) = match stripped.kind() {
+            "pointer_expression" if self.text(stripped).starts_with('&') => {
+                match stripped.child_by_field_id(F.argument.get()) {
+                    Some(inner) => (strip_casts(inner), true),
+                    None => return false,
+                }
+            }
+            _ => (stripped, false),
+        };
+        let access = match target.kind() {
+            "field_expression" => self.access_path(target),
+            "identifier" if !self.locals.contains_key(self.text(target)) => Some(Access {
+                root: self.text(target).to_string(),
+                root_type: None,
+                root_is_local: false,
+                fields: Vec::new(),
+            }),
+            _ => None,
+        };
+        let Some(target_access) = access else {
+            return false;
+        };
+        let passed = PassedTo {
+            callee: callee.to_string(),
+            index,
+            by_address,
+            writes: None,
+        };
+        let kind = EventKind::Access {
+            kind: AccessKind::Read,
+            target: target_access,
+        };
+        self.push_passed(kind, target, Some(passed));
+        if let Some(inner) = target.child_by_field_id(F.argument.get()).map(strip_casts) {
+            if inner.kind() != "identifier" {
+                self.visit(inner, depth + 1);
+            }
+        }
+        true
     }
 
     /// The target of an atomic operation: `&self->x` or `&counter`.

@@ -36,6 +36,16 @@ pub(super) fn lock_op(callee: &str) -> Option<LockOp> {
     ]) {
         return None;
     }
+    // A project's `ENTER_ZLIB(self)` / `LEAVE_ZLIB(self)` lock macros.
+    let is_macro = callee
+        .chars()
+        .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
+    if is_macro && has(&["enter"]) {
+        return Some(LockOp::Acquire);
+    }
+    if is_macro && has(&["leave", "exit"]) {
+        return Some(LockOp::Release);
+    }
     if has(&[
         "unlock",
         "release",
@@ -101,16 +111,31 @@ pub(super) fn writes_first_arg(callee: &str) -> bool {
     )
 }
 
+/// Calls whose arguments may be written through by a callee the program judges (the
+/// extension's own functions, vendored or external C). CPython's C-API is left out: it
+/// synchronizes its own objects, and its reference-counting and lock macros are handled as
+/// releases, locks and atomics.
+pub(crate) fn may_write_through(callee: &str) -> bool {
+    !(callee.starts_with("Py")
+        || callee.starts_with("_Py")
+        || callee.to_ascii_lowercase().contains("atomic")
+        || is_release_call(callee)
+        || writes_first_arg(callee)
+        || is_atomic_api(callee)
+        || lock_op(callee).is_some())
+}
+
 /// Calls that create a new, not yet shared object.
 pub(super) fn is_constructor_call(callee: &str) -> bool {
     COPYING_CALLS.contains(&callee)
         || callee.ends_with("_New")
         || callee.ends_with("_NewVar")
-        || callee.ends_with("tp_alloc")
+        || callee.ends_with("_alloc")
         || callee.ends_with("GenericAlloc")
         || callee.ends_with("GenericNew")
         || callee.starts_with("PyObject_GC_New")
         || callee.ends_with("_new")
+        || (callee.starts_with("new") && callee.to_ascii_lowercase().contains("object"))
 }
 
 /// APIs that always return a new container (a copy), never one the caller passed in.
@@ -142,5 +167,8 @@ mod tests {
         assert!(lock_op("PyThread_release_lock") == Some(LockOp::Release));
         assert!(lock_op("PyThread_allocate_lock").is_none());
         assert!(lock_op("clock").is_none());
+        assert!(lock_op("ENTER_ZLIB") == Some(LockOp::Acquire));
+        assert!(lock_op("LEAVE_ZLIB") == Some(LockOp::Release));
+        assert!(lock_op("tree_enter_node").is_none());
     }
 }

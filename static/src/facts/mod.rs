@@ -9,5 +9,6 @@ mod syntax;
 mod top_level;
 mod types;
 
+pub(crate) use c_api::may_write_through;
 pub(crate) use top_level::extract;
 pub(crate) use types::*;

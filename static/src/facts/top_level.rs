@@ -13,7 +13,7 @@ use super::syntax::{
     base_type_name, contains_kind, declarator_name, find_kind, span_of, string_value, text,
     Specifiers,
 };
-use super::types::{FileFacts, FunctionFacts, GlobalVar, Param, StructDef, Table};
+use super::types::{FileFacts, FunctionFacts, GlobalVar, Param, Prototype, StructDef, Table};
 use crate::normalize::OBJECT_HEAD_FIELD;
 use crate::parse::F;
 
@@ -192,6 +192,9 @@ impl<'a> TopLevel<'a> {
                 }
             }
         }
+        if function.is_none() && !specifiers.is_typedef {
+            self.prototypes(node);
+        }
         if specifiers.is_extern || specifiers.is_typedef {
             return;
         }
@@ -254,6 +257,36 @@ impl<'a> TopLevel<'a> {
         }
     }
 
+    /// `int hash_update(ctx_t *ctx, const char *data, size_t n);`: which parameters are
+    /// pointers the function may write through.
+    fn prototypes(&mut self, node: Node) {
+        let mut cursor = node.walk();
+        for decl in node.children_by_field_id(F.declarator, &mut cursor) {
+            let Some(func_decl) = find_kind(decl, "function_declarator") else {
+                continue;
+            };
+            let Some(name) = func_decl
+                .child_by_field_id(F.declarator.get())
+                .and_then(|d| declarator_name(d, self.src))
+            else {
+                continue;
+            };
+            let Some(params) = func_decl.child_by_field_id(F.parameters.get()) else {
+                continue;
+            };
+            let mut c2 = params.walk();
+            let writable_pointer = params
+                .named_children(&mut c2)
+                .filter(|p| p.kind() == "parameter_declaration")
+                .map(|p| is_writable_pointer(p, self.src))
+                .collect();
+            self.facts.prototypes.push(Prototype {
+                name: name.to_string(),
+                writable_pointer,
+            });
+        }
+    }
+
     fn function(&mut self, node: Node) {
         let Some(declarator) = node.child_by_field_id(F.declarator.get()) else {
             return;
@@ -302,6 +335,27 @@ impl<'a> TopLevel<'a> {
         }
         self.facts.functions.push(facts);
     }
+}
+
+/// A parameter `T *p` or `T p[]` whose pointee is not `const` (`const T *p` and `T const *p`
+/// are read-only; `T *const p` is not).
+fn is_writable_pointer(param: Node, src: &[u8]) -> bool {
+    let Some(declarator) = param.child_by_field_id(F.declarator.get()) else {
+        return false;
+    };
+    let is_pointer = [
+        "pointer_declarator",
+        "abstract_pointer_declarator",
+        "array_declarator",
+        "abstract_array_declarator",
+    ]
+    .iter()
+    .any(|kind| find_kind(declarator, kind).is_some());
+    let mut cursor = param.walk();
+    let const_pointee = param
+        .children(&mut cursor)
+        .any(|c| c.kind() == "type_qualifier" && text(c, src) == "const");
+    is_pointer && !const_pointee
 }
 
 fn is_table_type(type_name: &str) -> bool {

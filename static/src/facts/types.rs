@@ -18,6 +18,16 @@ pub(crate) struct FileFacts {
     pub includes: Vec<String>,
     /// `#define MD(op) ((T *)(op))` and `#define SELF ((T *)self)`: macro → T.
     pub cast_macros: Vec<(String, String)>,
+    /// Function declarations without a body (`int hash_update(ctx_t *ctx, const char *p);`).
+    pub prototypes: Vec<Prototype>,
+}
+
+/// A declared function's parameters, as far as writing through them goes.
+#[derive(Debug, Clone)]
+pub(crate) struct Prototype {
+    pub name: String,
+    /// Per parameter: a pointer to something not `const` (the callee may write through it).
+    pub writable_pointer: Vec<bool>,
 }
 
 /// A file-scope variable or a `static` local.
@@ -94,6 +104,8 @@ pub(crate) struct FunctionFacts {
     pub fresh: Vec<String>,
     /// Every value given to a local, in order (which pointer a local copies).
     pub local_sources: Vec<LocalSource>,
+    /// Locals written through: `*p = v`, `p[i] = v` (`p->x = v` is an access event).
+    pub deref_writes: Vec<(String, AccessKind)>,
 }
 
 /// A value given to a local: `md = (T *)self` and `md = MD(self)` copy `self`.
@@ -176,6 +188,31 @@ pub(crate) struct Event {
     pub guard: usize,
     /// Inside the arguments of an atomic operation.
     pub atomic: bool,
+    /// The accessed field or global is an argument of this call (which may write through it).
+    pub passed_to: Option<PassedTo>,
+}
+
+/// A field or global handed to a call: `f(self->state)`, `f(&self->ctx)`, `f(&counter)`.
+#[derive(Debug, Clone)]
+pub(crate) struct PassedTo {
+    pub callee: String,
+    /// Which argument.
+    pub index: usize,
+    /// `&x`: its address, so a pointer whatever its type.
+    pub by_address: bool,
+    /// Set by the program once it knows the callee writes through that argument.
+    pub writes: Option<CalleeWrite>,
+}
+
+/// How the pass knows a callee writes through a pointer argument, strongest evidence first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum CalleeWrite {
+    /// The extension's own function writes through that parameter (its body says so).
+    Body,
+    /// A visible prototype takes a non-`const` pointer there (or a libc function known to).
+    Prototype,
+    /// No prototype in sight; the callee is named like a mutator (`*_update`, `*_add`).
+    Name,
 }
 
 /// A critical section open at some point.

@@ -1,6 +1,7 @@
 //! The whole scanned program: facts of every file plus the cross-file knowledge rules need
 //! (struct types, bindings, who calls whom and under which lock).
 
+mod callee_writes;
 mod caller_locks;
 
 pub(crate) use caller_locks::UnlockedPaths;
@@ -144,6 +145,7 @@ impl Program {
             lifecycle_slots: HashSet::new(),
             module_state_types,
         };
+        program.resolve_callee_writes();
         program.compute_bound();
         program.compute_contexts();
         program.compute_fresh_params();

@@ -8,7 +8,7 @@ use std::collections::HashSet;
 use crate::facts::{AccessKind, EventKind, FunctionFacts, GlobalVar};
 use crate::model::{Confidence, FixKind, Rule, Severity, Span, Symbol, SymbolKind};
 use crate::program::{Context, Program};
-use crate::rules::{protection, Draft, Sink};
+use crate::rules::{callee_write, protection, Draft, Sink};
 
 pub(crate) fn check(program: &Program, sink: &mut Sink) {
     for (file, func) in program.functions() {
@@ -47,6 +47,7 @@ pub(crate) fn check(program: &Program, sink: &mut Sink) {
                 field,
                 span: event.span,
                 is_lazy,
+                callee: callee_write(event),
             };
             let protected_by = global
                 .inherent_protection
@@ -64,6 +65,8 @@ struct Site<'a> {
     field: Option<&'a str>,
     span: Span,
     is_lazy: bool,
+    /// Written by a callee it was passed to: how the message says so, and how sure.
+    callee: Option<(String, Confidence)>,
 }
 
 impl Site<'_> {
@@ -77,6 +80,10 @@ impl Site<'_> {
         let target = match self.field {
             Some(field) => format!("{what} (field `{field}`)"),
             None => what,
+        };
+        let target = match &self.callee {
+            Some((how, _)) => format!("{target} ({how})"),
+            None => target,
         };
         let rule = if self.is_lazy {
             Rule::LazyInitRace
@@ -119,6 +126,10 @@ impl Site<'_> {
             container: g.function.clone(),
         };
         let (fix, fix_kind) = self.fix();
+        let confidence = self
+            .callee
+            .as_ref()
+            .map_or(confidence, |(_, sure)| confidence.min(*sure));
         Draft {
             rule,
             severity,
@@ -143,7 +154,7 @@ impl Site<'_> {
             ), FixKind::OnceInit);
         }
         match self.kind {
-            AccessKind::Update if !g.is_pointer && !g.is_array => (format!(
+            AccessKind::Update if !g.is_pointer && !g.is_array && self.callee.is_none() => (format!(
                 "make `{}` atomic (`_Py_atomic_add_*` / C11 `atomic_fetch_add`), or keep it in module state behind a PyMutex",
                 g.name
             ), FixKind::Atomic),

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 
 use rayon::prelude::*;
 
-use crate::facts::{Event, FunctionFacts};
+use crate::facts::{CalleeWrite, Event, FunctionFacts};
 use crate::model::{Confidence, Finding, FixKind, Rule, Severity, Span, Symbol, SymbolKind};
 use crate::program::{Context, Program};
 
@@ -194,6 +194,25 @@ pub(crate) fn protection(program: &Program, func: &FunctionFacts, event: &Event)
         Context::Locked(how) => Some(how.clone()),
         _ => None,
     }
+}
+
+/// For a write made by a callee the state was passed to (`hash_update(self->state, ...)`):
+/// how the message says so, and how sure the pass is that the callee writes.
+pub(crate) fn callee_write(event: &Event) -> Option<(String, Confidence)> {
+    let passed = event.passed_to.as_ref()?;
+    let (basis, confidence) = match passed.writes? {
+        CalleeWrite::Body => ("its body does", Confidence::High),
+        CalleeWrite::Prototype => ("it takes a non-const pointer there", Confidence::Medium),
+        CalleeWrite::Name => (
+            "no prototype seen; it is named like a mutator",
+            Confidence::Low,
+        ),
+    };
+    let text = format!(
+        "passed to `{}`, which writes through it: {basis}",
+        passed.callee
+    );
+    Some((text, confidence))
 }
 
 pub(crate) fn field_symbol(container: Option<String>, field: &str) -> Symbol {

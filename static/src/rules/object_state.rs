@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use crate::facts::{Access, AccessKind, Event, EventKind, FunctionFacts};
 use crate::model::{Confidence, FixKind, Rule, Severity};
 use crate::program::{Context, Program, UnlockedPaths};
-use crate::rules::{field_symbol, Draft, Sink};
+use crate::rules::{callee_write, field_symbol, Draft, Sink};
 
 /// (container type, field)
 type FieldKey = (String, String);
@@ -228,16 +228,20 @@ fn write_draft(
     protected_by: Option<String>,
 ) -> Draft {
     let (container, field) = &site.key;
-    let expr = site.expr();
+    let callee = callee_write(site.event);
+    let expr = match &callee {
+        Some((how, _)) => format!("`{}` ({container}, {how})", site.expr()),
+        None => format!("`{}` ({container})", site.expr()),
+    };
     let (severity, message) = match (&protected_by, releases) {
-        (Some(how), _) => (Severity::Info, format!("`{expr}` ({container}) is written, protected by {how}")),
+        (Some(how), _) => (Severity::Info, format!("{expr} is written, protected by {how}")),
         (None, true) => (
             Severity::High,
-            format!("`{expr}` ({container}) is replaced and its old value freed without a lock: a concurrent reader of the same object can use freed memory"),
+            format!("{expr} is replaced and its old value freed without a lock: a concurrent reader of the same object can use freed memory"),
         ),
         (None, false) => (
             Severity::Medium,
-            format!("`{expr}` ({container}) is written without a critical section: concurrent calls on the same object race"),
+            format!("{expr} is written without a critical section: concurrent calls on the same object race"),
         ),
     };
     let object = if site.target.root.is_empty() {
@@ -245,16 +249,21 @@ fn write_draft(
     } else {
         site.target.root.as_str()
     };
-    let (fix, fix_kind) = write_fix(program, site.func, object, field);
+    let (fix, fix_kind) = if site.func.guard(site.event).nogil {
+        (format!("hold a PyMutex of the object around the use of `{field}` inside Py_BEGIN_ALLOW_THREADS (a critical section is suspended while the GIL is released), and where `{field}` is used elsewhere"), FixKind::PyMutex)
+    } else {
+        write_fix(program, site.func, object, field)
+    };
     let bound_or_param = program.is_bound(site.func) || site.is_param(&site.target.root);
+    let confidence = if bound_or_param {
+        Confidence::High
+    } else {
+        Confidence::Medium
+    };
     Draft {
         rule: Rule::UnlockedFieldWrite,
         severity,
-        confidence: if bound_or_param {
-            Confidence::High
-        } else {
-            Confidence::Medium
-        },
+        confidence: callee.map_or(confidence, |(_, sure)| confidence.min(sure)),
         file: site.file,
         span: site.event.span,
         function: Some(site.func.name.clone()),
@@ -318,19 +327,43 @@ fn read_draft(site: &Site, w: &Writers) -> Option<Draft> {
     })
 }
 
+/// Without the GIL nothing orders this access against other threads: a write there races
+/// even on a GIL build, so it is high; a read sees the field change or be freed.
 fn nogil_draft(site: &Site) -> Draft {
     let (container, field) = &site.key;
+    let expr = site.expr();
+    let written =
+        matches!(&site.event.kind, EventKind::Access { kind, .. } if *kind != AccessKind::Read);
+    let callee = callee_write(site.event);
+    let (severity, message, fix, fix_kind) = if written {
+        let how = callee
+            .as_ref()
+            .map_or(String::new(), |(how, _)| format!(" ({how})"));
+        (
+            Severity::High,
+            format!("`{expr}` ({container}) is written{how} between Py_BEGIN_ALLOW_THREADS and Py_END_ALLOW_THREADS without the object's lock: another thread using the same object races with it, with or without the GIL"),
+            format!("hold a PyMutex of the object across the region for every use of `{field}` (a critical section is suspended while the GIL is released)"),
+            FixKind::PyMutex,
+        )
+    } else {
+        (
+            Severity::Medium,
+            format!("`{expr}` ({container}) is used between Py_BEGIN_ALLOW_THREADS and Py_END_ALLOW_THREADS without a lock: other threads can change or free it meanwhile"),
+            format!("copy `{field}` into a local before Py_BEGIN_ALLOW_THREADS, or guard it with a PyMutex held across the region"),
+            FixKind::LocalCopy,
+        )
+    };
     Draft {
         rule: Rule::FieldInAllowThreads,
-        severity: Severity::Medium,
-        confidence: Confidence::Medium,
+        severity,
+        confidence: callee.map_or(Confidence::Medium, |(_, sure)| sure.min(Confidence::Medium)),
         file: site.file,
         span: site.event.span,
         function: Some(site.func.name.clone()),
         symbol: Some(field_symbol(Some(container.clone()), field)),
-        message: format!("`{}` ({container}) is used between Py_BEGIN_ALLOW_THREADS and Py_END_ALLOW_THREADS without a lock: other threads can change or free it meanwhile", site.expr()),
-        fix: format!("copy `{field}` into a local before Py_BEGIN_ALLOW_THREADS, or guard it with a PyMutex held across the region"),
-        fix_kind: FixKind::LocalCopy,
+        message,
+        fix,
+        fix_kind,
         protected_by: None,
     }
 }
