@@ -308,6 +308,34 @@ pub struct StaticType {
     pub line: usize,
 }
 
+/// How a Python type is defined in C.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TypeDefinitionKind {
+    /// A statically allocated `PyTypeObject`.
+    StaticType,
+    /// A `PyType_Spec` (heap type, `PyType_FromSpec*`).
+    Spec,
+}
+
+/// A Python type the sources define, for aiming stress tests at its instances and grouping
+/// findings by the type whose methods they are in.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct TypeDefinition {
+    /// The C variable (`ProxyType`, `multidict_spec`).
+    pub c_name: String,
+    pub kind: TypeDefinitionKind,
+    /// `tp_name` / `.name` (`"_ext.Proxy"`, `"multidict._multidict.MultiDict"`), when the
+    /// sources spell it (string literals and string macros).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// The object struct, from `tp_basicsize` / `.basicsize = sizeof(T)`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object_struct: Option<String>,
+    pub file: PathBuf,
+    pub line: usize,
+}
+
 /// The GIL story of the scanned sources.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GilDeclaration {
@@ -368,6 +396,9 @@ pub struct ScanReport {
     pub findings: Vec<Finding>,
     pub gil: GilDeclaration,
     pub methods: Vec<MethodBinding>,
+    /// Static `PyTypeObject`s and `PyType_Spec`s, by file and line.
+    #[serde(default)]
+    pub types: Vec<TypeDefinition>,
 }
 
 impl ScanReport {
@@ -391,6 +422,17 @@ impl ScanReport {
         self.methods
             .iter()
             .filter(move |m| m.c_function == c_function)
+    }
+
+    /// The types whose instances are `object_struct` structs (`MultiDictObject`: `MultiDict`
+    /// and `CIMultiDict`), in source order.
+    pub fn types_with_struct<'a>(
+        &'a self,
+        object_struct: &'a str,
+    ) -> impl Iterator<Item = &'a TypeDefinition> {
+        self.types
+            .iter()
+            .filter(move |t| t.object_struct.as_deref() == Some(object_struct))
     }
 
     /// Overall parse quality: share of all functions that parsed without errors.

@@ -179,6 +179,64 @@ fn object_state() {
         .find(|f| f.function.as_deref() == Some("buffer_set_size"))
         .unwrap();
     assert_eq!(set_size.entry_points, ["Buffer.clear"]);
+
+    use ftreview_static::TypeDefinitionKind::*;
+    let types: Vec<_> = report
+        .types
+        .iter()
+        .map(|t| {
+            let file = t.file.file_name().unwrap().to_string_lossy().into_owned();
+            (
+                file,
+                t.c_name.as_str(),
+                t.kind,
+                t.name.as_deref(),
+                t.object_struct.as_deref(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        types,
+        [
+            (
+                "callees.c".into(),
+                "hasher_spec",
+                Spec,
+                Some("objects.Hasher"),
+                Some("HasherObject")
+            ),
+            (
+                "callers.c".into(),
+                "buffer_spec",
+                Spec,
+                Some("objects.Buffer"),
+                Some("BufferObject")
+            ),
+            (
+                "static_type.c".into(),
+                "ProxyType",
+                StaticType,
+                Some("objects.Proxy"),
+                Some("ProxyObject")
+            ),
+            (
+                "widget.c".into(),
+                "widget_spec",
+                Spec,
+                Some("objects.Widget"),
+                Some("WidgetObject")
+            ),
+        ]
+    );
+    let get = report.bindings_of("proxy_get").next().unwrap();
+    assert_eq!(get.owner_type.as_deref(), Some("objects.Proxy"));
+    assert_eq!(
+        report
+            .types_with_struct("BufferObject")
+            .map(|t| t.c_name.as_str())
+            .collect::<Vec<_>>(),
+        ["buffer_spec"]
+    );
 }
 
 #[test]

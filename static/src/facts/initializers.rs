@@ -4,7 +4,7 @@
 use tree_sitter::Node;
 
 use super::syntax::{base_type_name, string_value, strip_casts, text};
-use super::types::{InitValue, Value};
+use super::types::{InitValue, StrPart, Value};
 use crate::parse::F;
 
 pub(super) fn init_values(list: Node, src: &[u8]) -> Vec<InitValue> {
@@ -49,11 +49,59 @@ pub(super) fn init_values(list: Node, src: &[u8]) -> Vec<InitValue> {
     values
 }
 
+/// `"a" "b"` is one string; `MODULE_NAME ".Proxy"` waits for the macro.
+fn concatenation(node: Node, src: &[u8]) -> Value {
+    let mut parts = Vec::new();
+    let mut cursor = node.walk();
+    for child in node.named_children(&mut cursor) {
+        match child.kind() {
+            "string_literal" => parts.push(StrPart::Literal(string_value(child, src))),
+            "identifier" => parts.push(StrPart::Macro(text(child, src).to_string())),
+            _ => return Value::Other,
+        }
+    }
+    if parts.iter().all(|p| matches!(p, StrPart::Literal(_))) {
+        Value::Str(string_value(node, src))
+    } else {
+        Value::Concat(parts)
+    }
+}
+
+/// The body of `#define NAME "a" OTHER "b"` as parts, if it is nothing but those.
+pub(super) fn string_macro_parts(body: &str) -> Option<Vec<StrPart>> {
+    let mut parts = Vec::new();
+    let mut rest = body.trim();
+    while !rest.is_empty() {
+        if let Some(after) = rest.strip_prefix('"') {
+            let end = after.find('"')?;
+            if after[..end].contains('\\') {
+                return None; // escapes: not a plain name
+            }
+            parts.push(StrPart::Literal(after[..end].to_string()));
+            rest = after[end + 1..].trim_start();
+        } else {
+            let end = rest
+                .find(|c: char| !(c.is_alphanumeric() || c == '_'))
+                .unwrap_or(rest.len());
+            if end == 0 {
+                return None;
+            }
+            parts.push(StrPart::Macro(rest[..end].to_string()));
+            rest = rest[end..].trim_start();
+        }
+    }
+    parts
+        .iter()
+        .any(|p| matches!(p, StrPart::Literal(_)))
+        .then_some(parts)
+}
+
 fn value_of(node: Node, src: &[u8]) -> Value {
     let node = strip_casts(node);
     match node.kind() {
         "identifier" => Value::Ident(text(node, src).to_string()),
-        "string_literal" | "concatenated_string" => Value::Str(string_value(node, src)),
+        "string_literal" => Value::Str(string_value(node, src)),
+        "concatenated_string" => concatenation(node, src),
         "initializer_list" => Value::List(init_values(node, src)),
         "pointer_expression" => match node.child_by_field_id(F.argument.get()) {
             Some(arg) if text(node, src).starts_with('&') => value_of(arg, src),
@@ -103,6 +151,23 @@ pub(super) fn parse_methoddef(value: &str) -> Option<(String, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn string_macros_are_literals_and_names() {
+        assert_eq!(
+            string_macro_parts(r#"MODULE_NAME ".Proxy""#),
+            Some(vec![
+                StrPart::Macro("MODULE_NAME".into()),
+                StrPart::Literal(".Proxy".into())
+            ])
+        );
+        assert_eq!(
+            string_macro_parts(r#""_ext""#),
+            Some(vec![StrPart::Literal("_ext".into())])
+        );
+        assert_eq!(string_macro_parts("(1 + 2)"), None);
+        assert_eq!(string_macro_parts("OTHER"), None);
+    }
 
     #[test]
     fn methoddef_macros_give_name_and_function() {

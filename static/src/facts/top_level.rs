@@ -7,7 +7,7 @@ use regex::Regex;
 use tree_sitter::Node;
 
 use super::body::BodyWalker;
-use super::initializers::{init_values, parse_methoddef};
+use super::initializers::{init_values, parse_methoddef, string_macro_parts};
 use super::preprocessor::live_parts;
 use super::syntax::{
     base_type_name, contains_kind, declarator_name, find_kind, span_of, string_value, text,
@@ -108,6 +108,10 @@ impl<'a> TopLevel<'a> {
             self.facts
                 .cast_macros
                 .push((name.to_string(), cast[1].to_string()));
+            return;
+        }
+        if let Some(parts) = string_macro_parts(self.text(value)) {
+            self.facts.string_macros.push((name.to_string(), parts));
             return;
         }
         if !name.ends_with("_METHODDEF") {

@@ -20,6 +20,8 @@ pub(crate) struct FileFacts {
     pub cast_macros: Vec<(String, String)>,
     /// Function declarations without a body (`int hash_update(ctx_t *ctx, const char *p);`).
     pub prototypes: Vec<Prototype>,
+    /// `#define MODULE_NAME "_ext"` (and `#define FULL MODULE_NAME ".Proxy"`).
+    pub string_macros: Vec<(String, Vec<StrPart>)>,
 }
 
 /// A declared function's parameters, as far as writing through them goes.
@@ -75,10 +77,18 @@ pub(crate) struct InitValue {
 pub(crate) enum Value {
     Ident(String),
     Str(String),
+    /// `MODULE_NAME ".Proxy"`: string literals and macros, resolved once all files are known.
+    Concat(Vec<StrPart>),
     List(Vec<InitValue>),
     /// `sizeof(T)`: keeps T.
     SizeOf(String),
     Other,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum StrPart {
+    Literal(String),
+    Macro(String),
 }
 
 #[derive(Debug, Clone)]

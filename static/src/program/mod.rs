@@ -11,7 +11,7 @@ use std::path::PathBuf;
 
 use crate::bindings::{self, Bindings, Located};
 use crate::facts::{
-    strip_object_expr, Access, EventKind, FileFacts, FunctionFacts, GlobalVar, StructDef,
+    strip_object_expr, Access, EventKind, FileFacts, FunctionFacts, GlobalVar, StrPart, StructDef,
     CAST_MACRO,
 };
 
@@ -34,6 +34,9 @@ pub(crate) struct ScannedFile {
     /// Path relative to the scanned root, used for stable finding ids.
     pub rel: String,
     pub facts: FileFacts,
+    /// The file, and the headers it `#include "..."`s, as canonical paths.
+    pub canonical: Option<PathBuf>,
+    pub included: Vec<PathBuf>,
 }
 
 pub(crate) struct Program {
@@ -96,7 +99,8 @@ impl Program {
             .iter()
             .flat_map(|f| f.facts.methoddef_macros.iter().cloned())
             .collect();
-        let bindings = bindings::collect(&tables, &paths, &macros);
+        let string_macros = visible_string_macros(&files);
+        let bindings = bindings::collect(&tables, &paths, &macros, &string_macros);
         drop(tables);
         let mut structs = HashMap::new();
         for (fi, file) in files.iter().enumerate() {
@@ -480,6 +484,43 @@ impl Program {
         self.contexts = contexts;
     }
 }
+
+/// Per file, the string macros it sees: its own, over those of the headers it includes
+/// (nearer ones first), so two files' different `MODULE_NAME`s do not mix.
+fn visible_string_macros(files: &[ScannedFile]) -> Vec<HashMap<String, Vec<StrPart>>> {
+    let by_path: HashMap<&PathBuf, usize> = files
+        .iter()
+        .enumerate()
+        .filter_map(|(i, f)| f.canonical.as_ref().map(|p| (p, i)))
+        .collect();
+    (0..files.len())
+        .map(|start| {
+            let mut order = vec![start];
+            let mut next = 0;
+            while next < order.len() && order.len() < MAX_VISIBLE_HEADERS {
+                let included = files[order[next]].included.iter();
+                let found: Vec<usize> = included.filter_map(|p| by_path.get(p).copied()).collect();
+                order.extend(
+                    found
+                        .into_iter()
+                        .filter(|i| !order.contains(i))
+                        .collect::<Vec<_>>(),
+                );
+                next += 1;
+            }
+            let mut visible = HashMap::new();
+            for &file in order.iter().rev() {
+                for (name, parts) in &files[file].facts.string_macros {
+                    visible.insert(name.clone(), parts.clone());
+                }
+            }
+            visible
+        })
+        .collect()
+}
+
+/// How many headers' macros a file sees at most (includes of includes...).
+const MAX_VISIBLE_HEADERS: usize = 64;
 
 /// Entry points listed per finding, and how many calls away from it they are looked for.
 const MAX_ENTRY_POINTS: usize = 8;
