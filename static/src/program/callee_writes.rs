@@ -113,6 +113,23 @@ fn note(writes: &mut WritesThrough, function: usize, param: usize, how: Through)
     entry.insert(param, merged);
 }
 
+/// Who a call's argument goes to: the extension's own function (parameter `index` of `id`,
+/// judged by the fixed point), or a function judged once and for all.
+#[derive(Clone, Copy)]
+enum Callee {
+    Own { id: usize, index: usize },
+    Judged(Option<Through>),
+}
+
+/// A call that may write through state: a field or global passed to it (`event`), and/or a
+/// parameter of the calling function handed on (`param`).
+struct Site {
+    function: usize,
+    event: Option<usize>,
+    param: Option<usize>,
+    callee: Callee,
+}
+
 impl Program {
     /// Fixed point: which parameters each function writes through, and so which passed
     /// fields and globals are written at their call; those accesses become writes.
@@ -123,55 +140,27 @@ impl Program {
             .flat_map(|f| f.facts.prototypes.iter())
             .map(|p| (p.name.as_str(), p.writable_pointer.as_slice()))
             .collect();
-        let mut through = WritesThrough::new();
-        let mut passed: HashMap<(usize, usize), Through> = HashMap::new();
+        let (mut through, sites) = self.write_sites(&prototypes);
+        let how = |site: &Site, through: &WritesThrough| match site.callee {
+            Callee::Own { id, index } => through.get(&id)?.get(&index).copied(),
+            Callee::Judged(how) => how,
+        };
         for _ in 0..16 {
-            let mut next = WritesThrough::new();
-            let mut next_passed = HashMap::new();
-            for (file, func) in self.functions() {
-                for (i, event) in func.events.iter().enumerate() {
-                    let judge = |callee: &str, index| {
-                        self.callee_write(file, callee, index, &through, &prototypes)
-                    };
-                    match &event.kind {
-                        EventKind::Access { target, .. } => {
-                            let written = match &event.passed_to {
-                                Some(p) if self.passes_pointer(file, func, target, p) => {
-                                    judge(&p.callee, p.index)
-                                }
-                                Some(_) => None,
-                                None => written_kind(event).map(|k| (k, CalleeWrite::Body)),
-                            };
-                            let Some(how) = written else { continue };
-                            if event.passed_to.is_some() {
-                                next_passed.insert((func.id, i), how);
-                            }
-                            if !target.fields.is_empty() {
-                                self.note_param(func, &target.root, how, &mut next);
-                            }
-                        }
-                        EventKind::Call { callee, args } => {
-                            for (index, arg) in args.iter().enumerate() {
-                                if let Some(how) = judge(callee, index) {
-                                    self.note_param(func, arg, how, &mut next);
-                                }
-                            }
-                        }
-                        _ => {}
-                    }
-                }
-                for (local, kind) in &func.deref_writes {
-                    self.note_param(func, local, (*kind, CalleeWrite::Body), &mut next);
+            let before = through.clone();
+            for site in &sites {
+                if let (Some(param), Some(how)) = (site.param, how(site, &through)) {
+                    note(&mut through, site.function, param, how);
                 }
             }
-            let done = next == through && next_passed == passed;
-            through = next;
-            passed = next_passed;
-            if done {
+            if through == before {
                 break;
             }
         }
-        for ((function, event), (kind, how)) in passed {
+        let written: Vec<(usize, usize, Through)> = sites
+            .iter()
+            .filter_map(|site| Some((site.function, site.event?, how(site, &through)?)))
+            .collect();
+        for (function, event, (kind, how)) in written {
             let (file, index) = self.ids[function];
             let event = &mut self.files[file].facts.functions[index].events[event];
             if let EventKind::Access { kind: access, .. } = &mut event.kind {
@@ -183,43 +172,95 @@ impl Program {
         }
     }
 
-    /// `expr` names a parameter of `func` (through casts and copies): it writes through it.
-    fn note_param(&self, func: &FunctionFacts, expr: &str, how: Through, out: &mut WritesThrough) {
-        let root = self.object_root(func, expr);
-        if let Some(index) = func.params.iter().position(|p| p.name == root) {
-            note(out, func.id, index, how);
+    /// The writes through parameters each function makes itself, and the calls that may add
+    /// more once their callees are judged.
+    fn write_sites(&self, prototypes: &HashMap<&str, &[bool]>) -> (WritesThrough, Vec<Site>) {
+        let mut direct = WritesThrough::new();
+        let mut sites = Vec::new();
+        for (file, func) in self.functions() {
+            let param_of = |expr: &str| {
+                let root = self.object_root(func, expr);
+                func.params.iter().position(|p| p.name == root)
+            };
+            for (i, event) in func.events.iter().enumerate() {
+                match (&event.kind, &event.passed_to) {
+                    (EventKind::Access { target, .. }, Some(passed)) => {
+                        if !self.passes_pointer(file, func, target, passed) {
+                            continue;
+                        }
+                        let callee = self.callee(file, &passed.callee, passed.index, prototypes);
+                        let param = (!target.fields.is_empty())
+                            .then(|| param_of(&target.root))
+                            .flatten();
+                        sites.push(Site {
+                            function: func.id,
+                            event: Some(i),
+                            param,
+                            callee,
+                        });
+                    }
+                    (EventKind::Access { target, .. }, None) if !target.fields.is_empty() => {
+                        if let (Some(kind), Some(param)) =
+                            (written_kind(event), param_of(&target.root))
+                        {
+                            note(&mut direct, func.id, param, (kind, CalleeWrite::Body));
+                        }
+                    }
+                    (EventKind::Call { callee, args }, _) => {
+                        for (index, arg) in args.iter().enumerate() {
+                            let Some(param) = param_of(arg) else { continue };
+                            let callee = self.callee(file, callee, index, prototypes);
+                            if !matches!(callee, Callee::Judged(None)) {
+                                sites.push(Site {
+                                    function: func.id,
+                                    event: None,
+                                    param: Some(param),
+                                    callee,
+                                });
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            for (local, kind) in &func.deref_writes {
+                if let Some(param) = param_of(local) {
+                    note(&mut direct, func.id, param, (*kind, CalleeWrite::Body));
+                }
+            }
         }
+        (direct, sites)
     }
 
-    /// How `callee` (as seen from `file`) writes through its argument `index`, if it does.
-    fn callee_write(
+    /// Who argument `index` of a call to `callee` (from `file`) goes to, judged right away
+    /// unless it is the extension's own function.
+    fn callee(
         &self,
         file: usize,
         callee: &str,
         index: usize,
-        through: &WritesThrough,
         prototypes: &HashMap<&str, &[bool]>,
-    ) -> Option<Through> {
+    ) -> Callee {
         if !may_write_through(callee) {
-            return None;
+            return Callee::Judged(None);
         }
         if let Some(id) = self.resolve_function(file, callee) {
-            return through.get(&id)?.get(&index).copied();
+            return Callee::Own { id, index };
         }
-        if let Some(writable) = prototypes.get(callee) {
-            return writable
+        let how = if let Some(writable) = prototypes.get(callee) {
+            writable
                 .get(index)
                 .copied()
                 .unwrap_or(false)
-                .then_some((AccessKind::Update, CalleeWrite::Prototype));
-        }
-        if index != 0 {
-            return None;
-        }
-        if LIBC_WRITERS.contains(&callee) {
-            return Some((AccessKind::Write, CalleeWrite::Prototype));
-        }
-        named_like_mutator(callee).then_some((AccessKind::Update, CalleeWrite::Name))
+                .then_some((AccessKind::Update, CalleeWrite::Prototype))
+        } else if index != 0 {
+            None
+        } else if LIBC_WRITERS.contains(&callee) {
+            Some((AccessKind::Write, CalleeWrite::Prototype))
+        } else {
+            named_like_mutator(callee).then_some((AccessKind::Update, CalleeWrite::Name))
+        };
+        Callee::Judged(how)
     }
 
     /// The call gets a pointer to the state, not a copy of it: `&x`, a pointer or array field

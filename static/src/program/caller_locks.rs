@@ -110,6 +110,18 @@ impl Program {
         known: &HashMap<usize, HashMap<String, CallerLock>>,
     ) -> Option<CallerLock> {
         let object = self.object_root(caller, arg);
+        self.lock_taken(caller, event, &object)
+            .or_else(|| known.get(&caller.id)?.get(&object).cloned())
+    }
+
+    /// A lock `caller` itself holds on `object` at `event`: a section on it, a mutex in it,
+    /// or a global one.
+    fn lock_taken(
+        &self,
+        caller: &FunctionFacts,
+        event: &Event,
+        object: &str,
+    ) -> Option<CallerLock> {
         let guard = caller.guard(event);
         let taken_here = |key, text: &str| CallerLock {
             key,
@@ -143,7 +155,7 @@ impl Program {
                 return Some(taken_here(LockKey::GlobalMutex(mutex.clone()), call));
             }
         }
-        known.get(&caller.id)?.get(&object).cloned()
+        None
     }
 
     /// A call site that does not matter for sharing: the caller runs before the object is
@@ -158,19 +170,13 @@ impl Program {
     /// Fixed point: a parameter is locked when every call site that matters holds the same
     /// lock on the argument (taken there or inherited from the caller's own callers).
     pub(super) fn compute_param_locks(&mut self) {
+        let prepared = self.prepared_args();
         let mut locks: HashMap<usize, HashMap<String, CallerLock>> = HashMap::new();
         for _ in 0..16 {
             let mut next: HashMap<usize, HashMap<String, CallerLock>> = HashMap::new();
-            for (&callee, sites) in &self.incoming {
-                if self.bound.contains_key(&callee) {
-                    continue; // Python calls it directly, without any lock
-                }
-                for (i, param) in self.function(callee).params.iter().enumerate() {
-                    if let Some(lock) = self.common_lock(sites, i, &locks) {
-                        next.entry(callee)
-                            .or_default()
-                            .insert(param.name.clone(), lock);
-                    }
+            for (callee, param, args) in &prepared {
+                if let Some(lock) = common_lock(args, &locks) {
+                    next.entry(*callee).or_default().insert(param.clone(), lock);
                 }
             }
             if next == locks {
@@ -181,32 +187,41 @@ impl Program {
         self.param_locks = locks;
     }
 
-    /// The one lock all `sites` hold on their argument `i`, if they agree.
-    fn common_lock(
-        &self,
-        sites: &[(usize, usize)],
-        i: usize,
-        known: &HashMap<usize, HashMap<String, CallerLock>>,
-    ) -> Option<CallerLock> {
-        let mut common: Option<CallerLock> = None;
-        for &(caller, event) in sites {
-            let caller = self.function(caller);
-            let event = &caller.events[event];
-            let arg = call_args(event)?.get(i)?;
-            if self.unshared_site(caller, Some(arg)) {
-                continue;
+    /// Per parameter of every helper Python does not call directly, its argument at each call
+    /// site that matters (what does not change during the fixed point worked out once).
+    /// Parameters some call does not pass at all are left out.
+    fn prepared_args(&self) -> Vec<(usize, String, Vec<ArgAtSite>)> {
+        let mut out = Vec::new();
+        for (&callee, sites) in &self.incoming {
+            if self.bound.contains_key(&callee) {
+                continue; // Python calls it directly, without any lock
             }
-            let lock = self.site_lock(caller, event, arg, known)?;
-            match &mut common {
-                Some(common) => {
-                    if !common.merge(lock) {
-                        return None;
-                    }
+            for (i, param) in self.function(callee).params.iter().enumerate() {
+                let args: Option<Vec<ArgAtSite>> = sites
+                    .iter()
+                    .filter_map(|&(caller, event)| {
+                        let caller = self.function(caller);
+                        let event = &caller.events[event];
+                        let Some(arg) = call_args(event).and_then(|args| args.get(i)) else {
+                            return Some(None);
+                        };
+                        if self.unshared_site(caller, Some(arg)) {
+                            return None;
+                        }
+                        let object = self.object_root(caller, arg);
+                        Some(Some(ArgAtSite {
+                            caller: caller.id,
+                            taken_here: self.lock_taken(caller, event, &object),
+                            object,
+                        }))
+                    })
+                    .collect();
+                if let Some(args) = args {
+                    out.push((callee, param.name.clone(), args));
                 }
-                None => common = Some(lock),
             }
         }
-        common
+        out
     }
 
     /// Python names reaching `function` on a path where the object it receives as `param`
@@ -255,6 +270,38 @@ impl Program {
         out.entry_points.truncate(MAX_ENTRY_POINTS);
         out
     }
+}
+
+/// A call site's argument: who passes it, the object it is there, and the lock the caller
+/// itself holds on it.
+struct ArgAtSite {
+    caller: usize,
+    object: String,
+    taken_here: Option<CallerLock>,
+}
+
+/// The one lock every site holds on its argument (taken there, or held by all the caller's
+/// own callers), if they agree.
+fn common_lock(
+    args: &[ArgAtSite],
+    known: &HashMap<usize, HashMap<String, CallerLock>>,
+) -> Option<CallerLock> {
+    let mut common: Option<CallerLock> = None;
+    for arg in args {
+        let lock = arg
+            .taken_here
+            .clone()
+            .or_else(|| known.get(&arg.caller)?.get(&arg.object).cloned())?;
+        match &mut common {
+            Some(common) => {
+                if !common.merge(lock) {
+                    return None;
+                }
+            }
+            None => common = Some(lock),
+        }
+    }
+    common
 }
 
 fn call_args(event: &Event) -> Option<&[String]> {

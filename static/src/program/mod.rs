@@ -43,6 +43,8 @@ pub(crate) struct Program {
     pub files: Vec<ScannedFile>,
     pub bindings: Bindings,
     structs: HashMap<String, (usize, usize)>,
+    /// A file's index by its path (as scanned).
+    file_by_path: HashMap<PathBuf, usize>,
     /// Function id → (file, index in that file's functions).
     ids: Vec<(usize, usize)>,
     by_name: HashMap<String, Vec<usize>>,
@@ -132,7 +134,13 @@ impl Program {
             .iter()
             .flat_map(|f| f.facts.cast_macros.iter().cloned())
             .collect();
+        let file_by_path = paths
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (p.clone(), i))
+            .collect();
         let mut program = Program {
+            file_by_path,
             globals_by_name,
             externs,
             cast_macros,
@@ -287,7 +295,7 @@ impl Program {
 
     /// [`Self::resolve_function`] for a name used in the file at `path`.
     fn resolve_in(&self, path: &PathBuf, name: &str) -> Option<usize> {
-        let file = self.files.iter().position(|f| &f.path == path)?;
+        let file = *self.file_by_path.get(path)?;
         self.resolve_function(file, name)
     }
 
