@@ -5,8 +5,8 @@
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 
-use crate::facts::{InitValue, Table, Value};
-use crate::model::{BindingKind, MethodBinding};
+use crate::facts::{InitValue, StrPart, Table, Value};
+use crate::model::{BindingKind, MethodBinding, TypeDefinition, TypeDefinitionKind};
 
 /// A table and the file it is in.
 pub(crate) struct Located<'a> {
@@ -25,6 +25,8 @@ pub(crate) struct Bindings {
     pub module_init: Vec<(PathBuf, String)>,
     /// (file index, module C def name, module name, slots table name)
     pub module_defs: Vec<ModuleDef>,
+    /// Static `PyTypeObject`s and `PyType_Spec`s.
+    pub types: Vec<TypeDefinition>,
 }
 
 pub(crate) struct ModuleDef {
@@ -196,16 +198,20 @@ fn fields<'v>(values: &'v [InitValue], order: &[&'static str]) -> Vec<(String, &
     out
 }
 
+/// The literal parts of `MODULE_NAME ".Proxy"` (`.Proxy`).
+fn literals(parts: &[StrPart]) -> String {
+    parts
+        .iter()
+        .filter_map(|p| match p {
+            StrPart::Literal(text) => Some(text.as_str()),
+            StrPart::Macro(_) => None,
+        })
+        .collect()
+}
+
 fn ident(value: &Value) -> Option<&str> {
     match value {
         Value::Ident(name) if name != "NULL" && name != "0" => Some(name),
-        _ => None,
-    }
-}
-
-fn string(value: &Value) -> Option<&str> {
-    match value {
-        Value::Str(s) => Some(s),
         _ => None,
     }
 }
@@ -215,6 +221,8 @@ struct Builder<'a> {
     paths: &'a [PathBuf],
     /// `X_METHODDEF` macro → (python name, C function)
     macros: HashMap<&'a str, (&'a str, &'a str)>,
+    /// `#define MODULE_NAME "_ext"`: macro → its literals and macros.
+    string_macros: &'a [HashMap<String, Vec<StrPart>>],
     /// Method tables already bound through a type or module: (file, name).
     reached: HashSet<(usize, String)>,
     out: Bindings,
@@ -224,6 +232,7 @@ pub(crate) fn collect(
     tables: &[Located],
     paths: &[PathBuf],
     macros: &[(String, String, String)],
+    string_macros: &[HashMap<String, Vec<StrPart>>],
 ) -> Bindings {
     let macros = macros
         .iter()
@@ -233,6 +242,7 @@ pub(crate) fn collect(
         tables,
         paths,
         macros,
+        string_macros,
         reached: HashSet::new(),
         out: Bindings::default(),
     };
@@ -255,6 +265,8 @@ pub(crate) fn collect(
     out.lifecycle.dedup();
     out.module_init.sort();
     out.module_init.dedup();
+    out.types
+        .sort_by(|a, b| (&a.file, a.line).cmp(&(&b.file, b.line)));
     out
 }
 
@@ -274,11 +286,7 @@ impl<'a> Builder<'a> {
         match table.type_name.as_str() {
             "PyType_Spec" => {
                 let f = fields(&table.values, SPEC_FIELDS);
-                let owner = f
-                    .iter()
-                    .find(|(n, _)| n == "name")
-                    .and_then(|(_, v)| string(&v.value))
-                    .map(str::to_string);
+                let owner = self.define_type(located, &f, TypeDefinitionKind::Spec);
                 if let Some(slots) = f
                     .iter()
                     .find(|(n, _)| n == "slots")
@@ -291,11 +299,7 @@ impl<'a> Builder<'a> {
             }
             "PyTypeObject" => {
                 let f = fields(&table.values, TYPE_OBJECT_FIELDS);
-                let owner = f
-                    .iter()
-                    .find(|(n, _)| n == "tp_name")
-                    .and_then(|(_, v)| string(&v.value))
-                    .map(str::to_string);
+                let owner = self.define_type(located, &f, TypeDefinitionKind::StaticType);
                 for (slot, value) in &f {
                     if let Some(func) = ident(&value.value) {
                         self.slot(located, slot, func, value.line, owner.as_deref());
@@ -307,12 +311,68 @@ impl<'a> Builder<'a> {
         }
     }
 
+    /// Records the type a `PyType_Spec` or static `PyTypeObject` defines; returns its name.
+    fn define_type(
+        &mut self,
+        located: &Located,
+        fields: &[(String, &InitValue)],
+        kind: TypeDefinitionKind,
+    ) -> Option<String> {
+        let (name_field, size_field) = match kind {
+            TypeDefinitionKind::Spec => ("name", "basicsize"),
+            TypeDefinitionKind::StaticType => ("tp_name", "tp_basicsize"),
+        };
+        let get = |wanted: &str| fields.iter().find(|(n, _)| n == wanted).map(|(_, v)| *v);
+        let value = get(name_field).map(|v| &v.value);
+        let name = value.and_then(|v| self.string(located.file, v));
+        let object_struct = get(size_field).and_then(|v| match &v.value {
+            Value::SizeOf(t) => Some(t.clone()),
+            _ => None,
+        });
+        self.out.types.push(TypeDefinition {
+            c_name: located.table.name.clone(),
+            kind,
+            name: name.clone(),
+            object_struct,
+            file: self.paths[located.file].clone(),
+            line: located.table.line,
+        });
+        // Bindings still get the type's last dotted part when a macro in its name is unknown.
+        name.or_else(|| match value? {
+            Value::Concat(parts) => Some(literals(parts)),
+            _ => None,
+        })
+    }
+
+    /// A string initializer in `file`, with the string macros it sees resolved
+    /// (`MODULE_NAME ".Proxy"`).
+    fn string(&self, file: usize, value: &Value) -> Option<String> {
+        match value {
+            Value::Str(s) => Some(s.clone()),
+            Value::Concat(parts) => self.resolve_parts(file, parts, 0),
+            _ => None,
+        }
+    }
+
+    fn resolve_parts(&self, file: usize, parts: &[StrPart], depth: usize) -> Option<String> {
+        let mut out = String::new();
+        for part in parts {
+            match part {
+                StrPart::Literal(text) => out.push_str(text),
+                StrPart::Macro(name) if depth < 4 => {
+                    let body = self.string_macros[file].get(name)?;
+                    out.push_str(&self.resolve_parts(file, body, depth + 1)?);
+                }
+                StrPart::Macro(_) => return None,
+            }
+        }
+        Some(out)
+    }
+
     fn module_def(&mut self, located: &Located) {
         let f = fields(&located.table.values, MODULE_DEF_FIELDS);
         let get = |name: &str| f.iter().find(|(n, _)| n == name).map(|(_, v)| *v);
-        let module_name = get("m_name")
-            .and_then(|v| string(&v.value))
-            .map(str::to_string);
+        let module_name = get("m_name").and_then(|v| self.string(located.file, &v.value));
         if let Some(methods) = get("m_methods").and_then(|v| ident(&v.value)) {
             if let Some(methods) = self.find(located.file, methods) {
                 self.method_table(methods, module_name.as_deref(), BindingKind::Function);
@@ -473,7 +533,9 @@ impl<'a> Builder<'a> {
             let (name, func) = match &entry.value {
                 Value::List(items) => {
                     match (
-                        items.first().and_then(|v| string(&v.value)),
+                        items
+                            .first()
+                            .and_then(|v| self.string(located.file, &v.value)),
                         items.get(1).and_then(|v| ident(&v.value)),
                     ) {
                         (Some(n), Some(f)) => (n, f),
@@ -481,12 +543,12 @@ impl<'a> Builder<'a> {
                     }
                 }
                 Value::Ident(m) => match self.macros.get(m.as_str()) {
-                    Some((n, f)) => (*n, *f),
+                    Some((n, f)) => (n.to_string(), *f),
                     None => continue,
                 },
                 _ => continue,
             };
-            self.bind(located, name, func, entry.line, owner, kind);
+            self.bind(located, &name, func, entry.line, owner, kind);
         }
     }
 
@@ -495,13 +557,16 @@ impl<'a> Builder<'a> {
             let Value::List(items) = &entry.value else {
                 continue;
             };
-            let Some(name) = items.first().and_then(|v| string(&v.value)) else {
+            let Some(name) = items
+                .first()
+                .and_then(|v| self.string(located.file, &v.value))
+            else {
                 continue;
             };
             if let Some(getter) = items.get(1).and_then(|v| ident(&v.value)) {
                 self.bind(
                     located,
-                    name,
+                    &name,
                     getter,
                     entry.line,
                     owner,
@@ -511,7 +576,7 @@ impl<'a> Builder<'a> {
             if let Some(setter) = items.get(2).and_then(|v| ident(&v.value)) {
                 self.bind(
                     located,
-                    name,
+                    &name,
                     setter,
                     entry.line,
                     owner,

@@ -50,10 +50,13 @@ fn scan_files(roots: &[PathBuf], files: &[PathBuf], opts: &ScanOptions) -> ScanR
         for (path, result) in batch.iter().zip(results) {
             match result {
                 Ok(FileOutcome::Scanned(scanned_file)) => {
-                    let (file, report) = *scanned_file;
+                    let (mut file, report) = *scanned_file;
+                    file.included = included_files(path, &file.facts.includes).collect();
                     next.extend(
-                        included_files(path, &file.facts.includes)
-                            .filter(|p| seen.insert(p.clone())),
+                        file.included
+                            .iter()
+                            .filter(|p| seen.insert((*p).clone()))
+                            .cloned(),
                     );
                     scanned.push(file);
                     reports.push(report);
@@ -79,6 +82,7 @@ fn scan_files(roots: &[PathBuf], files: &[PathBuf], opts: &ScanOptions) -> ScanR
         findings,
         gil,
         methods: program.bindings.methods,
+        types: program.bindings.types,
     }
 }
 
@@ -155,6 +159,8 @@ fn scan_file(path: &Path, rel: String, opts: &ScanOptions) -> Result<FileOutcome
         path: path.to_path_buf(),
         rel,
         facts,
+        canonical: path.canonicalize().ok(),
+        included: Vec::new(),
     };
     Ok(FileOutcome::Scanned(Box::new((file, report))))
 }

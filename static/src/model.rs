@@ -90,6 +90,7 @@ impl Rule {
         }
     }
 
+    /// The serde name (`unlocked-field-write`), also hashed into finding ids.
     pub fn name(self) -> &'static str {
         match self {
             Rule::GilNotDeclared => "gil-not-declared",
@@ -135,6 +136,27 @@ pub enum SymbolKind {
     Module,
 }
 
+impl SymbolKind {
+    pub const ALL: [SymbolKind; 5] = [
+        SymbolKind::Global,
+        SymbolKind::StaticLocal,
+        SymbolKind::Field,
+        SymbolKind::Call,
+        SymbolKind::Module,
+    ];
+
+    /// The serde name (`static-local`): what finding ids hash, so renaming a variant keeps them.
+    pub fn name(self) -> &'static str {
+        match self {
+            SymbolKind::Global => "global",
+            SymbolKind::StaticLocal => "static-local",
+            SymbolKind::Field => "field",
+            SymbolKind::Call => "call",
+            SymbolKind::Module => "module",
+        }
+    }
+}
+
 /// The variable, field or API a finding is about, normalized for joining: `name` is a bare
 /// identifier (no `self->`), `container` the struct type or owning function.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -143,6 +165,38 @@ pub struct Symbol {
     pub name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub container: Option<String>,
+}
+
+/// The remedy a finding's `fix` prescribes, for tools that act on it without reading the text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FixKind {
+    /// An atomic operation or `_Atomic` declaration.
+    Atomic,
+    /// `Py_BEGIN_CRITICAL_SECTION(obj)` (Argument Clinic: `@critical_section`).
+    CriticalSection,
+    /// `Py_BEGIN_CRITICAL_SECTION2(a, b)`: the code touches two objects' state.
+    TwoObjectCriticalSection,
+    /// A `PyMutex` (for state a critical section cannot cover, e.g. across
+    /// `Py_BEGIN_ALLOW_THREADS`).
+    PyMutex,
+    /// Move process-wide state into module state.
+    ModuleState,
+    /// Give each thread its own copy (`_Thread_local`, a per-thread `locale_t`).
+    ThreadLocal,
+    /// A C-API that returns a strong reference (`PyList_GetItemRef`).
+    StrongReferenceApi,
+    /// Declare `Py_mod_gil` (or call `PyUnstable_Module_SetGIL`).
+    DeclareGil,
+    /// Initialize once (module exec function, before threads start) instead of lazily.
+    OnceInit,
+    /// Restructure the code around a critical section (no early exit; no suspending call
+    /// between writes).
+    Restructure,
+    /// A thread-safe replacement of a libc function (`strtok_r`, `getaddrinfo`).
+    ThreadSafeApi,
+    /// Copy the value into a local before releasing the GIL.
+    LocalCopy,
 }
 
 /// One hazard (or, at `Info`, one recognized protection).
@@ -165,6 +219,8 @@ pub struct Finding {
     pub message: String,
     /// One or two lines: what to do.
     pub fix: String,
+    /// The remedy `fix` prescribes.
+    pub fix_kind: FixKind,
     /// The protection recognized at the site (e.g. `Py_BEGIN_CRITICAL_SECTION(self)`,
     /// `PyMutex state->lock`, `_Thread_local`); set on `Info` findings.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -252,6 +308,34 @@ pub struct StaticType {
     pub line: usize,
 }
 
+/// How a Python type is defined in C.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TypeDefinitionKind {
+    /// A statically allocated `PyTypeObject`.
+    StaticType,
+    /// A `PyType_Spec` (heap type, `PyType_FromSpec*`).
+    Spec,
+}
+
+/// A Python type the sources define, for aiming stress tests at its instances and grouping
+/// findings by the type whose methods they are in.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct TypeDefinition {
+    /// The C variable (`ProxyType`, `multidict_spec`).
+    pub c_name: String,
+    pub kind: TypeDefinitionKind,
+    /// `tp_name` / `.name` (`"_ext.Proxy"`, `"multidict._multidict.MultiDict"`), when the
+    /// sources spell it (string literals and string macros).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// The object struct, from `tp_basicsize` / `.basicsize = sizeof(T)`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object_struct: Option<String>,
+    pub file: PathBuf,
+    pub line: usize,
+}
+
 /// The GIL story of the scanned sources.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GilDeclaration {
@@ -312,6 +396,9 @@ pub struct ScanReport {
     pub findings: Vec<Finding>,
     pub gil: GilDeclaration,
     pub methods: Vec<MethodBinding>,
+    /// Static `PyTypeObject`s and `PyType_Spec`s, by file and line.
+    #[serde(default)]
+    pub types: Vec<TypeDefinition>,
 }
 
 impl ScanReport {
@@ -337,6 +424,17 @@ impl ScanReport {
             .filter(move |m| m.c_function == c_function)
     }
 
+    /// The types whose instances are `object_struct` structs (`MultiDictObject`: `MultiDict`
+    /// and `CIMultiDict`), in source order.
+    pub fn types_with_struct<'a>(
+        &'a self,
+        object_struct: &'a str,
+    ) -> impl Iterator<Item = &'a TypeDefinition> {
+        self.types
+            .iter()
+            .filter(move |t| t.object_struct.as_deref() == Some(object_struct))
+    }
+
     /// Overall parse quality: share of all functions that parsed without errors.
     pub fn parse_quality(&self) -> f64 {
         let total: usize = self.files.iter().map(|f| f.functions).sum();
@@ -345,6 +443,22 @@ impl ScanReport {
             1.0
         } else {
             1.0 - bad as f64 / total as f64
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Ids hash `name()`; it must stay the name results.json spells.
+    #[test]
+    fn names_are_the_serde_names() {
+        for rule in Rule::ALL {
+            assert_eq!(serde_json::to_value(rule).unwrap(), rule.name());
+        }
+        for kind in SymbolKind::ALL {
+            assert_eq!(serde_json::to_value(kind).unwrap(), kind.name());
         }
     }
 }

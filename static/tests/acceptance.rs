@@ -120,6 +120,17 @@ fn multidict_reports_the_version_counter_the_hash_table_and_its_gil_declaration(
         m.python_name == "add" && m.owner_type.as_deref() == Some("multidict._multidict.MultiDict")
     });
     assert!(add.is_some(), "MultiDict.add binding missing");
+    let dict_types: Vec<_> = report
+        .types_with_struct("MultiDictObject")
+        .filter_map(|t| t.name.as_deref())
+        .collect();
+    assert_eq!(
+        dict_types,
+        [
+            "multidict._multidict.MultiDict",
+            "multidict._multidict.CIMultiDict"
+        ]
+    );
 }
 
 #[test]

@@ -1,7 +1,8 @@
 //! Fixture-driven rule tests (ruff style): each directory under `tests/fixtures/` holds C files
-//! for one rule module. A line that must produce a finding ends with `// expect: CODE severity`;
+//! for one rule module. A line that must produce a finding ends with `// expect: CODE severity`
+//! (several separated by commas);
 //! every other line must produce none of that rule's codes. A snapshot pins the full findings
-//! (message, symbol, protection) of each directory.
+//! (id, message, symbol, protection) of each directory.
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
@@ -33,8 +34,12 @@ fn expectations(dir: &Path) -> BTreeSet<(String, usize, String, String)> {
             .display()
             .to_string();
         for (i, line) in text.lines().enumerate() {
-            if let Some((_, expect)) = line.split_once("// expect: ") {
-                let mut words = expect.split_whitespace();
+            let Some((_, expect)) = line.split_once("// expect: ") else {
+                continue;
+            };
+            // `// expect: FT401 medium, FT403 high`: several findings on one line.
+            for one in expect.split(',') {
+                let mut words = one.split_whitespace();
                 let code = words.next().expect("a code after `expect:`").to_string();
                 let severity = words.next().expect("a severity after the code").to_string();
                 out.insert((name.clone(), i + 1, code, severity));
@@ -67,7 +72,7 @@ fn describe(f: &Finding) -> String {
         None => format!("{:?} {}", s.kind, s.name),
     });
     let mut out = format!(
-        "{}:{}:{} {} {:?}/{:?} fn={} symbol={}\n  {}\n  fix: {}\n",
+        "{}:{}:{} {} {:?}/{:?} fn={} symbol={} id={}\n  {}\n  fix ({}): {}\n",
         f.file.file_name().unwrap().to_string_lossy(),
         f.span.line,
         f.span.column,
@@ -76,7 +81,9 @@ fn describe(f: &Finding) -> String {
         f.confidence,
         f.function.as_deref().unwrap_or("-"),
         symbol.as_deref().unwrap_or("-"),
+        f.id,
         f.message,
+        serde_json::to_value(f.fix_kind).unwrap().as_str().unwrap(),
         f.fix
     );
     if let Some(how) = &f.protected_by {
@@ -165,6 +172,71 @@ fn object_state() {
         .expect("clinic METHODDEF binding");
     assert_eq!(resize.c_function, "widget_resize");
     assert_eq!(resize.owner_type.as_deref(), Some("objects.Widget"));
+    // Of the two callers, only the unlocked one names the finding.
+    let set_size = report
+        .findings
+        .iter()
+        .find(|f| f.function.as_deref() == Some("buffer_set_size"))
+        .unwrap();
+    assert_eq!(set_size.entry_points, ["Buffer.clear"]);
+
+    use ftreview_static::TypeDefinitionKind::*;
+    let types: Vec<_> = report
+        .types
+        .iter()
+        .map(|t| {
+            let file = t.file.file_name().unwrap().to_string_lossy().into_owned();
+            (
+                file,
+                t.c_name.as_str(),
+                t.kind,
+                t.name.as_deref(),
+                t.object_struct.as_deref(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        types,
+        [
+            (
+                "callees.c".into(),
+                "hasher_spec",
+                Spec,
+                Some("objects.Hasher"),
+                Some("HasherObject")
+            ),
+            (
+                "callers.c".into(),
+                "buffer_spec",
+                Spec,
+                Some("objects.Buffer"),
+                Some("BufferObject")
+            ),
+            (
+                "static_type.c".into(),
+                "ProxyType",
+                StaticType,
+                Some("objects.Proxy"),
+                Some("ProxyObject")
+            ),
+            (
+                "widget.c".into(),
+                "widget_spec",
+                Spec,
+                Some("objects.Widget"),
+                Some("WidgetObject")
+            ),
+        ]
+    );
+    let get = report.bindings_of("proxy_get").next().unwrap();
+    assert_eq!(get.owner_type.as_deref(), Some("objects.Proxy"));
+    assert_eq!(
+        report
+            .types_with_struct("BufferObject")
+            .map(|t| t.c_name.as_str())
+            .collect::<Vec<_>>(),
+        ["buffer_spec"]
+    );
 }
 
 #[test]

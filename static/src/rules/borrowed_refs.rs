@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::sync::LazyLock;
 
 use crate::facts::{strip_object_expr, Event, EventKind, FunctionFacts};
-use crate::model::{Confidence, Rule, Severity};
+use crate::model::{Confidence, FixKind, Rule, Severity};
 use crate::program::Program;
 use crate::rules::{call_symbol, protection, Draft, Sink};
 
@@ -112,6 +112,14 @@ fn borrowed(
         (Some(r), _) => format!("use {r}"),
         _ => "take a strong reference at once (`Py_XNewRef`) and use only that".to_string(),
     };
+    let fix_kind = if verdict
+        .replacement
+        .is_some_and(|r| r.starts_with("Py_BEGIN_CRITICAL_SECTION"))
+    {
+        FixKind::CriticalSection
+    } else {
+        FixKind::StrongReferenceApi
+    };
     sink.add(Draft {
         rule: Rule::BorrowedReference,
         severity,
@@ -122,6 +130,7 @@ fn borrowed(
         symbol: Some(call_symbol(callee)),
         message,
         fix,
+        fix_kind,
         protected_by,
     });
 }
@@ -152,6 +161,7 @@ fn dict_next(
         symbol: Some(call_symbol("PyDict_Next")),
         message,
         fix: format!("wrap the loop in `Py_BEGIN_CRITICAL_SECTION({dict})` / `Py_END_CRITICAL_SECTION()`, or iterate over `PyDict_Items({dict})`"),
+        fix_kind: FixKind::CriticalSection,
         protected_by,
     });
 }

@@ -6,7 +6,7 @@
 use std::collections::HashSet;
 
 use crate::facts::{Access, AccessKind, Event, EventKind, FunctionFacts, Section};
-use crate::model::{Confidence, Rule, Severity, Symbol, SymbolKind};
+use crate::model::{Confidence, FixKind, Rule, Severity, Symbol, SymbolKind};
 use crate::program::Program;
 use crate::rules::{field_symbol, Draft, Sink};
 
@@ -54,6 +54,7 @@ fn escapes(sink: &mut Sink, file: usize, func: &FunctionFacts) {
             symbol: Some(Symbol { kind: SymbolKind::Call, name: "Py_BEGIN_CRITICAL_SECTION".into(), container: None }),
             message: format!("`{jump}` leaves `{}` without Py_END_CRITICAL_SECTION: the object stays locked and the next thread to lock it hangs", innermost.text),
             fix: "set the result in a variable and jump to a label just before Py_END_CRITICAL_SECTION(); return after it".to_string(),
+            fix_kind: FixKind::Restructure,
             protected_by: None,
         });
     }
@@ -169,6 +170,7 @@ fn suspensions(program: &Program, sink: &mut Sink, file: usize, func: &FunctionF
                 section.text, first.root, first.fields.join("."), second.root, second.fields.join(".")
             ),
             fix: "finish updating the object before the call (e.g. collect objects to release in locals and Py_DECREF them after Py_END_CRITICAL_SECTION())".to_string(),
+            fix_kind: FixKind::Restructure,
             protected_by: None,
         });
     }

@@ -4,8 +4,8 @@
 
 use crate::facts::{strip_object_expr, EventKind, FunctionFacts, Value};
 use crate::model::{
-    Confidence, GilDeclaration, GilState, InitPhase, ModuleInit, Rule, Severity, StaticType,
-    Symbol, SymbolKind,
+    Confidence, FixKind, GilDeclaration, GilState, InitPhase, ModuleInit, Rule, Severity,
+    StaticType, Symbol, SymbolKind,
 };
 use crate::program::Program;
 use crate::rules::{Draft, Sink};
@@ -45,6 +45,7 @@ pub(crate) fn check(program: &Program, sink: &mut Sink) {
             }),
             message,
             fix,
+            fix_kind: FixKind::DeclareGil,
             protected_by: None,
         });
     }

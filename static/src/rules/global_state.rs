@@ -6,9 +6,9 @@
 use std::collections::HashSet;
 
 use crate::facts::{AccessKind, EventKind, FunctionFacts, GlobalVar};
-use crate::model::{Confidence, Rule, Severity, Span, Symbol, SymbolKind};
+use crate::model::{Confidence, FixKind, Rule, Severity, Span, Symbol, SymbolKind};
 use crate::program::{Context, Program};
-use crate::rules::{protection, Draft, Sink};
+use crate::rules::{callee_write, protection, Draft, Sink};
 
 pub(crate) fn check(program: &Program, sink: &mut Sink) {
     for (file, func) in program.functions() {
@@ -47,6 +47,7 @@ pub(crate) fn check(program: &Program, sink: &mut Sink) {
                 field,
                 span: event.span,
                 is_lazy,
+                callee: callee_write(event),
             };
             let protected_by = global
                 .inherent_protection
@@ -64,6 +65,8 @@ struct Site<'a> {
     field: Option<&'a str>,
     span: Span,
     is_lazy: bool,
+    /// Written by a callee it was passed to: how the message says so, and how sure.
+    callee: Option<(String, Confidence)>,
 }
 
 impl Site<'_> {
@@ -77,6 +80,10 @@ impl Site<'_> {
         let target = match self.field {
             Some(field) => format!("{what} (field `{field}`)"),
             None => what,
+        };
+        let target = match &self.callee {
+            Some((how, _)) => format!("{target} ({how})"),
+            None => target,
         };
         let rule = if self.is_lazy {
             Rule::LazyInitRace
@@ -118,6 +125,11 @@ impl Site<'_> {
             name: g.name.clone(),
             container: g.function.clone(),
         };
+        let (fix, fix_kind) = self.fix();
+        let confidence = self
+            .callee
+            .as_ref()
+            .map_or(confidence, |(_, sure)| confidence.min(*sure));
         Draft {
             rule,
             severity,
@@ -127,28 +139,29 @@ impl Site<'_> {
             function: Some(self.func.name.clone()),
             symbol: Some(symbol),
             message,
-            fix: self.fix(),
+            fix,
+            fix_kind,
             protected_by,
         }
     }
 
-    fn fix(&self) -> String {
+    fn fix(&self) -> (String, FixKind) {
         let g = self.global;
         if self.is_lazy {
-            return format!(
+            return (format!(
                 "initialize `{}` once in the module's exec function (better: in module state), or guard the check and the set with a static PyMutex",
                 g.name
-            );
+            ), FixKind::OnceInit);
         }
         match self.kind {
-            AccessKind::Update if !g.is_pointer && !g.is_array => format!(
+            AccessKind::Update if !g.is_pointer && !g.is_array && self.callee.is_none() => (format!(
                 "make `{}` atomic (`_Py_atomic_add_*` / C11 `atomic_fetch_add`), or keep it in module state behind a PyMutex",
                 g.name
-            ),
-            _ => format!(
+            ), FixKind::Atomic),
+            _ => (format!(
                 "move `{}` into module state and guard it with a PyMutex (or make it `_Thread_local` if each thread needs its own)",
                 g.name
-            ),
+            ), FixKind::ModuleState),
         }
     }
 }

@@ -12,8 +12,8 @@ use std::collections::HashMap;
 
 use rayon::prelude::*;
 
-use crate::facts::{Event, FunctionFacts};
-use crate::model::{Confidence, Finding, Rule, Severity, Span, Symbol, SymbolKind};
+use crate::facts::{CalleeWrite, Event, FunctionFacts};
+use crate::model::{Confidence, Finding, FixKind, Rule, Severity, Span, Symbol, SymbolKind};
 use crate::program::{Context, Program};
 
 /// A finding before its id and entry points are computed.
@@ -27,6 +27,7 @@ pub(crate) struct Draft {
     pub symbol: Option<Symbol>,
     pub message: String,
     pub fix: String,
+    pub fix_kind: FixKind,
     pub protected_by: Option<String>,
 }
 
@@ -47,7 +48,17 @@ impl<'p> Sink<'p> {
         }
     }
 
+    /// Adds a finding whose entry points are everything reaching its function.
     pub fn add(&mut self, draft: Draft) {
+        self.add_with(draft, None);
+    }
+
+    /// Adds a finding reached only through `entry_points` (the unlocked paths into a helper).
+    pub fn add_reached_by(&mut self, draft: Draft, entry_points: Vec<String>) {
+        self.add_with(draft, Some(entry_points));
+    }
+
+    fn add_with(&mut self, draft: Draft, entry_points: Option<Vec<String>>) {
         let rel = &self.program.files[draft.file].rel;
         let id = stable_id(
             draft.rule,
@@ -65,18 +76,24 @@ impl<'p> Sink<'p> {
                 existing.confidence = draft.confidence;
                 existing.message = draft.message;
                 existing.fix = draft.fix;
+                existing.fix_kind = draft.fix_kind;
                 existing.protected_by = draft.protected_by;
+                if let Some(entry_points) = entry_points {
+                    existing.entry_points = entry_points;
+                }
             }
             if existing.span != other && !existing.related.contains(&other) {
                 existing.related.push(other);
             }
             return;
         }
-        let entry_points = draft
-            .function
-            .as_deref()
-            .map(|f| self.program.entry_points(draft.file, f))
-            .unwrap_or_default();
+        let entry_points = entry_points.unwrap_or_else(|| {
+            draft
+                .function
+                .as_deref()
+                .map(|f| self.program.entry_points(draft.file, f))
+                .unwrap_or_default()
+        });
         self.by_id.insert(id.clone(), self.findings.len());
         self.findings.push(Finding {
             id,
@@ -90,6 +107,7 @@ impl<'p> Sink<'p> {
             symbol: draft.symbol,
             message: draft.message,
             fix: draft.fix,
+            fix_kind: draft.fix_kind,
             protected_by: draft.protected_by,
             related: Vec::new(),
             entry_points,
@@ -104,13 +122,14 @@ impl<'p> Sink<'p> {
     }
 }
 
-/// FNV-1a over the identifying parts: stable across runs, platforms and line edits.
+/// FNV-1a over the identifying parts: stable across runs, platforms and line edits, and
+/// across renames of Rust variants (the rule and symbol kind enter by their serde names).
 fn stable_id(rule: Rule, rel: &str, function: Option<&str>, symbol: Option<&Symbol>) -> String {
     let symbol = symbol
         .map(|s| {
             format!(
-                "{:?}:{}:{}",
-                s.kind,
+                "{}:{}:{}",
+                s.kind.name(),
                 s.container.as_deref().unwrap_or(""),
                 s.name
             )
@@ -175,6 +194,25 @@ pub(crate) fn protection(program: &Program, func: &FunctionFacts, event: &Event)
         Context::Locked(how) => Some(how.clone()),
         _ => None,
     }
+}
+
+/// For a write made by a callee the state was passed to (`hash_update(self->state, ...)`):
+/// how the message says so, and how sure the pass is that the callee writes.
+pub(crate) fn callee_write(event: &Event) -> Option<(String, Confidence)> {
+    let passed = event.passed_to.as_ref()?;
+    let (basis, confidence) = match passed.writes? {
+        CalleeWrite::Body => ("its body does", Confidence::High),
+        CalleeWrite::Prototype => ("it takes a non-const pointer there", Confidence::Medium),
+        CalleeWrite::Name => (
+            "no prototype seen; it is named like a mutator",
+            Confidence::Low,
+        ),
+    };
+    let text = format!(
+        "passed to `{}`, which writes through it: {basis}",
+        passed.callee
+    );
+    Some((text, confidence))
 }
 
 pub(crate) fn field_symbol(container: Option<String>, field: &str) -> Symbol {

@@ -3,13 +3,15 @@
 //! fields whose writers lock (or free the old value); and fields touched between
 //! `Py_BEGIN_ALLOW_THREADS` and its END without a lock. Objects the function just created and
 //! lifecycle functions (`tp_new`, `tp_dealloc`...) are skipped: nobody else sees the object.
+//! A helper is protected when every caller locks the object it passes in; when only some do,
+//! the finding names the entry points of the paths that do not.
 
 use std::collections::HashMap;
 
 use crate::facts::{Access, AccessKind, Event, EventKind, FunctionFacts};
-use crate::model::{Confidence, Rule, Severity};
-use crate::program::{Context, Program};
-use crate::rules::{field_symbol, protection, Draft, Sink};
+use crate::model::{Confidence, FixKind, Rule, Severity};
+use crate::program::{Context, Program, UnlockedPaths};
+use crate::rules::{callee_write, field_symbol, Draft, Sink};
 
 /// (container type, field)
 type FieldKey = (String, String);
@@ -22,70 +24,82 @@ struct Writers {
     protected: Vec<(String, String)>,
 }
 
+/// One access to a field of a shared object.
+struct Site<'a> {
+    file: usize,
+    func: &'a FunctionFacts,
+    event: &'a Event,
+    target: &'a Access,
+    key: FieldKey,
+}
+
 pub(crate) fn check(program: &Program, sink: &mut Sink) {
     let mut writers: HashMap<FieldKey, Writers> = HashMap::new();
-    for (file, func) in shared_functions(program) {
-        for (event, target, key) in object_accesses(program, func) {
-            let EventKind::Access { kind, .. } = &event.kind else {
-                continue;
-            };
-            let protected_by = field_protection(program, func, event, &key);
-            if *kind == AccessKind::Read {
-                continue;
-            }
-            let releases = releases_field(func, &key, program);
-            let entry = writers.entry(key.clone()).or_default();
-            match &protected_by {
-                Some(how) => entry.protected.push((func.name.clone(), how.clone())),
-                None => entry.unprotected.push((func.name.clone(), releases)),
-            }
-            sink.add(write_draft(
-                program,
+    for site in object_sites(program) {
+        let EventKind::Access { kind, .. } = &site.event.kind else {
+            continue;
+        };
+        if *kind == AccessKind::Read {
+            continue;
+        }
+        let protected_by = site.protection(program);
+        let releases = releases_field(site.func, &site.key, program);
+        let entry = writers.entry(site.key.clone()).or_default();
+        match &protected_by {
+            Some(how) => entry.protected.push((site.func.name.clone(), how.clone())),
+            None => entry.unprotected.push((site.func.name.clone(), releases)),
+        }
+        site.report(
+            program,
+            sink,
+            write_draft(program, &site, releases, protected_by),
+        );
+    }
+    for site in object_sites(program) {
+        let EventKind::Access { kind, .. } = &site.event.kind else {
+            continue;
+        };
+        let Some(w) = writers.get(&site.key) else {
+            continue;
+        };
+        // Without the GIL (or a lock) other threads run even on default builds; fields
+        // that are only set while the object is created are fine.
+        let guard = site.func.guard(site.event);
+        if guard.nogil && guard.mutexes.is_empty() {
+            sink.add(nogil_draft(&site));
+        }
+        if *kind != AccessKind::Read {
+            continue;
+        }
+        let name = &site.func.name;
+        let writes_itself = w.unprotected.iter().any(|(f, _)| f == name)
+            || w.protected.iter().any(|(f, _)| f == name);
+        if writes_itself || site.protection(program).is_some() {
+            continue;
+        }
+        if let Some(draft) = read_draft(&site, w) {
+            site.report(program, sink, draft);
+        }
+    }
+}
+
+/// Field accesses on Python object structs, in functions that can run while their objects
+/// are shared, on objects the function did not just create.
+fn object_sites(program: &Program) -> impl Iterator<Item = Site<'_>> {
+    program
+        .functions()
+        .filter(|(_, f)| !matches!(program.context(f), Context::Lifecycle | Context::ModuleInit))
+        .flat_map(move |(file, func)| {
+            object_accesses(program, func).map(move |(event, target, key)| Site {
                 file,
                 func,
                 event,
                 target,
-                &key,
-                releases,
-                protected_by,
-            ));
-        }
-    }
-    for (file, func) in shared_functions(program) {
-        for (event, target, key) in object_accesses(program, func) {
-            let EventKind::Access { kind, .. } = &event.kind else {
-                continue;
-            };
-            let Some(w) = writers.get(&key) else { continue };
-            // Without the GIL (or a lock) other threads run even on default builds; fields
-            // that are only set while the object is created are fine.
-            let guard = func.guard(event);
-            if guard.nogil && guard.mutexes.is_empty() {
-                sink.add(nogil_draft(file, func, event, target, &key));
-            }
-            if *kind != AccessKind::Read {
-                continue;
-            }
-            let writes_itself = w.unprotected.iter().any(|(f, _)| *f == func.name)
-                || w.protected.iter().any(|(f, _)| *f == func.name);
-            if writes_itself || field_protection(program, func, event, &key).is_some() {
-                continue;
-            }
-            if let Some(draft) = read_draft(file, func, event, target, &key, w) {
-                sink.add(draft);
-            }
-        }
-    }
+                key,
+            })
+        })
 }
 
-/// Functions that can run while their objects are shared.
-fn shared_functions(program: &Program) -> impl Iterator<Item = (usize, &FunctionFacts)> {
-    program
-        .functions()
-        .filter(|(_, f)| !matches!(program.context(f), Context::Lifecycle | Context::ModuleInit))
-}
-
-/// Field accesses on Python object structs the function did not just create.
 fn object_accesses<'f>(
     program: &'f Program,
     func: &'f FunctionFacts,
@@ -106,19 +120,91 @@ fn object_accesses<'f>(
     })
 }
 
-fn field_protection(
-    program: &Program,
-    func: &FunctionFacts,
-    event: &Event,
-    key: &FieldKey,
-) -> Option<String> {
-    let declared_atomic = program.field_declaration(&key.0, &key.1).is_some_and(|d| {
-        d.contains("_Atomic") || d.contains("atomic_") || d.starts_with("PyMutex")
-    });
-    if declared_atomic {
-        return Some("its atomic declaration".to_string());
+impl Site<'_> {
+    /// The object accessed, as the function names it (`self` for `MD(self)->x`).
+    fn object(&self, program: &Program) -> String {
+        program.object_root(self.func, &self.target.root)
     }
-    protection(program, func, event)
+
+    fn is_param(&self, object: &str) -> bool {
+        self.func.params.iter().any(|p| p.name == object)
+    }
+
+    /// What keeps other threads off the field here: its declaration, an atomic operation, a
+    /// lock held at the access, or a lock every caller holds on the object passed in.
+    fn protection(&self, program: &Program) -> Option<String> {
+        let (container, field) = &self.key;
+        let declared_atomic = program
+            .field_declaration(container, field)
+            .is_some_and(|d| {
+                d.contains("_Atomic") || d.contains("atomic_") || d.starts_with("PyMutex")
+            });
+        if declared_atomic {
+            return Some("its atomic declaration".to_string());
+        }
+        if self.event.atomic {
+            return Some("atomic operation".to_string());
+        }
+        if let Some(held) = self.func.guard(self.event).protection() {
+            return Some(held);
+        }
+        program
+            .param_lock(self.func, &self.object(program))
+            .map(|lock| lock.describe())
+    }
+
+    /// The unlocked paths into the function, when some of its callers do lock the object.
+    fn partly_locked(&self, program: &Program) -> Option<UnlockedPaths> {
+        let object = self.object(program);
+        if !self.is_param(&object) {
+            return None;
+        }
+        let paths = program.unlocked_paths(self.func, &object);
+        (!paths.locking_callers.is_empty() && !paths.entry_points.is_empty()).then_some(paths)
+    }
+
+    /// Adds an unprotected finding named by the entry points of the unlocked paths only.
+    fn report(&self, program: &Program, sink: &mut Sink, mut draft: Draft) {
+        if draft.severity == Severity::Info {
+            return sink.add(draft);
+        }
+        let Some(paths) = self.partly_locked(program) else {
+            if let Context::Locked(how) = program.context(self.func) {
+                // A lock on some other object may still serialize this one (an iterator's
+                // fields under its dict's lock): worth a look, not a claim.
+                draft.confidence = Confidence::Low;
+                draft.message = format!(
+                    "{}; every caller holds {how}, but not on this object",
+                    draft.message
+                );
+            }
+            return sink.add(draft);
+        };
+        let lockers: Vec<String> = paths
+            .locking_callers
+            .iter()
+            .map(|c| format!("`{c}`"))
+            .collect();
+        draft.message = format!(
+            "{}; {} lock{} the object before calling `{}`, the paths from {} do not",
+            draft.message,
+            lockers.join(", "),
+            if lockers.len() == 1 { "s" } else { "" },
+            self.func.name,
+            paths.entry_points.join(", ")
+        );
+        draft.fix = format!(
+            "lock the object on the paths from {} as {} does (`Py_BEGIN_CRITICAL_SECTION` around the call), or in `{}` itself",
+            paths.entry_points.join(", "),
+            lockers[0],
+            self.func.name
+        );
+        sink.add_reached_by(draft, paths.entry_points);
+    }
+
+    fn expr(&self) -> String {
+        format!("{}->{}", self.target.root, self.target.fields.join("."))
+    }
 }
 
 /// The function frees, decrefs or reallocates the field's old value (unprotected).
@@ -135,84 +221,93 @@ fn releases_field(func: &FunctionFacts, key: &FieldKey, program: &Program) -> bo
     })
 }
 
-fn expr(target: &Access) -> String {
-    format!("{}->{}", target.root, target.fields.join("."))
-}
-
-#[allow(clippy::too_many_arguments)]
 fn write_draft(
     program: &Program,
-    file: usize,
-    func: &FunctionFacts,
-    event: &Event,
-    target: &Access,
-    key: &FieldKey,
+    site: &Site,
     releases: bool,
     protected_by: Option<String>,
 ) -> Draft {
-    let (container, field) = key;
+    let (container, field) = &site.key;
+    let callee = callee_write(site.event);
+    let expr = match &callee {
+        Some((how, _)) => format!("`{}` ({container}, {how})", site.expr()),
+        None => format!("`{}` ({container})", site.expr()),
+    };
     let (severity, message) = match (&protected_by, releases) {
-        (Some(how), _) => (Severity::Info, format!("`{}` ({container}) is written, protected by {how}", expr(target))),
+        (Some(how), _) => (Severity::Info, format!("{expr} is written, protected by {how}")),
         (None, true) => (
             Severity::High,
-            format!("`{}` ({container}) is replaced and its old value freed without a lock: a concurrent reader of the same object can use freed memory", expr(target)),
+            format!("{expr} is replaced and its old value freed without a lock: a concurrent reader of the same object can use freed memory"),
         ),
         (None, false) => (
             Severity::Medium,
-            format!("`{}` ({container}) is written without a critical section: concurrent calls on the same object race", expr(target)),
+            format!("{expr} is written without a critical section: concurrent calls on the same object race"),
         ),
     };
-    let object = if target.root.is_empty() {
+    let object = if site.target.root.is_empty() {
         "self"
     } else {
-        target.root.as_str()
+        site.target.root.as_str()
     };
-    let fix = if program.is_bound(func) {
-        format!("wrap the body of `{}` in `Py_BEGIN_CRITICAL_SECTION({object})` ... `Py_END_CRITICAL_SECTION()` (Argument Clinic: `@critical_section`), and lock the same object where `{field}` is read", func.name)
+    let (fix, fix_kind) = if site.func.guard(site.event).nogil {
+        (format!("hold a PyMutex of the object around the use of `{field}` inside Py_BEGIN_ALLOW_THREADS (a critical section is suspended while the GIL is released), and where `{field}` is used elsewhere"), FixKind::PyMutex)
     } else {
-        format!("hold `Py_BEGIN_CRITICAL_SECTION(obj)` on the object in the Python-facing callers of `{}` (see entry points), and where `{field}` is read", func.name)
+        write_fix(program, site.func, object, field)
     };
-    let bound_or_param =
-        program.is_bound(func) || func.params.iter().any(|p| p.name == target.root);
+    let bound_or_param = program.is_bound(site.func) || site.is_param(&site.target.root);
+    let confidence = if bound_or_param {
+        Confidence::High
+    } else {
+        Confidence::Medium
+    };
     Draft {
         rule: Rule::UnlockedFieldWrite,
         severity,
-        confidence: if bound_or_param {
-            Confidence::High
-        } else {
-            Confidence::Medium
-        },
-        file,
-        span: event.span,
-        function: Some(func.name.clone()),
+        confidence: callee.map_or(confidence, |(_, sure)| confidence.min(sure)),
+        file: site.file,
+        span: site.event.span,
+        function: Some(site.func.name.clone()),
         symbol: Some(field_symbol(Some(container.clone()), field)),
         message,
         fix,
+        fix_kind,
         protected_by,
     }
 }
 
-fn read_draft(
-    file: usize,
+/// A critical section on the written object, or on both objects when the function also
+/// uses the state of a second one it was passed (`merge(self, other)`).
+fn write_fix(
+    program: &Program,
     func: &FunctionFacts,
-    event: &Event,
-    target: &Access,
-    key: &FieldKey,
-    w: &Writers,
-) -> Option<Draft> {
-    let (container, field) = key;
+    object: &str,
+    field: &str,
+) -> (String, FixKind) {
+    let other = object_accesses(program, func)
+        .map(|(_, target, _)| target.root.as_str())
+        .find(|root| *root != object && func.params.iter().any(|p| p.name == *root));
+    let bound = program.is_bound(func);
+    let name = &func.name;
+    match other {
+        Some(other) if bound => (format!("wrap the body of `{name}` in `Py_BEGIN_CRITICAL_SECTION2({object}, {other})` ... `Py_END_CRITICAL_SECTION2()`: it uses the state of both objects; lock `{object}` where `{field}` is read"), FixKind::TwoObjectCriticalSection),
+        Some(other) => (format!("hold `Py_BEGIN_CRITICAL_SECTION2(a, b)` on both objects (`{object}` and `{other}` here) in the Python-facing callers of `{name}` (see entry points), and lock the object where `{field}` is read"), FixKind::TwoObjectCriticalSection),
+        None if bound => (format!("wrap the body of `{name}` in `Py_BEGIN_CRITICAL_SECTION({object})` ... `Py_END_CRITICAL_SECTION()` (Argument Clinic: `@critical_section`), and lock the same object where `{field}` is read"), FixKind::CriticalSection),
+        None => (format!("hold `Py_BEGIN_CRITICAL_SECTION(obj)` on the object in the Python-facing callers of `{name}` (see entry points), and where `{field}` is read"), FixKind::CriticalSection),
+    }
+}
+
+fn read_draft(site: &Site, w: &Writers) -> Option<Draft> {
+    let (container, field) = &site.key;
+    let expr = site.expr();
     let (severity, message) = if let Some((writer, how)) = w.protected.first() {
         (
             Severity::Medium,
-            format!(
-                "`{}` ({container}) is read without the lock its writer `{writer}` takes ({how})",
-                expr(target)
-            ),
+            format!("`{expr}` ({container}) is read without the lock its writer `{writer}` takes ({how})"),
         )
     } else if let Some((writer, _)) = w.unprotected.iter().find(|(_, releases)| *releases) {
         (
             Severity::Low,
-            format!("`{}` ({container}) is read without a lock while `{writer}` can free and replace it", expr(target)),
+            format!("`{expr}` ({container}) is read without a lock while `{writer}` can free and replace it"),
         )
     } else {
         return None;
@@ -221,34 +316,54 @@ fn read_draft(
         rule: Rule::UnlockedFieldRead,
         severity,
         confidence: Confidence::Medium,
-        file,
-        span: event.span,
-        function: Some(func.name.clone()),
+        file: site.file,
+        span: site.event.span,
+        function: Some(site.func.name.clone()),
         symbol: Some(field_symbol(Some(container.clone()), field)),
         message,
         fix: format!("read `{field}` under the same `Py_BEGIN_CRITICAL_SECTION` as its writers (or load it atomically if it is a plain value)"),
+        fix_kind: FixKind::CriticalSection,
         protected_by: None,
     })
 }
 
-fn nogil_draft(
-    file: usize,
-    func: &FunctionFacts,
-    event: &Event,
-    target: &Access,
-    key: &FieldKey,
-) -> Draft {
-    let (container, field) = key;
+/// Without the GIL nothing orders this access against other threads: a write there races
+/// even on a GIL build, so it is high; a read sees the field change or be freed.
+fn nogil_draft(site: &Site) -> Draft {
+    let (container, field) = &site.key;
+    let expr = site.expr();
+    let written =
+        matches!(&site.event.kind, EventKind::Access { kind, .. } if *kind != AccessKind::Read);
+    let callee = callee_write(site.event);
+    let (severity, message, fix, fix_kind) = if written {
+        let how = callee
+            .as_ref()
+            .map_or(String::new(), |(how, _)| format!(" ({how})"));
+        (
+            Severity::High,
+            format!("`{expr}` ({container}) is written{how} between Py_BEGIN_ALLOW_THREADS and Py_END_ALLOW_THREADS without the object's lock: another thread using the same object races with it, with or without the GIL"),
+            format!("hold a PyMutex of the object across the region for every use of `{field}` (a critical section is suspended while the GIL is released)"),
+            FixKind::PyMutex,
+        )
+    } else {
+        (
+            Severity::Medium,
+            format!("`{expr}` ({container}) is used between Py_BEGIN_ALLOW_THREADS and Py_END_ALLOW_THREADS without a lock: other threads can change or free it meanwhile"),
+            format!("copy `{field}` into a local before Py_BEGIN_ALLOW_THREADS, or guard it with a PyMutex held across the region"),
+            FixKind::LocalCopy,
+        )
+    };
     Draft {
         rule: Rule::FieldInAllowThreads,
-        severity: Severity::Medium,
-        confidence: Confidence::Medium,
-        file,
-        span: event.span,
-        function: Some(func.name.clone()),
+        severity,
+        confidence: callee.map_or(Confidence::Medium, |(_, sure)| sure.min(Confidence::Medium)),
+        file: site.file,
+        span: site.event.span,
+        function: Some(site.func.name.clone()),
         symbol: Some(field_symbol(Some(container.clone()), field)),
-        message: format!("`{}` ({container}) is used between Py_BEGIN_ALLOW_THREADS and Py_END_ALLOW_THREADS without a lock: other threads can change or free it meanwhile", expr(target)),
-        fix: format!("copy `{field}` into a local before Py_BEGIN_ALLOW_THREADS, or guard it with a PyMutex held across the region"),
+        message,
+        fix,
+        fix_kind,
         protected_by: None,
     }
 }

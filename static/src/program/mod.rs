@@ -1,12 +1,17 @@
 //! The whole scanned program: facts of every file plus the cross-file knowledge rules need
 //! (struct types, bindings, who calls whom and under which lock).
 
+mod callee_writes;
+mod caller_locks;
+
+pub(crate) use caller_locks::UnlockedPaths;
+
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::PathBuf;
 
 use crate::bindings::{self, Bindings, Located};
 use crate::facts::{
-    strip_object_expr, Access, EventKind, FileFacts, FunctionFacts, GlobalVar, StructDef,
+    strip_object_expr, Access, EventKind, FileFacts, FunctionFacts, GlobalVar, StrPart, StructDef,
     CAST_MACRO,
 };
 
@@ -29,12 +34,17 @@ pub(crate) struct ScannedFile {
     /// Path relative to the scanned root, used for stable finding ids.
     pub rel: String,
     pub facts: FileFacts,
+    /// The file, and the headers it `#include "..."`s, as canonical paths.
+    pub canonical: Option<PathBuf>,
+    pub included: Vec<PathBuf>,
 }
 
 pub(crate) struct Program {
     pub files: Vec<ScannedFile>,
     pub bindings: Bindings,
     structs: HashMap<String, (usize, usize)>,
+    /// A file's index by its path (as scanned).
+    file_by_path: HashMap<PathBuf, usize>,
     /// Function id → (file, index in that file's functions).
     ids: Vec<(usize, usize)>,
     by_name: HashMap<String, Vec<usize>>,
@@ -45,8 +55,10 @@ pub(crate) struct Program {
     /// Cast macro → the struct type it casts to.
     cast_macros: HashMap<String, String>,
     contexts: HashMap<usize, Context>,
-    /// callee id → caller ids
-    callers: HashMap<usize, Vec<usize>>,
+    /// callee id → its call sites: (caller id, index of the call event)
+    incoming: HashMap<usize, Vec<(usize, usize)>>,
+    /// function id → parameter → the lock every caller holds on the object passed in it.
+    param_locks: HashMap<usize, HashMap<String, caller_locks::CallerLock>>,
     /// function id → indices into `bindings.methods`
     bound: HashMap<usize, Vec<usize>>,
     /// function id → parameters that every caller passes a freshly created object in.
@@ -89,7 +101,8 @@ impl Program {
             .iter()
             .flat_map(|f| f.facts.methoddef_macros.iter().cloned())
             .collect();
-        let bindings = bindings::collect(&tables, &paths, &macros);
+        let string_macros = visible_string_macros(&files);
+        let bindings = bindings::collect(&tables, &paths, &macros, &string_macros);
         drop(tables);
         let mut structs = HashMap::new();
         for (fi, file) in files.iter().enumerate() {
@@ -121,7 +134,13 @@ impl Program {
             .iter()
             .flat_map(|f| f.facts.cast_macros.iter().cloned())
             .collect();
+        let file_by_path = paths
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (p.clone(), i))
+            .collect();
         let mut program = Program {
+            file_by_path,
             globals_by_name,
             externs,
             cast_macros,
@@ -131,15 +150,18 @@ impl Program {
             ids,
             by_name,
             contexts: HashMap::new(),
-            callers: HashMap::new(),
+            incoming: HashMap::new(),
+            param_locks: HashMap::new(),
             bound: HashMap::new(),
             fresh_params: HashMap::new(),
             lifecycle_slots: HashSet::new(),
             module_state_types,
         };
+        program.resolve_callee_writes();
         program.compute_bound();
         program.compute_contexts();
         program.compute_fresh_params();
+        program.compute_param_locks();
         program
     }
 
@@ -273,7 +295,7 @@ impl Program {
 
     /// [`Self::resolve_function`] for a name used in the file at `path`.
     fn resolve_in(&self, path: &PathBuf, name: &str) -> Option<usize> {
-        let file = self.files.iter().position(|f| &f.path == path)?;
+        let file = *self.file_by_path.get(path)?;
         self.resolve_function(file, name)
     }
 
@@ -380,34 +402,39 @@ impl Program {
         let mut queue = VecDeque::from([(start, 0)]);
         let mut out = Vec::new();
         while let Some((f, depth)) = queue.pop_front() {
-            for &i in self.bound.get(&f).into_iter().flatten() {
-                let m = &self.bindings.methods[i];
-                if !is_python_callable(&m.python_name) {
-                    continue; // `tp_dealloc`, `tp_traverse`: not something a script can call
-                }
-                let name = match m.owner_type.as_deref() {
-                    Some(owner) => format!(
-                        "{}.{}",
-                        owner.rsplit('.').next().unwrap_or(owner),
-                        m.python_name
-                    ),
-                    None => m.python_name.clone(),
-                };
-                if !out.contains(&name) {
-                    out.push(name);
-                }
-            }
-            if out.len() >= 8 || depth >= 6 {
+            self.add_python_names(f, &mut out);
+            if out.len() >= MAX_ENTRY_POINTS || depth >= MAX_ENTRY_DEPTH {
                 continue;
             }
-            for &caller in self.callers.get(&f).into_iter().flatten() {
+            for &(caller, _) in self.incoming.get(&f).into_iter().flatten() {
                 if seen.insert(caller) {
                     queue.push_back((caller, depth + 1));
                 }
             }
         }
-        out.truncate(8);
+        out.truncate(MAX_ENTRY_POINTS);
         out
+    }
+
+    /// Adds the Python names bound to function `id` (`Type.method`) to `out`, once each.
+    fn add_python_names(&self, id: usize, out: &mut Vec<String>) {
+        for &i in self.bound.get(&id).into_iter().flatten() {
+            let m = &self.bindings.methods[i];
+            if !is_python_callable(&m.python_name) {
+                continue; // `tp_dealloc`, `tp_traverse`: not something a script can call
+            }
+            let name = match m.owner_type.as_deref() {
+                Some(owner) => format!(
+                    "{}.{}",
+                    owner.rsplit('.').next().unwrap_or(owner),
+                    m.python_name
+                ),
+                None => m.python_name.clone(),
+            };
+            if !out.contains(&name) {
+                out.push(name);
+            }
+        }
     }
 
     /// Fixed point over the call graph: a function is `Locked` when every call site holds a
@@ -457,18 +484,55 @@ impl Program {
                 break;
             }
         }
-        self.callers = sites
-            .into_iter()
-            .map(|(callee, list)| {
-                let mut ids: Vec<usize> = list.into_iter().map(|(c, _, _)| c).collect();
-                ids.sort();
-                ids.dedup();
-                (callee, ids)
-            })
-            .collect();
+        let mut incoming: HashMap<usize, Vec<(usize, usize)>> = HashMap::new();
+        for (caller, callee, i) in self.call_sites() {
+            incoming.entry(callee).or_default().push((caller.id, i));
+        }
+        self.incoming = incoming;
         self.contexts = contexts;
     }
 }
+
+/// Per file, the string macros it sees: its own, over those of the headers it includes
+/// (nearer ones first), so two files' different `MODULE_NAME`s do not mix.
+fn visible_string_macros(files: &[ScannedFile]) -> Vec<HashMap<String, Vec<StrPart>>> {
+    let by_path: HashMap<&PathBuf, usize> = files
+        .iter()
+        .enumerate()
+        .filter_map(|(i, f)| f.canonical.as_ref().map(|p| (p, i)))
+        .collect();
+    (0..files.len())
+        .map(|start| {
+            let mut order = vec![start];
+            let mut next = 0;
+            while next < order.len() && order.len() < MAX_VISIBLE_HEADERS {
+                let included = files[order[next]].included.iter();
+                let found: Vec<usize> = included.filter_map(|p| by_path.get(p).copied()).collect();
+                order.extend(
+                    found
+                        .into_iter()
+                        .filter(|i| !order.contains(i))
+                        .collect::<Vec<_>>(),
+                );
+                next += 1;
+            }
+            let mut visible = HashMap::new();
+            for &file in order.iter().rev() {
+                for (name, parts) in &files[file].facts.string_macros {
+                    visible.insert(name.clone(), parts.clone());
+                }
+            }
+            visible
+        })
+        .collect()
+}
+
+/// How many headers' macros a file sees at most (includes of includes...).
+const MAX_VISIBLE_HEADERS: usize = 64;
+
+/// Entry points listed per finding, and how many calls away from it they are looked for.
+const MAX_ENTRY_POINTS: usize = 8;
+const MAX_ENTRY_DEPTH: usize = 6;
 
 /// Slots without a dunder keep their C slot name (`tp_dealloc`).
 fn is_python_callable(python_name: &str) -> bool {
