@@ -215,7 +215,7 @@ fn bad_model_and_outcome_input_say_what_is_wrong() {
     let error = format!(
         "{:#}",
         parse_api_model(&include_str!("data/racy_model.json").replacen(
-            "\"format\": 1",
+            "\"format\": 2",
             "\"format\": 9",
             1
         ))

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use ftreview_stress::{
-    introspection_args, introspection_script, parse_api_model, parse_outcome, ApiModel, Hints,
-    Scenario, ScenarioOutcome, OUTCOME_ENV,
+    introspection_args, introspection_script, parse_api_model, parse_outcome, ApiModel,
+    IntrospectionRequest, Scenario, ScenarioOutcome, OUTCOME_ENV, SINGLE_THREAD_ENV,
 };
 use serde::Deserialize;
 
@@ -66,21 +66,24 @@ impl Venv {
 
     /// Runs the introspection script on `modules`, reports off.
     pub fn introspect(&self, modules: &[&str]) -> Result<ApiModel> {
+        self.introspect_request(&IntrospectionRequest {
+            modules: modules.iter().map(|m| m.to_string()).collect(),
+            ..IntrospectionRequest::default()
+        })
+    }
+
+    pub fn introspect_request(&self, request: &IntrospectionRequest) -> Result<ApiModel> {
         let script = self.dir.path().join("introspect.py");
         fs::write(&script, introspection_script())?;
-        let modules: Vec<String> = modules.iter().map(|m| m.to_string()).collect();
         let output = Command::new(&self.python)
             .arg(&script)
-            .args(introspection_args(&modules, &Hints::default()))
+            .args(introspection_args(request))
             .env("PYTHON_GIL", "0")
             .env("TSAN_OPTIONS", "report_bugs=0")
             .output()?;
+        eprint!("{}", String::from_utf8_lossy(&output.stderr));
         if !output.status.success() {
-            bail!(
-                "introspection failed ({}): {}",
-                output.status,
-                String::from_utf8_lossy(&output.stderr)
-            );
+            bail!("introspection failed ({})", output.status);
         }
         parse_api_model(&String::from_utf8_lossy(&output.stdout))
     }
@@ -93,12 +96,27 @@ impl Venv {
         dir: &Path,
         timeout: Duration,
     ) -> Result<ScenarioRun> {
+        self.run_scenario_as(scenario, dir, timeout, false)
+    }
+
+    /// Runs the scenario, as the single-threaded control run when `control`.
+    pub fn run_scenario_as(
+        &self,
+        scenario: &Scenario,
+        dir: &Path,
+        timeout: Duration,
+        control: bool,
+    ) -> Result<ScenarioRun> {
         fs::create_dir_all(dir)?;
         let script = dir.join(format!("{}.py", scenario.name));
         fs::write(&script, &scenario.script)?;
         let outcome_path = dir.join("outcome.json");
         let started = Instant::now();
-        let mut child = Command::new(&self.python)
+        let mut command = Command::new(&self.python);
+        if control {
+            command.env(SINGLE_THREAD_ENV, "1");
+        }
+        let mut child = command
             .arg(&script)
             .env("PYTHON_GIL", "0")
             .env(OUTCOME_ENV, &outcome_path)
