@@ -34,6 +34,7 @@ import select
 import signal
 import subprocess
 import sys
+import sysconfig
 import tempfile
 import time
 import types
@@ -1138,7 +1139,10 @@ def worker_main(options, modules):
     with open(options["worker"]) as f:
         state = json.load(f)
     channel = Channel(options["channel_fd"])
-    faulthandler.enable()  # the crash detail: the Python stack at the fatal signal
+    # The crash detail. A sanitizer reports a fatal signal itself, with the C stack and a
+    # SUMMARY line; faulthandler's handler would run first and make it abort mid-report.
+    if "-fsanitize" not in (sysconfig.get_config_var("CFLAGS") or ""):
+        faulthandler.enable()
     signal.signal(signal.SIGALRM, _alarm)
     Introspection(Run(channel, state), modules, options).run_all()
     channel.send({"t": "finished"})

@@ -158,6 +158,19 @@ impl Venv {
     }
 }
 
+impl Venv {
+    /// Runs one line of Python (a reproducer) in the venv as scenarios run: GIL off, TSan
+    /// reports kept on stderr.
+    pub fn run_line(&self, line: &str) -> Result<std::process::Output> {
+        Ok(Command::new(&self.python)
+            .args(["-c", line])
+            .env("PYTHON_GIL", "0")
+            .env("TSAN_OPTIONS", "halt_on_error=0")
+            .env("PATH", path_with_symbolizer())
+            .output()?)
+    }
+}
+
 fn quiet(command: &mut Command) -> Result<()> {
     let output = command
         .env("TSAN_OPTIONS", "report_bugs=0")
@@ -335,5 +348,70 @@ pub fn reports_in<'r>(reports: &'r [Report], file_name: &str) -> Vec<&'r Report>
                 .iter()
                 .any(|f| f.index <= 1 && f.file.ends_with(file_name))
         })
+        .collect()
+}
+
+/// `test-fixtures/quirky_ext/expected.yaml`.
+#[derive(Debug, Deserialize)]
+pub struct QuirkyExpected {
+    pub package: String,
+    pub modules: Vec<String>,
+    pub source: String,
+    pub verdict: String,
+    pub define_types: Vec<String>,
+    pub quirks: Vec<Quirk>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Quirk {
+    pub id: String,
+    pub lines: Vec<u32>,
+    #[serde(default)]
+    pub r#type: Option<String>,
+    #[serde(default)]
+    pub attribute: Option<String>,
+    #[serde(default)]
+    pub function: Option<String>,
+    /// Pieces a crashed trial's call holds, in order.
+    #[serde(default)]
+    pub call: Vec<String>,
+    #[serde(default)]
+    pub signal: Option<String>,
+    #[serde(default)]
+    pub python: Option<String>,
+    #[serde(default)]
+    pub op: Option<String>,
+    #[serde(default)]
+    pub detail: Option<String>,
+    #[serde(default)]
+    pub module: Option<String>,
+    #[serde(default)]
+    pub subclass: Option<String>,
+    #[serde(default)]
+    pub properties: Vec<String>,
+}
+
+impl QuirkyExpected {
+    pub fn load() -> Result<QuirkyExpected> {
+        let path = fixtures_dir().join("quirky_ext/expected.yaml");
+        Ok(serde_yaml_ng::from_str(
+            &fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?,
+        )?)
+    }
+
+    pub fn quirk(&self, id: &str) -> &Quirk {
+        self.quirks
+            .iter()
+            .find(|q| q.id == id)
+            .unwrap_or_else(|| panic!("quirky_ext/expected.yaml has no quirk {id}"))
+    }
+}
+
+/// Lines of `text` carrying a `/* PLANTED ` tag (1-based).
+pub fn planted_lines(text: &str) -> std::collections::BTreeSet<u32> {
+    text.lines()
+        .zip(1..)
+        .filter(|(line, _)| line.contains("/* PLANTED "))
+        .map(|(_, n)| n)
         .collect()
 }
