@@ -1,6 +1,6 @@
 
 
-# ---- helpers the operations call ----------------------------------------------------
+# ---- helpers the operations call (same in every generated scenario) ---------
 import itertools
 
 

@@ -115,3 +115,53 @@ impl ScenarioOutcome {
         self.status == OutcomeStatus::Started
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outcome(single_thread: bool, anomalies: Vec<Anomaly>) -> ScenarioOutcome {
+        ScenarioOutcome {
+            format: 2,
+            scenario: "function-hammer.pkg".into(),
+            kind: "function-hammer".into(),
+            status: OutcomeStatus::Finished,
+            single_thread,
+            seed: 1,
+            threads: 4,
+            iterations: 10,
+            iterations_done: 40,
+            elapsed_secs: 1.0,
+            budget_secs: 1.0,
+            budget_exhausted: false,
+            first_call_processes: 0,
+            worker_exceptions: 0,
+            exceptions: Vec::new(),
+            anomalies,
+            error: None,
+        }
+    }
+
+    fn anomaly(kind: AnomalyKind, op: &str) -> Anomaly {
+        Anomaly {
+            kind,
+            op: op.into(),
+            detail: "SystemError: boom".into(),
+            count: 3,
+            call: format!("import pkg; pkg.{op}"),
+        }
+    }
+
+    #[test]
+    fn the_control_reproduces_an_anomaly_of_the_same_kind_and_op() {
+        let seen = anomaly(AnomalyKind::InternalError, "f('a')");
+        let control = outcome(true, vec![anomaly(AnomalyKind::InternalError, "f('a')")]);
+        assert!(same_anomaly_in_control(&seen, &control));
+        let other_op = outcome(true, vec![anomaly(AnomalyKind::InternalError, "f(1)")]);
+        assert!(!same_anomaly_in_control(&seen, &other_op));
+        let other_kind = outcome(true, vec![anomaly(AnomalyKind::Invariant, "f('a')")]);
+        assert!(!same_anomaly_in_control(&seen, &other_kind));
+        let concurrent = outcome(false, vec![anomaly(AnomalyKind::InternalError, "f('a')")]);
+        assert!(!same_anomaly_in_control(&seen, &concurrent));
+    }
+}

@@ -11,7 +11,6 @@ use crate::ops::Vars;
 
 /// The helpers ops call (`_touch`, `_first_built`); also part of every script.
 pub(crate) const OP_HELPERS: &str = include_str!("op_helpers.py");
-const HELPER_NAMES: [&str; 3] = ["_defines", "_touch", "_first_built"];
 const STDLIB: [&str; 7] = [
     "copy",
     "functools",
@@ -66,9 +65,9 @@ impl ReproContext<'_> {
         if let Some(setup) = self.hand_setup {
             built.push(format!("exec({}, globals())", py_str(setup)));
         }
-        let uses_helper = |text: &str| HELPER_NAMES.iter().any(|h| mentions(text, h));
-        if uses_helper(body) || built.iter().any(|s| uses_helper(s)) {
-            statements.push(format!("exec({})", py_str(OP_HELPERS)));
+        let helpers = helper_sources(&format!("{body}\n{}", built.join("\n")));
+        if !helpers.is_empty() {
+            statements.push(format!("exec({})", py_str(&helpers.join("\n\n"))));
         }
         statements.extend(built);
         statements
@@ -88,10 +87,48 @@ fn single_statement(body: &str) -> String {
     }
 }
 
+/// The definitions (from [`OP_HELPERS`]) of the helpers `text` calls, and of those they call.
+fn helper_sources(text: &str) -> Vec<&'static str> {
+    let definitions: Vec<(&str, &str)> = OP_HELPERS
+        .split("\n\n\n")
+        .filter_map(|chunk| {
+            let chunk = chunk.trim();
+            let name = chunk.strip_prefix("def ")?.split('(').next()?;
+            Some((name, chunk))
+        })
+        .collect();
+    let mut needed: Vec<bool> = definitions
+        .iter()
+        .map(|(name, _)| mentions(text, name))
+        .collect();
+    loop {
+        let grown: Vec<bool> = definitions
+            .iter()
+            .zip(&needed)
+            .map(|((name, _), &was)| {
+                was || definitions
+                    .iter()
+                    .zip(&needed)
+                    .any(|((other, source), &on)| on && other != name && mentions(source, name))
+            })
+            .collect();
+        if grown == needed {
+            break;
+        }
+        needed = grown;
+    }
+    definitions
+        .iter()
+        .zip(&needed)
+        .filter(|(_, &on)| on)
+        .map(|((_, source), _)| *source)
+        .collect()
+}
+
 fn with_imports(ctx: &ReproContext, statements: Vec<String>) -> String {
     let text = statements.join("; ");
     let mut imports: Vec<&str> = ctx.vars.imports();
-    imports.extend(STDLIB.iter().copied().filter(|m| mentions(&text, m)));
+    imports.extend(STDLIB.iter().copied().filter(|m| uses_module(&text, m)));
     if imports.is_empty() {
         text
     } else {
@@ -109,9 +146,34 @@ pub(crate) fn mentions(text: &str, name: &str) -> bool {
     })
 }
 
+/// `text` uses an attribute of the module `name` (`itertools.islice`).
+fn uses_module(text: &str, name: &str) -> bool {
+    text.match_indices(&format!("{name}.")).any(|(at, _)| {
+        !text[..at]
+            .chars()
+            .next_back()
+            .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
+    })
+}
+
 #[cfg(test)]
 mod tests {
-    use super::mentions;
+    use super::{helper_sources, mentions, uses_module};
+
+    #[test]
+    fn helpers_come_with_the_helpers_they_call() {
+        let sources = helper_sources("_touch(S.keys())");
+        assert_eq!(sources.len(), 2, "{sources:?}");
+        assert!(sources[0].starts_with("def _defines(") && sources[1].starts_with("def _touch("));
+        assert!(helper_sources("S.add(1)").is_empty());
+    }
+
+    #[test]
+    fn modules_count_when_an_attribute_is_used() {
+        assert!(uses_module("copy.copy(S)", "copy"));
+        assert!(!uses_module("a copy of S", "copy"));
+        assert!(!uses_module("pkg.copy.x", "copy"));
+    }
 
     #[test]
     fn mentions_whole_identifiers_only() {
