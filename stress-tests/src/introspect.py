@@ -1139,6 +1139,8 @@ def worker_main(options, modules):
     with open(options["worker"]) as f:
         state = json.load(f)
     channel = Channel(options["channel_fd"])
+    # Processes a trial starts must not keep the channel open after this worker dies.
+    os.set_inheritable(options["channel_fd"], False)
     # The crash detail. A sanitizer reports a fatal signal itself, with the C stack and a
     # SUMMARY line; faulthandler's handler would run first and make it abort mid-report.
     if "-fsanitize" not in (sysconfig.get_config_var("CFLAGS") or ""):
@@ -1191,6 +1193,8 @@ def watch(proc, read_fd, state, journal, deadline, hang_grace):
     last_message = time.monotonic()
     while open_fds:
         ready, _, _ = select.select(list(open_fds), [], [], 0.5)
+        if not ready and proc.poll() is not None:
+            break  # dead, and whatever it started keeps its stderr open
         for fd in ready:
             chunk = os.read(fd, 65536)
             if not chunk:
