@@ -283,14 +283,15 @@ class Run:
         finally:
             self.channel.send({"t": "end"})
 
-    def unit(self, key, compute):
+    def unit(self, key, compute, crash_limit=MAX_CRASHES_PER_OBJECT):
         """A finished piece of the model: computed once, kept across worker restarts. An
-        unexpected error skips it (listed in the model) instead of ending introspection."""
+        unexpected error skips it (listed in the model) instead of ending introspection;
+        so do `crash_limit` crashes or hangs of the worker while on it."""
         if key in self.units:
             return self.units[key]
         if key in self.skip_units:
             return None
-        self.channel.send({"t": "unit", "key": key})
+        self.channel.send({"t": "unit", "key": key, "crash_limit": crash_limit})
         try:
             result = compute()
         except Exception as exc:  # noqa: BLE001 - one object must not end introspection
@@ -1104,7 +1105,9 @@ class Introspection:
         self.describe_types()
         self.late_types()
         for key in sorted(self.type_records):
-            self.run.unit(f"uninitialised {key}", lambda key=key: self.probe_uninitialised(key))
+            # One crash shows the bug (state that only __init__ sets); the rest of the probes
+            # would likely crash the same way, each costing a restart.
+            self.run.unit(f"uninitialised {key}", lambda key=key: self.probe_uninitialised(key), crash_limit=1)
 
 
 _MISSING = object()
@@ -1156,10 +1159,12 @@ def worker_main(options, modules):
 # -- the supervisor ------------------------------------------------------------------------------
 
 class WorkerEnd:
-    def __init__(self, kind, pending=None, unit=None, exit_code=None, signal_name=None, detail=None):
+    def __init__(self, kind, pending=None, unit=None, crash_limit=MAX_CRASHES_PER_OBJECT, exit_code=None,
+                 signal_name=None, detail=None):
         self.kind = kind  # finished | crash | hang | time-limit
         self.pending = pending
         self.unit = unit
+        self.crash_limit = crash_limit
         self.exit_code = exit_code
         self.signal_name = signal_name
         self.detail = detail
@@ -1190,6 +1195,7 @@ def watch(proc, read_fd, state, journal, deadline, hang_grace):
     open_fds = {read_fd, err_fd}
     buffer, tail = b"", b""
     pending, pending_since, unit, finished = None, 0.0, None, False
+    crash_limit = MAX_CRASHES_PER_OBJECT
     last_message = time.monotonic()
     while open_fds:
         ready, _, _ = select.select(list(open_fds), [], [], 0.5)
@@ -1215,7 +1221,7 @@ def watch(proc, read_fd, state, journal, deadline, hang_grace):
                     elif kind == "end":
                         pending = None
                     elif kind == "unit":
-                        unit, pending = message["key"], None
+                        unit, pending, crash_limit = message["key"], None, message["crash_limit"]
                     elif kind == "done":
                         state["units"][message["key"]] = message["result"]
                         unit = None
@@ -1233,13 +1239,13 @@ def watch(proc, read_fd, state, journal, deadline, hang_grace):
         if not finished and stuck_for > limit:
             proc.kill()
             proc.wait()
-            return WorkerEnd("hang", pending, unit,
+            return WorkerEnd("hang", pending, unit, crash_limit=crash_limit,
                              detail=f"no progress for {stuck_for:.0f} s (limit {limit:.0f} s); killed")
     code = proc.wait()
     if finished:
         return WorkerEnd("finished")
     signal_name, detail = death_of(code, tail.decode("utf-8", "replace"))
-    return WorkerEnd("crash", pending, unit, exit_code=None if code < 0 else code,
+    return WorkerEnd("crash", pending, unit, crash_limit=crash_limit, exit_code=None if code < 0 else code,
                      signal_name=signal_name, detail=detail)
 
 
@@ -1278,7 +1284,7 @@ def record_end(end, state, journal, crashes):
         state["skip_calls"].append(call)
     if end.unit:
         crashes[end.unit] = crashes.get(end.unit, 0) + 1
-        if not call or crashes[end.unit] >= MAX_CRASHES_PER_OBJECT:
+        if not call or crashes[end.unit] >= end.crash_limit:
             state["skip_units"].append(end.unit)
             journal["skipped"].setdefault(end.unit, f"the interpreter died {crashes[end.unit]} time(s) while on it")
     return bool(call or end.unit)

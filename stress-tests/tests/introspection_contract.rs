@@ -29,8 +29,12 @@ fn python3(dir: &Path) -> Command {
     command
 }
 
-/// Runs the script with `python3` on `request` (plus `extra` arguments).
-fn introspect(request: &IntrospectionRequest, extra: &[&str]) -> (Output, tempfile::TempDir) {
+/// Runs the script with `python3` on `request` (plus `extra` arguments and environment).
+fn introspect(
+    request: &IntrospectionRequest,
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> (Output, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let script = dir.path().join("introspect.py");
     std::fs::write(&script, introspection_script()).unwrap();
@@ -38,6 +42,7 @@ fn introspect(request: &IntrospectionRequest, extra: &[&str]) -> (Output, tempfi
         .arg(&script)
         .args(extra)
         .args(introspection_args(request))
+        .envs(env.iter().copied())
         .output()
         .expect("python3 must be on PATH for the introspection contract tests");
     (output, dir)
@@ -53,7 +58,7 @@ fn request() -> IntrospectionRequest {
 
 fn contract_model() -> ApiModel {
     // A short hang grace: the frozen trial is killed 1 s after its 2 s alarm failed.
-    let (output, _dir) = introspect(&request(), &["--hang-grace", "1"]);
+    let (output, _dir) = introspect(&request(), &["--hang-grace", "1"], &[]);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "introspection failed: {stderr}");
     assert!(
@@ -163,15 +168,7 @@ fn deadly_trials_are_recorded_with_reproducers_that_reproduce() {
 
 #[test]
 fn the_fail_hook_makes_introspection_fail_with_a_clear_error() {
-    let dir = tempfile::tempdir().unwrap();
-    let script = dir.path().join("introspect.py");
-    std::fs::write(&script, introspection_script()).unwrap();
-    let output = python3(dir.path())
-        .arg(&script)
-        .arg(PACKAGE)
-        .env(INTROSPECTION_FAIL_ENV, "1")
-        .output()
-        .unwrap();
+    let (output, _dir) = introspect(&request(), &[], &[(INTROSPECTION_FAIL_ENV, "1")]);
     assert_eq!(output.status.code(), Some(3));
     assert!(output.stdout.is_empty());
     assert!(String::from_utf8_lossy(&output.stderr).contains(INTROSPECTION_FAIL_ENV));
@@ -179,7 +176,7 @@ fn the_fail_hook_makes_introspection_fail_with_a_clear_error() {
 
 #[test]
 fn bad_arguments_say_what_is_wrong() {
-    let (output, _dir) = introspect(&IntrospectionRequest::default(), &["--frobnicate"]);
+    let (output, _dir) = introspect(&IntrospectionRequest::default(), &["--frobnicate"], &[]);
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
