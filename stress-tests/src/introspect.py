@@ -19,16 +19,13 @@ of the type KEY, built by its first working constructor; "=EXPR" is a whole expr
 """
 
 import ast
-import copy
 import faulthandler
 import importlib
 import importlib.machinery
 import inspect
 import itertools
 import json
-import operator
 import os
-import pickle
 import re
 import select
 import signal
@@ -283,15 +280,16 @@ class Run:
         finally:
             self.channel.send({"t": "end"})
 
-    def unit(self, key, compute, crash_limit=MAX_CRASHES_PER_OBJECT):
+    def unit(self, key, compute, crash_limit=MAX_CRASHES_PER_OBJECT, model_piece=True):
         """A finished piece of the model: computed once, kept across worker restarts. An
         unexpected error skips it (listed in the model) instead of ending introspection;
-        so do `crash_limit` crashes or hangs of the worker while on it."""
+        so do `crash_limit` crashes or hangs of the worker while on it. A unit that is no
+        `model_piece` (probes whose only findings are crashes) is not listed when skipped."""
         if key in self.units:
             return self.units[key]
         if key in self.skip_units:
             return None
-        self.channel.send({"t": "unit", "key": key, "crash_limit": crash_limit})
+        self.channel.send({"t": "unit", "key": key, "crash_limit": crash_limit, "model_piece": model_piece})
         try:
             result = compute()
         except Exception as exc:  # noqa: BLE001 - one object must not end introspection
@@ -372,7 +370,7 @@ class Introspection:
         self.hints = options["hints"]
         self.define_types = list(options["define_types"])
         self.packages = sorted({name.split(".")[0] for name in requested})
-        self.namespace = {name: sys.modules.get(name) or importlib.import_module(name) for name in STDLIB_HELPERS}
+        self.namespace = {name: importlib.import_module(name) for name in STDLIB_HELPERS}
         self.modules = {}  # name -> module object, in introspection order
         self.extension_modules = set()
         self.types = {}  # key -> type object
@@ -1107,7 +1105,8 @@ class Introspection:
         for key in sorted(self.type_records):
             # One crash shows the bug (state that only __init__ sets); the rest of the probes
             # would likely crash the same way, each costing a restart.
-            self.run.unit(f"uninitialised {key}", lambda key=key: self.probe_uninitialised(key), crash_limit=1)
+            self.run.unit(f"uninitialised {key}", lambda key=key: self.probe_uninitialised(key),
+                          crash_limit=1, model_piece=False)
 
 
 _MISSING = object()
@@ -1159,12 +1158,13 @@ def worker_main(options, modules):
 # -- the supervisor ------------------------------------------------------------------------------
 
 class WorkerEnd:
-    def __init__(self, kind, pending=None, unit=None, crash_limit=MAX_CRASHES_PER_OBJECT, exit_code=None,
-                 signal_name=None, detail=None):
+    def __init__(self, kind, pending=None, unit=None, crash_limit=MAX_CRASHES_PER_OBJECT, model_piece=True,
+                 exit_code=None, signal_name=None, detail=None):
         self.kind = kind  # finished | crash | hang | time-limit
         self.pending = pending
         self.unit = unit
         self.crash_limit = crash_limit
+        self.model_piece = model_piece
         self.exit_code = exit_code
         self.signal_name = signal_name
         self.detail = detail
@@ -1195,7 +1195,7 @@ def watch(proc, read_fd, state, journal, deadline, hang_grace):
     open_fds = {read_fd, err_fd}
     buffer, tail = b"", b""
     pending, pending_since, unit, finished = None, 0.0, None, False
-    crash_limit = MAX_CRASHES_PER_OBJECT
+    crash_limit, model_piece = MAX_CRASHES_PER_OBJECT, True
     last_message = time.monotonic()
     while open_fds:
         ready, _, _ = select.select(list(open_fds), [], [], 0.5)
@@ -1221,7 +1221,8 @@ def watch(proc, read_fd, state, journal, deadline, hang_grace):
                     elif kind == "end":
                         pending = None
                     elif kind == "unit":
-                        unit, pending, crash_limit = message["key"], None, message["crash_limit"]
+                        unit, pending = message["key"], None
+                        crash_limit, model_piece = message["crash_limit"], message["model_piece"]
                     elif kind == "done":
                         state["units"][message["key"]] = message["result"]
                         unit = None
@@ -1239,13 +1240,13 @@ def watch(proc, read_fd, state, journal, deadline, hang_grace):
         if not finished and stuck_for > limit:
             proc.kill()
             proc.wait()
-            return WorkerEnd("hang", pending, unit, crash_limit=crash_limit,
+            return WorkerEnd("hang", pending, unit, crash_limit, model_piece,
                              detail=f"no progress for {stuck_for:.0f} s (limit {limit:.0f} s); killed")
     code = proc.wait()
     if finished:
         return WorkerEnd("finished")
     signal_name, detail = death_of(code, tail.decode("utf-8", "replace"))
-    return WorkerEnd("crash", pending, unit, crash_limit=crash_limit, exit_code=None if code < 0 else code,
+    return WorkerEnd("crash", pending, unit, crash_limit, model_piece, exit_code=None if code < 0 else code,
                      signal_name=signal_name, detail=detail)
 
 
@@ -1286,7 +1287,8 @@ def record_end(end, state, journal, crashes):
         crashes[end.unit] = crashes.get(end.unit, 0) + 1
         if not call or crashes[end.unit] >= end.crash_limit:
             state["skip_units"].append(end.unit)
-            journal["skipped"].setdefault(end.unit, f"the interpreter died {crashes[end.unit]} time(s) while on it")
+            if end.model_piece:
+                journal["skipped"].setdefault(end.unit, f"the interpreter died {crashes[end.unit]} time(s) while on it")
     return bool(call or end.unit)
 
 
