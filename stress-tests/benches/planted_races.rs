@@ -46,7 +46,20 @@ fn main() {
         ),
     };
     let module_refs: Vec<&str> = modules.iter().map(String::as_str).collect();
+    let started = Instant::now();
     let model = venv.introspect(&module_refs).expect("introspection");
+    println!(
+        "introspection: {:.1}s, {} types, {} functions, {} crashed or hung trials, {} restarts",
+        started.elapsed().as_secs_f64(),
+        model.types().count(),
+        model
+            .modules
+            .iter()
+            .map(|m| m.functions.len())
+            .sum::<usize>(),
+        model.crashed_trials.len(),
+        model.restarts
+    );
     let expected =
         (modules == ["ftfixture_racy"]).then(|| Expected::load("racy_ext").expect("expected.yaml"));
     println!("fraction  budget/scenario  scenarios  wall     found              per-minute-of-budget  crashed/timed-out");

@@ -9,8 +9,9 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::hints::{HandScenario, Hints};
-use crate::model::{ApiModel, ArgSet, Callable, Method, TypeApi};
+use crate::model::{ApiModel, Callable, Method, ModelSource, TypeApi};
 use crate::ops::{self, Op, Vars};
+use crate::repro::{ReproContext, OP_HELPERS};
 
 const HARNESS: &str = include_str!("harness.py");
 /// Objects in the create/destroy churn pool.
@@ -61,6 +62,8 @@ pub enum ScenarioKind {
     Churn,
     /// `a.op(b)` while `b` mutates.
     TwoObject,
+    /// Threads assign the properties while others read through the object.
+    PropertySetter,
     /// Aimed at a callable the static pass flagged.
     Targeted,
     /// From the package's hints.
@@ -75,6 +78,7 @@ impl ScenarioKind {
             ScenarioKind::FunctionHammer => "function-hammer",
             ScenarioKind::Churn => "churn",
             ScenarioKind::TwoObject => "two-object",
+            ScenarioKind::PropertySetter => "property-setter",
             ScenarioKind::Targeted => "targeted",
             ScenarioKind::HandWritten => "hand-written",
         }
@@ -89,8 +93,20 @@ pub struct Scenario {
     pub name: String,
     pub kind: ScenarioKind,
     pub script: String,
-    /// Python callables the script calls from several threads (qualnames).
+    /// What the script calls from several threads: callables, dunders (`pkg.T.__len__`)
+    /// and properties (`pkg.T.label`), by qualname.
     pub callables: Vec<String>,
+    /// The part of `callables` that runs the extension's C code directly.
+    pub c_callables: Vec<String>,
+    /// Where the model came from (static bindings: untried constructors and arguments).
+    pub model_source: ModelSource,
+}
+
+impl Scenario {
+    /// The scenario exercises at least one C callable of the extension.
+    pub fn reaches_c(&self) -> bool {
+        !self.c_callables.is_empty()
+    }
 }
 
 /// All scenarios for the model, in a stable order.
@@ -101,15 +117,18 @@ pub fn generate(model: &ApiModel, cfg: &GenConfig) -> Vec<Scenario> {
         specs.extend(type_scenarios(&vars, ty));
     }
     for module in model.modules.iter().filter(|m| !m.functions.is_empty()) {
-        let calls: Vec<Op> = module
+        let per_function: Vec<Vec<Op>> = module
             .functions
             .iter()
-            .filter_map(|f| first_function_op(&vars, f))
+            .map(|f| function_ops(&vars, f))
+            .filter(|ops| !ops.is_empty())
             .collect();
-        if !calls.is_empty() {
+        if !per_function.is_empty() {
             let mut spec = Spec::new(ScenarioKind::FunctionHammer, &module.name, &vars);
-            spec.first_calls = calls.clone();
-            spec.role("caller", calls);
+            // The first call of each function at once (lazy initialisation), then every
+            // argument kind that worked or broke the C-API contract.
+            spec.first_calls = per_function.iter().map(|ops| ops[0].clone()).collect();
+            spec.role("caller", per_function.into_iter().flatten().collect());
             specs.push(spec);
         }
     }
@@ -141,6 +160,14 @@ fn type_scenarios<'a>(vars: &'a Vars<'a>, ty: &'a TypeApi) -> Vec<Spec<'a>> {
         spec.role("reader", readers);
         specs.push(spec);
     }
+    let setters = ops::property_setters(ty, "S");
+    if !setters.is_empty() {
+        let mut spec =
+            Spec::new(ScenarioKind::PropertySetter, &ty.qualname, vars).with_subjects(ty, &["S"]);
+        spec.role("setter", setters);
+        spec.role("reader", ops::readers(vars, ty, "S", None));
+        specs.push(spec);
+    }
     let mut churn = Spec::new(ScenarioKind::Churn, &ty.qualname, vars).with_subjects(ty, &["S"]);
     churn.pool = Some(ty);
     if !writers.is_empty() {
@@ -160,18 +187,10 @@ fn type_scenarios<'a>(vars: &'a Vars<'a>, ty: &'a TypeApi) -> Vec<Spec<'a>> {
     specs
 }
 
-fn first_function_op(vars: &Vars, function: &Callable) -> Option<Op> {
-    function_ops(vars, function).into_iter().next()
-}
-
 fn function_ops(vars: &Vars, function: &Callable) -> Vec<Op> {
-    usable(&function.arg_sets)
+    ops::usable_sets(&function.arg_sets)
         .filter_map(|set| ops::call_function(vars, function, &set.args))
         .collect()
-}
-
-fn usable(sets: &[ArgSet]) -> impl Iterator<Item = &ArgSet> {
-    sets.iter().filter(|s| s.accepted())
 }
 
 /// A scenario per flagged callable: every thread on that function, or half the threads on
@@ -251,7 +270,6 @@ fn hand_scenario<'a>(vars: &'a Vars<'a>, hand: &'a HandScenario) -> Spec<'a> {
         vec![Op::statement(
             format!("hint {}", hand.name),
             hand.worker.trim_end(),
-            None,
         )],
     );
     spec
@@ -313,14 +331,30 @@ impl<'a> Spec<'a> {
         }
     }
 
-    fn callables(&self) -> Vec<String> {
-        let all = self
-            .roles
+    fn ops(&self) -> impl Iterator<Item = &Op> {
+        self.roles
             .iter()
             .flat_map(|(_, ops)| ops)
-            .chain(&self.first_calls);
-        let set: BTreeSet<String> = all.filter_map(|op| op.callable.clone()).collect();
+            .chain(&self.first_calls)
+    }
+
+    /// The qualnames of the ops (of those reaching C only, with `c_only`).
+    fn callables(&self, c_only: bool) -> Vec<String> {
+        let set: BTreeSet<String> = self
+            .ops()
+            .filter(|op| op.reaches_c || !c_only)
+            .filter_map(|op| op.callable.clone())
+            .collect();
         set.into_iter().collect()
+    }
+
+    fn repro(&self) -> ReproContext<'_> {
+        ReproContext {
+            vars: self.vars,
+            subjects: &self.subjects,
+            pool: self.pool.map(|ty| (ty, POOL_SIZE)),
+            hand_setup: self.hand_setup,
+        }
     }
 
     fn render(self, cfg: &GenConfig) -> Scenario {
@@ -330,9 +364,12 @@ impl<'a> Spec<'a> {
         self.vars.render_makers(&mut py);
         self.render_setup(&mut py);
         self.render_ops(&mut py, cfg.threads);
+        py.push_str(OP_HELPERS);
         py.push_str(HARNESS);
         Scenario {
-            callables: self.callables(),
+            callables: self.callables(false),
+            c_callables: self.callables(true),
+            model_source: self.vars.model.source,
             name,
             kind: self.kind,
             script: py,
@@ -353,8 +390,19 @@ impl<'a> Spec<'a> {
         );
         let _ = writeln!(
             py,
-            "    PYTHON_GIL=0 FTREVIEW_OUTCOME=outcome.json python {name}.py\n\"\"\""
+            "    PYTHON_GIL=0 FTREVIEW_OUTCOME=outcome.json python {name}.py"
         );
+        let _ = writeln!(
+            py,
+            "With FTREVIEW_SINGLE_THREAD=1 the same operations run in one thread (the control run)."
+        );
+        if self.vars.model.source == ModelSource::StaticBindings {
+            let _ = writeln!(
+                py,
+                "Built from the static pass's bindings (introspection failed): constructors and\narguments are untried catalogue values."
+            );
+        }
+        let _ = writeln!(py, "\"\"\"");
         let _ = writeln!(
             py,
             "import copy\nimport functools\nimport itertools\nimport operator\nimport pickle\n"
@@ -403,7 +451,9 @@ impl<'a> Spec<'a> {
         let _ = writeln!(py, "    return None");
     }
 
+    /// The op tables: `(label, function, one-line reproducer)` per op.
     fn render_ops(&self, py: &mut String, threads: usize) {
+        let repro = self.repro();
         let mut index = 0;
         let mut table = String::new();
         let mut first = String::new();
@@ -411,21 +461,31 @@ impl<'a> Spec<'a> {
             let _ = writeln!(table, "    {}: [", py_str(role));
             for op in ops {
                 op.render_def(py, index);
-                let _ = writeln!(table, "        ({}, op_{index}),", py_str(&op.label));
+                let call = py_str(&repro.one_line(&op.body));
+                let _ = writeln!(
+                    table,
+                    "        ({}, op_{index}, {call}),",
+                    py_str(&op.label)
+                );
                 index += 1;
             }
             let _ = writeln!(table, "    ],");
         }
         for op in &self.first_calls {
             if op.render_binder(py, index).is_some() {
-                let _ = writeln!(first, "    ({}, bind_{index}),", py_str(&op.label));
+                let call = py_str(&repro.one_line(&op.body));
+                let _ = writeln!(first, "    ({}, bind_{index}, {call}),", py_str(&op.label));
                 index += 1;
             }
         }
         let roles: Vec<String> = (0..threads.max(1))
             .map(|t| py_str(self.roles[t % self.roles.len()].0))
             .collect();
-        let invariants: Vec<String> = self.subjects.iter().map(|(name, _)| py_str(name)).collect();
+        let invariants: Vec<String> = self
+            .subjects
+            .iter()
+            .map(|(name, _)| format!("({}, {})", py_str(name), py_str(&repro.setup_of(name))))
+            .collect();
         let _ = writeln!(py, "\nROLES = {{\n{table}}}");
         let _ = writeln!(py, "THREAD_ROLES = [{}]", roles.join(", "));
         let _ = writeln!(py, "FIRST_CALLS = [\n{first}]");
@@ -466,15 +526,7 @@ mod tests {
 
     #[test]
     fn names_are_filename_safe() {
-        let model = ApiModel {
-            format: 1,
-            python: crate::model::PythonInfo {
-                version: "3.13".into(),
-                gil_enabled: false,
-            },
-            modules: vec![],
-            values: vec![],
-        };
+        let model = ApiModel::from_bindings(&[]);
         let vars = Vars::new(&model, &Hints::default());
         let spec = Spec::new(ScenarioKind::HandWritten, "a b/c<d>", &vars);
         assert_eq!(spec.name(), "hand-written.a_b_c_d_");

@@ -11,17 +11,11 @@ import threading
 import time
 import traceback
 
-OUTCOME_FORMAT = 1
+OUTCOME_FORMAT = 2
 MAX_ITEMS_CHECKED = 10000
-
-
-def _touch(obj):
-    """Reads an object derived from a shared one (a view, a proxy, a copy)."""
-    repr(obj)
-    if hasattr(type(obj), "__len__"):
-        len(obj)
-    if hasattr(type(obj), "__iter__"):
-        list(itertools.islice(iter(obj), 256))
+# The control run: the same ops with the same seeds, one thread, in turn (round-robin over
+# what each worker would have run). An anomaly it shows too is no concurrency bug.
+SINGLE_THREAD = "FTREVIEW_SINGLE_THREAD"
 
 
 def _describe(exc):
@@ -43,15 +37,16 @@ class _Log:
         entry = self.exceptions.setdefault(key, [0, _describe(exc)])
         entry[0] += 1
 
-    def anomaly(self, kind, label, detail):
-        entry = self.anomalies.setdefault((kind, label), [0, detail])
+    def anomaly(self, kind, label, detail, call):
+        entry = self.anomalies.setdefault((kind, label), [0, detail, call])
         entry[0] += 1
 
-    def call(self, label, op, *args):
+    def call(self, entry, *args):
+        label, op, call = entry
         try:
             op(*args)
-        except SystemError as exc:  # a C function broke the C-API contract: corruption
-            self.anomaly("internal-error", label, f"SystemError: {_describe(exc)}")
+        except SystemError as exc:  # a C function broke the C-API contract
+            self.anomaly("internal-error", label, f"SystemError: {_describe(exc)}", call)
         except Exception as exc:  # noqa: BLE001 - workers record and go on
             self.exception(label, exc)
 
@@ -61,11 +56,12 @@ def _merge(logs):
     for log in logs:
         for key, (count, message) in log.exceptions.items():
             exceptions.setdefault(key, [0, message])[0] += count
-        for key, (count, detail) in log.anomalies.items():
-            anomalies.setdefault(key, [0, detail])[0] += count
+        for key, (count, detail, call) in log.anomalies.items():
+            anomalies.setdefault(key, [0, detail, call])[0] += count
     return (
         [{"op": op, "type": kind, "message": msg, "count": n} for (op, kind), (n, msg) in sorted(exceptions.items())],
-        [{"kind": kind, "op": op, "detail": detail, "count": n} for (kind, op), (n, detail) in sorted(anomalies.items())],
+        [{"kind": kind, "op": op, "detail": detail, "count": n, "call": call}
+         for (kind, op), (n, detail, call) in sorted(anomalies.items())],
     )
 
 
@@ -79,6 +75,7 @@ def _write_outcome(status, started, logs=(), error=None, budget_exhausted=False,
         "scenario": SCENARIO["name"],
         "kind": SCENARIO["kind"],
         "status": status,
+        "single_thread": bool(os.environ.get(SINGLE_THREAD)),
         "seed": SCENARIO["seed"],
         "threads": SCENARIO["threads"],
         "iterations": SCENARIO["iterations"],
@@ -100,26 +97,30 @@ def _write_outcome(status, started, logs=(), error=None, budget_exhausted=False,
 
 def _check_invariants(log):
     """After every worker stopped: an object must agree with itself."""
-    for name in INVARIANTS:
+    for name, setup in INVARIANTS:
         obj = globals()[name]
         label = f"invariants of {name}"
+        # The reproducer rebuilds the object and reads it; the sequence that broke it is the scenario.
+        read = f"{setup}; repr({name}); len({name}); list({name})"
         try:
             repr(obj)
-            size = len(obj) if hasattr(type(obj), "__len__") else None
-            items = list(iter(obj)) if hasattr(type(obj), "__iter__") or hasattr(type(obj), "__getitem__") else None
+            size = len(obj) if _defines(obj, "__len__") else None
+            items = list(iter(obj)) if _defines(obj, "__iter__") or _defines(obj, "__getitem__") else None
         except SystemError as exc:
-            log.anomaly("internal-error", label, f"SystemError: {_describe(exc)}")
+            log.anomaly("internal-error", label, f"SystemError: {_describe(exc)}", read)
             continue
         except Exception as exc:  # noqa: BLE001
-            log.anomaly("invariant", label, f"{type(exc).__name__} while reading a quiescent object: {_describe(exc)}")
+            log.anomaly("invariant", label, f"{type(exc).__name__} while reading a quiescent object: {_describe(exc)}", read)
             continue
         if size is not None and items is not None and size != len(items):
-            log.anomaly("invariant", label, f"len() is {size} but iteration yields {len(items)} items")
-        if items is not None and hasattr(obj, "keys") and hasattr(type(obj), "__getitem__"):
+            log.anomaly("invariant", label, f"len() is {size} but iteration yields {len(items)} items",
+                        f"{setup}; assert len({name}) == len(list({name}))")
+        if items is not None and _defines(obj, "keys") and _defines(obj, "__getitem__"):
             for key in items[:MAX_ITEMS_CHECKED]:
                 try:
                     if key not in obj:
-                        log.anomaly("invariant", label, f"iterated key {key!r} is not `in` the object")
+                        log.anomaly("invariant", label, f"iterated key {key!r} is not `in` the object",
+                                    f"{setup}; assert all(k in {name} for k in list({name}))")
                         break
                 except Exception:  # noqa: BLE001 - unhashable items: not a mapping after all
                     break
@@ -129,10 +130,10 @@ def _first_calls(barrier, log):
     """Every thread makes each first call at once. The calls are bound beforehand (a
     thread-owned partial) so that no shared reference count is touched between the
     barrier and the call: such atomics would order the threads and hide the race."""
-    bound = [(label, bind()) for label, bind in FIRST_CALLS]
-    for label, call in bound:
+    bound = [(label, bind(), call) for label, bind, call in FIRST_CALLS]
+    for entry in bound:
         barrier.wait()
-        log.call(label, call)
+        log.call(entry)
 
 
 def _one_first_call(bind, barrier):
@@ -147,18 +148,43 @@ def _one_first_call(bind, barrier):
         pass
 
 
+def _worker_rng(index):
+    return random.Random(SCENARIO["seed"] * 1000003 + index)
+
+
+def _worker_ops(index):
+    return ROLES[THREAD_ROLES[index % len(THREAD_ROLES)]]
+
+
 def _worker(index, barrier, deadline, log, exhausted):
-    rng = random.Random(SCENARIO["seed"] * 1000003 + index)
-    ops = ROLES[THREAD_ROLES[index % len(THREAD_ROLES)]]
+    rng = _worker_rng(index)
+    ops = _worker_ops(index)
     _first_calls(barrier, log)
     barrier.wait()
     for i in range(SCENARIO["iterations"]):
         if time.monotonic() > deadline:
             exhausted.append(index)
             break
-        label, op = ops[rng.randrange(len(ops))]
-        log.call(label, op, index, i, rng)
+        log.call(ops[rng.randrange(len(ops))], index, i, rng)
         log.iterations += 1
+
+
+def _single_thread(started, deadline):
+    """The control run: every worker's first calls, then their iterations in turn, each
+    with its own seeded rng, all in this thread."""
+    log = _Log()
+    exhausted = False
+    for label, bind, call in FIRST_CALLS * SCENARIO["threads"]:
+        log.call((label, bind(), call))
+    workers = [(index, _worker_rng(index), _worker_ops(index)) for index in range(SCENARIO["threads"])]
+    for i in range(SCENARIO["iterations"]):
+        if time.monotonic() > deadline:
+            exhausted = True
+            break
+        for index, rng, ops in workers:
+            log.call(ops[rng.randrange(len(ops))], index, i, rng)
+            log.iterations += 1
+    return log, exhausted
 
 
 FIRST_CALLS_ONLY = "FTREVIEW_FIRST_CALLS_ONLY"
@@ -195,7 +221,7 @@ def _first_calls_only(round_index):
     in each round."""
     setup()
     shift = round_index % len(FIRST_CALLS)
-    for _, bind in FIRST_CALLS[shift:] + FIRST_CALLS[:shift]:
+    for _, bind, _ in FIRST_CALLS[shift:] + FIRST_CALLS[:shift]:
         barrier = threading.Barrier(SCENARIO["threads"])
         workers = [threading.Thread(target=_one_first_call, args=(bind, barrier)) for _ in range(SCENARIO["threads"])]
         for worker in workers:
@@ -209,11 +235,18 @@ def run():
         return _first_calls_only(int(os.environ[FIRST_CALLS_ONLY]))
     started = time.monotonic()
     _write_outcome("started", started)
-    rounds = _first_call_rounds(started) if FIRST_CALLS else 0
+    single = bool(os.environ.get(SINGLE_THREAD))
+    rounds = _first_call_rounds(started) if FIRST_CALLS and not single else 0
     try:
         setup()
     except BaseException:  # noqa: BLE001 - the setup error is the outcome
         _write_outcome("finished", started, error="setup failed: " + traceback.format_exc(limit=5), first_call_processes=rounds)
+        return
+    if single:
+        log, exhausted = _single_thread(started, started + SCENARIO["budget_secs"])
+        final = _Log()
+        _check_invariants(final)
+        _write_outcome("finished", started, [log, final], budget_exhausted=exhausted)
         return
     threads = SCENARIO["threads"]
     barrier = threading.Barrier(threads)

@@ -6,55 +6,80 @@
 use std::fmt::Write as _;
 
 use crate::hints::Hints;
-use crate::model::{ApiModel, Callable, Method, Mutation, TypeApi};
+use crate::model::{ApiModel, ArgSet, Callable, Method, ModelSource, Mutation, TypeApi};
 
-/// Arguments sets per callable turned into operations.
-const ARG_SETS_PER_CALLABLE: usize = 2;
+/// Tried argument sets per callable turned into operations (untried ones are all used: most
+/// fail with `TypeError`).
+const ARG_SETS_PER_CALLABLE: usize = 3;
 /// Constructors per type used for churn.
 const CONSTRUCTORS_PER_TYPE: usize = 3;
 /// Items a reader takes from an iterator.
 const ITER_ITEMS: usize = 256;
 
-/// `operator` functions for in-place operators (a statement `S |= x` would make `S` local).
-const INPLACE: [(&str, &str); 6] = [
-    ("+=", "iadd"),
-    ("-=", "isub"),
-    ("*=", "imul"),
-    ("|=", "ior"),
-    ("&=", "iand"),
-    ("^=", "ixor"),
+/// In-place operators: the `operator` function (a statement `S |= x` would make `S` local)
+/// and the dunder.
+const INPLACE: [(&str, &str, &str); 6] = [
+    ("+=", "iadd", "__iadd__"),
+    ("-=", "isub", "__isub__"),
+    ("*=", "imul", "__imul__"),
+    ("|=", "ior", "__ior__"),
+    ("&=", "iand", "__iand__"),
+    ("^=", "ixor", "__ixor__"),
+];
+/// Binary operators and their dunders.
+const BINARY: [(&str, &str); 6] = [
+    ("+", "__add__"),
+    ("-", "__sub__"),
+    ("*", "__mul__"),
+    ("|", "__or__"),
+    ("&", "__and__"),
+    ("^", "__xor__"),
 ];
 
 #[derive(Debug, Clone)]
 pub(crate) struct Op {
     pub label: String,
     pub body: String,
-    /// The extension callable the op exercises, if one.
+    /// What the op exercises (`pkg.f`, `pkg.T.add`, `pkg.T.__len__`, `pkg.T.prop`), if known.
     pub callable: Option<String>,
+    /// The op runs the extension's C code directly.
+    pub reaches_c: bool,
     /// For a plain call: the callee and argument expressions, so it can be bound ahead.
     pub call: Option<(String, String)>,
 }
 
 impl Op {
-    pub fn statement(
-        label: impl Into<String>,
-        body: impl Into<String>,
-        callable: Option<&str>,
-    ) -> Op {
+    pub fn statement(label: impl Into<String>, body: impl Into<String>) -> Op {
         Op {
             label: label.into(),
             body: body.into(),
-            callable: callable.map(str::to_string),
+            callable: None,
+            reaches_c: false,
             call: None,
         }
     }
 
-    fn call(label: String, callee: String, args: String, callable: &str) -> Op {
+    fn exercising(mut self, callable: String, reaches_c: bool) -> Op {
+        self.callable = Some(callable);
+        self.reaches_c = reaches_c;
+        self
+    }
+
+    /// An operation on `ty` through one of its dunders (`len(S)` is `__len__`).
+    fn slot(ty: &TypeApi, dunder: &str, label: String, body: String) -> Op {
+        Op::statement(label, body).exercising(
+            format!("{}.{dunder}", ty.qualname),
+            ty.slot_reaches_c(dunder),
+        )
+    }
+
+    fn call(label: String, callee: String, args: String, callable: &Callable) -> Op {
         let body = format!("{callee}({args})");
         Op {
             label,
             body,
-            callable: Some(callable.to_string()),
+            callable: Some(callable.qualname.clone()),
+            reaches_c: callable.reaches_c,
             call: Some((callee, args)),
         }
     }
@@ -66,6 +91,7 @@ impl Op {
             label: format!("pool: {}", self.label),
             body,
             callable: self.callable.clone(),
+            reaches_c: self.reaches_c,
             call: None,
         }
     }
@@ -101,7 +127,7 @@ struct TypeEntry<'a> {
 
 /// The types of a model, how to reach and build them.
 pub(crate) struct Vars<'a> {
-    model: &'a ApiModel,
+    pub model: &'a ApiModel,
     types: Vec<TypeEntry<'a>>,
 }
 
@@ -119,7 +145,10 @@ impl<'a> Vars<'a> {
                 let maker = format!("make_{}_{}", types.len(), identifier(&api.name));
                 types.push(TypeEntry {
                     api,
-                    access: format!("{}.{}", module.name, api.name),
+                    access: api
+                        .access
+                        .clone()
+                        .unwrap_or_else(|| format!("{}.{}", module.name, api.name)),
                     maker,
                     constructors,
                 });
@@ -162,13 +191,52 @@ impl<'a> Vars<'a> {
     pub fn render_makers(&self, py: &mut String) {
         for entry in self.types.iter().filter(|t| !t.constructors.is_empty()) {
             let _ = writeln!(py, "\ndef {}():", entry.maker);
-            let _ = writeln!(
-                py,
-                "    return {}",
-                self.construct(entry, &entry.constructors[0], &Subst::None)
-                    .unwrap_or_default()
-            );
+            let _ = writeln!(py, "    return {}", self.maker_expression(entry));
         }
+    }
+
+    /// What a maker returns: the first constructor, or with untried constructors (a model
+    /// from static bindings) the first that builds at run time.
+    fn maker_expression(&self, entry: &TypeEntry) -> String {
+        let built = |args: &Vec<String>| {
+            self.construct(entry, args, &Subst::None)
+                .unwrap_or_default()
+        };
+        match self.model.source {
+            ModelSource::Introspection => built(&entry.constructors[0]),
+            ModelSource::StaticBindings => {
+                let makers: Vec<String> = entry
+                    .constructors
+                    .iter()
+                    .map(|args| format!("lambda: {}", built(args)))
+                    .collect();
+                format!("_first_built({})", makers.join(", "))
+            }
+        }
+    }
+
+    /// `text` with every maker call replaced by what the maker returns (for one-line
+    /// reproducers, which cannot define functions).
+    pub fn inline_makers(&self, text: &str) -> String {
+        let mut out = text.to_string();
+        for _ in 0..=self.types.len() {
+            let before = out.clone();
+            for entry in self.types.iter().filter(|t| !t.constructors.is_empty()) {
+                let call = format!("{}()", entry.maker);
+                if out.contains(&call) {
+                    out = out.replace(&call, &self.maker_expression(entry));
+                }
+            }
+            if out == before {
+                break;
+            }
+        }
+        out
+    }
+
+    /// Constructing an instance runs C code (tp_new or tp_init of an extension type).
+    fn construction_reaches_c(ty: &TypeApi) -> bool {
+        ty.slot_reaches_c("__new__") || ty.slot_reaches_c("__init__")
     }
 
     fn construct(&self, entry: &TypeEntry, args: &[String], subst: &Subst) -> Option<String> {
@@ -212,10 +280,9 @@ impl<'a> Vars<'a> {
             {
                 if let Some(call) = self.construct(entry, args, &subst) {
                     let label = format!("{}({})", entry.api.name, label_args(args));
-                    ops.push(Op::statement(
-                        label,
-                        format!("_touch({call})"),
-                        Some(&entry.api.qualname),
+                    ops.push(Op::statement(label, format!("_touch({call})")).exercising(
+                        entry.api.qualname.clone(),
+                        Self::construction_reaches_c(entry.api),
                     ));
                 }
             }
@@ -242,12 +309,7 @@ pub(crate) fn method_ops(
         qualname: &ty.qualname,
         var: o,
     });
-    method
-        .call
-        .arg_sets
-        .iter()
-        .filter(|s| s.accepted())
-        .take(ARG_SETS_PER_CALLABLE)
+    usable_sets(&method.call.arg_sets)
         .filter_map(|set| {
             let label = format!(
                 "{}.{}({})",
@@ -258,20 +320,32 @@ pub(crate) fn method_ops(
             let args = vars.args(&set.args, &subst)?;
             // A reader's result is read too: views and iterators walk the object's internals.
             if method.mutation == Mutation::None {
-                return Some(Op::statement(
-                    label,
-                    format!("_touch({var}.{}({args}))", method.call.name),
-                    Some(&method.call.qualname),
-                ));
+                return Some(
+                    Op::statement(label, format!("_touch({var}.{}({args}))", method.call.name))
+                        .exercising(method.call.qualname.clone(), method.call.reaches_c),
+                );
             }
             Some(Op::call(
                 label,
                 format!("{var}.{}", method.call.name),
                 args,
-                &method.call.qualname,
+                &method.call,
             ))
         })
         .collect()
+}
+
+/// The argument sets a scenario calls: the first tried ones that were accepted, or all untried.
+pub(crate) fn usable_sets(sets: &[ArgSet]) -> impl Iterator<Item = &ArgSet> {
+    let untried = sets
+        .iter()
+        .any(|s| s.outcome == crate::model::TrialOutcome::Untried);
+    let limit = if untried {
+        usize::MAX
+    } else {
+        ARG_SETS_PER_CALLABLE
+    };
+    sets.iter().filter(|s| s.usable()).take(limit)
 }
 
 pub(crate) fn call_function(vars: &Vars, function: &Callable, args: &[String]) -> Option<Op> {
@@ -281,8 +355,26 @@ pub(crate) fn call_function(vars: &Vars, function: &Callable, args: &[String]) -
         label,
         format!("{module}.{}", function.name),
         vars.args(args, &Subst::None)?,
-        &function.qualname,
+        function,
     ))
+}
+
+/// The right operand of an operator: the peer for another instance of the same type, a
+/// fresh instance of another type, or the expression.
+fn operand(vars: &Vars, ty: &TypeApi, operand: &str, peer: &str) -> Option<String> {
+    match operand.strip_prefix('@') {
+        Some(qualname) if qualname == ty.qualname => Some(peer.to_string()),
+        Some(qualname) => vars.make(qualname),
+        None => Some(operand.to_string()),
+    }
+}
+
+fn operator_label(ty: &TypeApi, op: &str, operand: &str) -> String {
+    let right = match operand.strip_prefix('@') {
+        Some(q) => q.rsplit('.').next().unwrap_or(q),
+        None => operand,
+    };
+    format!("{} {op} {right}", ty.name)
 }
 
 /// Everything that changes `var`: mutating methods, item assignment and deletion, in-place
@@ -297,42 +389,70 @@ pub(crate) fn writers(vars: &Vars, ty: &TypeApi, var: &str, other: Option<&str>)
     if let Some(p) = &ty.protocols {
         if let Some((key, value)) = &p.set_item {
             for k in key_variants(key) {
-                ops.push(Op::statement(
+                ops.push(Op::slot(
+                    ty,
+                    "__setitem__",
                     format!("{}[{k}] = {value}", ty.name),
                     format!("{var}[{k}] = {value}"),
-                    None,
                 ));
             }
         }
         if p.del_item {
             for k in p.item_key.iter().flat_map(|key| key_variants(key)) {
-                ops.push(Op::statement(
+                ops.push(Op::slot(
+                    ty,
+                    "__delitem__",
                     format!("del {}[{k}]", ty.name),
                     format!("del {var}[{k}]"),
-                    None,
                 ));
             }
         }
-        let right = other
+        let peer = other
             .map(str::to_string)
             .or_else(|| vars.make(&ty.qualname))
             .unwrap_or_default();
-        for op in &p.inplace {
-            if let Some((_, func)) = INPLACE.iter().find(|(sym, _)| sym == op) {
-                ops.push(Op::statement(
-                    format!("{} {op} {}", ty.name, ty.name),
+        for used in &p.inplace {
+            let Some((_, func, dunder)) = INPLACE.iter().find(|(sym, ..)| *sym == used.op) else {
+                continue;
+            };
+            if let Some(right) = operand(vars, ty, &used.operand, &peer) {
+                ops.push(Op::slot(
+                    ty,
+                    dunder,
+                    operator_label(ty, &used.op, &used.operand),
                     format!("operator.{func}({var}, {right})"),
-                    None,
                 ));
             }
         }
     }
+    ops.extend(property_setters(ty, var));
+    ops
+}
+
+/// Assignments of every writable property: the value read back, and each value a trial
+/// assignment accepted (a setter replacing what readers hold).
+pub(crate) fn property_setters(ty: &TypeApi, var: &str) -> Vec<Op> {
+    let mut ops = Vec::new();
     for prop in ty.properties.iter().filter(|p| p.writable) {
-        ops.push(Op::statement(
-            format!("{}.{} = ...", ty.name, prop.name),
-            format!("{var}.{0} = {var}.{0}", prop.name),
-            None,
-        ));
+        let callable = format!("{}.{}", ty.qualname, prop.name);
+        if prop.readable {
+            ops.push(
+                Op::statement(
+                    format!("{}.{} = {}.{}", ty.name, prop.name, ty.name, prop.name),
+                    format!("{var}.{0} = {var}.{0}", prop.name),
+                )
+                .exercising(callable.clone(), prop.reaches_c),
+            );
+        }
+        for value in &prop.set_values {
+            ops.push(
+                Op::statement(
+                    format!("{}.{} = {value}", ty.name, prop.name),
+                    format!("{var}.{} = {value}", prop.name),
+                )
+                .exercising(callable.clone(), prop.reaches_c),
+            );
+        }
     }
     ops
 }
@@ -341,63 +461,98 @@ pub(crate) fn writers(vars: &Vars, ty: &TypeApi, var: &str, other: Option<&str>)
 /// objects derived from it (views, proxies).
 pub(crate) fn readers(vars: &Vars, ty: &TypeApi, var: &str, other: Option<&str>) -> Vec<Op> {
     let name = &ty.name;
-    let mut ops = vec![Op::statement(
+    let mut ops = vec![Op::slot(
+        ty,
+        "__repr__",
         format!("repr({name})"),
         format!("repr({var})"),
-        None,
     )];
     if let Some(p) = &ty.protocols {
-        let mut push = |on: bool, label: String, body: String| {
+        let mut push = |on: bool, dunder: &str, label: String, body: String| {
             if on {
-                ops.push(Op::statement(label, body, None));
+                ops.push(Op::slot(ty, dunder, label, body));
             }
         };
-        push(p.len, format!("len({name})"), format!("len({var})"));
+        push(
+            p.len,
+            "__len__",
+            format!("len({name})"),
+            format!("len({var})"),
+        );
         push(
             p.iter,
+            "__iter__",
             format!("iter({name})"),
             format!("list(itertools.islice(iter({var}), {ITER_ITEMS}))"),
         );
-        push(p.copy, format!("copy({name})"), format!("copy.copy({var})"));
+        let reduce = if ty.slot_reaches_c("__copy__") {
+            "__copy__"
+        } else {
+            "__reduce_ex__"
+        };
+        push(
+            p.copy,
+            reduce,
+            format!("copy({name})"),
+            format!("copy.copy({var})"),
+        );
         push(
             p.pickle,
+            "__reduce_ex__",
             format!("pickle({name})"),
             format!("pickle.dumps({var})"),
         );
         push(
             p.buffer,
+            "__buffer__",
             format!("memoryview({name})"),
             format!("bytes(memoryview({var}))"),
         );
         let peer = other.unwrap_or(var);
         push(
             p.richcompare,
+            "__eq__",
             format!("{name} == {name}"),
             format!("{var} == {peer}"),
         );
-        for op in &p.number {
-            push(
-                true,
-                format!("{name} {op} {name}"),
-                format!("{var} {op} {peer}"),
-            );
+        for used in &p.number {
+            let dunder = BINARY
+                .iter()
+                .find(|(sym, _)| *sym == used.op)
+                .map_or("", |b| b.1);
+            if let Some(right) = operand(vars, ty, &used.operand, peer) {
+                push(
+                    true,
+                    dunder,
+                    operator_label(ty, &used.op, &used.operand),
+                    format!("{var} {} {right}", used.op),
+                );
+            }
         }
         if let Some(key) = &p.item_key {
-            push(true, format!("{name}[{key}]"), format!("{var}[{key}]"));
+            push(
+                true,
+                "__getitem__",
+                format!("{name}[{key}]"),
+                format!("{var}[{key}]"),
+            );
         }
         let probe = p.item_key.clone().unwrap_or_else(|| "1".into());
         push(
             p.contains,
+            "__contains__",
             format!("{probe} in {name}"),
             format!("{probe} in {var}"),
         );
     }
     for prop in ty.properties.iter().filter(|p| p.readable) {
-        ops.push(Op::statement(
-            format!("{name}.{}", prop.name),
-            format!("{var}.{}", prop.name),
-            None,
-        ));
+        ops.push(
+            Op::statement(
+                format!("{name}.{}", prop.name),
+                format!("{var}.{}", prop.name),
+            )
+            .exercising(format!("{}.{}", ty.qualname, prop.name), prop.reaches_c),
+        );
     }
     ops.extend(
         ty.methods
@@ -420,7 +575,7 @@ pub(crate) fn pair_ops(vars: &Vars, ty: &TypeApi, var: &str, other: &str) -> Vec
             m.call
                 .arg_sets
                 .iter()
-                .any(|s| s.accepted() && s.args.contains(&needle))
+                .any(|s| s.usable() && s.args.contains(&needle))
         })
         .flat_map(|m| {
             method_ops(vars, ty, m, var, Some(other))
@@ -429,27 +584,37 @@ pub(crate) fn pair_ops(vars: &Vars, ty: &TypeApi, var: &str, other: &str) -> Vec
         })
         .collect();
     if let Some(p) = &ty.protocols {
-        for op in &p.number {
-            ops.push(Op::statement(
-                format!("{0} {op} other {0}", ty.name),
-                format!("{var} {op} {other}"),
-                None,
+        let same_type = |used: &&crate::model::OperatorUse| {
+            used.operand.strip_prefix('@') == Some(ty.qualname.as_str())
+        };
+        for used in p.number.iter().filter(same_type) {
+            let dunder = BINARY
+                .iter()
+                .find(|(sym, _)| *sym == used.op)
+                .map_or("", |b| b.1);
+            ops.push(Op::slot(
+                ty,
+                dunder,
+                format!("{0} {1} other {0}", ty.name, used.op),
+                format!("{var} {} {other}", used.op),
             ));
         }
-        for op in &p.inplace {
-            if let Some((_, func)) = INPLACE.iter().find(|(sym, _)| sym == op) {
-                ops.push(Op::statement(
-                    format!("{0} {op} other {0}", ty.name),
+        for used in p.inplace.iter().filter(same_type) {
+            if let Some((_, func, dunder)) = INPLACE.iter().find(|(sym, ..)| *sym == used.op) {
+                ops.push(Op::slot(
+                    ty,
+                    dunder,
+                    format!("{0} {1} other {0}", ty.name, used.op),
                     format!("operator.{func}({var}, {other})"),
-                    None,
                 ));
             }
         }
         if p.richcompare {
-            ops.push(Op::statement(
+            ops.push(Op::slot(
+                ty,
+                "__eq__",
                 format!("{0} == other {0}", ty.name),
                 format!("{var} == {other}"),
-                None,
             ));
         }
     }
@@ -464,20 +629,24 @@ pub(crate) fn churn(vars: &Vars, ty: &TypeApi, shared: &str, pool_size: usize) -
     if let Some(entry) = vars.entry(&ty.qualname) {
         for args in entry.constructors.iter().take(CONSTRUCTORS_PER_TYPE) {
             if let Some(call) = vars.construct(entry, args, &Subst::None) {
-                ops.push(Op::statement(
-                    format!("new {}({})", ty.name, label_args(args)),
-                    format!("x = {call}\ndel x"),
-                    Some(&ty.qualname),
-                ));
+                ops.push(
+                    Op::statement(
+                        format!("new {}({})", ty.name, label_args(args)),
+                        format!("x = {call}\ndel x"),
+                    )
+                    .exercising(ty.qualname.clone(), Vars::construction_reaches_c(ty)),
+                );
             }
         }
     }
     if let Some(make) = vars.make(&ty.qualname) {
-        ops.push(Op::statement(
-            format!("replace pool {}", ty.name),
-            format!("POOL[rng.randrange({pool_size})] = {make}"),
-            Some(&ty.qualname),
-        ));
+        ops.push(
+            Op::statement(
+                format!("replace pool {}", ty.name),
+                format!("POOL[rng.randrange({pool_size})] = {make}"),
+            )
+            .exercising(ty.qualname.clone(), Vars::construction_reaches_c(ty)),
+        );
     }
     ops.extend(
         readers(vars, ty, "x", None)
@@ -493,7 +662,6 @@ pub(crate) fn churn(vars: &Vars, ty: &TypeApi, shared: &str, pool_size: usize) -
     ops.push(Op::statement(
         "gc.collect()",
         "if rng.random() < 0.02:\n    gc.collect()",
-        None,
     ));
     ops
 }

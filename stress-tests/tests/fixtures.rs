@@ -4,19 +4,14 @@ mod support;
 
 use std::collections::BTreeSet;
 
-use support::{fixtures_dir, Expected};
+use support::{fixtures_dir, planted_lines, Expected, QuirkyExpected};
 
 #[test]
 fn expected_yaml_lists_exactly_the_planted_lines() {
     let expected = Expected::load("racy_ext").unwrap();
     let source =
         std::fs::read_to_string(fixtures_dir().join("racy_ext").join(&expected.source)).unwrap();
-    let tagged: BTreeSet<u32> = source
-        .lines()
-        .zip(1..)
-        .filter(|(line, _)| line.contains("/* PLANTED "))
-        .map(|(_, n)| n)
-        .collect();
+    let tagged = planted_lines(&source);
     let listed: BTreeSet<u32> = expected
         .races
         .iter()
@@ -56,4 +51,39 @@ fn clean_twin_has_no_planted_tag_and_the_same_python_api() {
             .collect()
     };
     assert_eq!(api(&racy), api(&clean), "the twins' method tables differ");
+}
+
+#[test]
+fn quirky_expected_yaml_lists_exactly_the_planted_lines() {
+    let expected = QuirkyExpected::load().unwrap();
+    let source =
+        std::fs::read_to_string(fixtures_dir().join("quirky_ext").join(&expected.source)).unwrap();
+    let listed: BTreeSet<u32> = expected
+        .quirks
+        .iter()
+        .flat_map(|q| q.lines.clone())
+        .collect();
+    assert_eq!(
+        planted_lines(&source),
+        listed,
+        "quirky_ext/expected.yaml and the PLANTED tags of {} disagree",
+        expected.source
+    );
+    for line in &listed {
+        let text = source.lines().nth(*line as usize - 1).unwrap();
+        let id = text
+            .split("/* PLANTED ")
+            .nth(1)
+            .unwrap()
+            .trim_end_matches(" */");
+        assert!(
+            expected
+                .quirks
+                .iter()
+                .any(|q| q.id == id && q.lines.contains(line)),
+            "line {line} is tagged {id}, expected.yaml disagrees"
+        );
+    }
+    assert_eq!(expected.verdict, "ready");
+    assert!(source.contains("Py_MOD_GIL_NOT_USED"));
 }

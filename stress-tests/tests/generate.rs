@@ -8,7 +8,7 @@ use ftreview_stress::{
     ScenarioKind,
 };
 
-const HARNESS_MARKER: &str = "# ---- ftreview scenario harness";
+const HARNESS_MARKER: &str = "# ---- helpers the operations call";
 
 fn model() -> ApiModel {
     parse_api_model(include_str!("data/racy_model.json")).unwrap()
@@ -215,7 +215,7 @@ fn bad_model_and_outcome_input_say_what_is_wrong() {
     let error = format!(
         "{:#}",
         parse_api_model(&include_str!("data/racy_model.json").replacen(
-            "\"format\": 1",
+            "\"format\": 2",
             "\"format\": 9",
             1
         ))
@@ -230,4 +230,86 @@ fn outcome_of_a_real_run_parses() {
     let outcome = parse_outcome(include_str!("data/outcome_read_write_registry.json")).unwrap();
     assert_eq!(outcome.status, OutcomeStatus::Finished);
     assert!(outcome.worker_exceptions > 0 && !outcome.exceptions.is_empty());
+}
+
+#[test]
+fn c_callables_are_the_ops_that_run_the_extensions_c_code() {
+    let scenarios = generate(&model(), &config(1));
+    let read_write = scenarios
+        .iter()
+        .find(|s| s.name == "read-write.ftfixture_racy.Registry")
+        .unwrap();
+    assert!(read_write.reaches_c());
+    // Registry implements __len__ in C, not __repr__ (object's).
+    assert!(read_write
+        .c_callables
+        .contains(&"ftfixture_racy.Registry.__len__".to_string()));
+    assert!(read_write
+        .callables
+        .contains(&"ftfixture_racy.Registry.__repr__".to_string()));
+    assert!(!read_write
+        .c_callables
+        .contains(&"ftfixture_racy.Registry.__repr__".to_string()));
+    let mut python_only = model();
+    for function in python_only
+        .modules
+        .iter_mut()
+        .flat_map(|m| &mut m.functions)
+    {
+        function.reaches_c = false;
+    }
+    let hammer = generate(&python_only, &config(1))
+        .into_iter()
+        .find(|s| s.kind == ScenarioKind::FunctionHammer)
+        .unwrap();
+    assert!(!hammer.reaches_c(), "{:?}", hammer.c_callables);
+}
+
+#[test]
+fn writable_properties_get_a_setter_scenario_against_readers() {
+    let mut model = model();
+    let vector = model
+        .modules
+        .iter_mut()
+        .flat_map(|m| &mut m.types)
+        .find(|t| t.name == "Vector")
+        .unwrap();
+    let capacity = &mut vector.properties[0];
+    capacity.writable = true;
+    capacity.set_values = vec!["None".into()];
+    let setter = generate(&model, &config(1))
+        .into_iter()
+        .find(|s| s.name == "property-setter.ftfixture_racy.Vector")
+        .expect("a property-setter scenario");
+    assert_eq!(setter.kind, ScenarioKind::PropertySetter);
+    let roles = setter.script.split("ROLES = {").nth(1).unwrap();
+    let (setters, readers) = roles.split_once("\"reader\"").unwrap();
+    assert!(setters.contains("S.capacity = S.capacity") && setters.contains("S.capacity = None"));
+    assert!(readers.contains("Vector.capacity\", op_") && readers.contains("Vector.sum()"));
+    assert!(setter
+        .c_callables
+        .contains(&"ftfixture_racy.Vector.capacity".to_string()));
+}
+
+#[test]
+fn every_op_carries_a_one_line_reproducer() {
+    for scenario in generate(&model(), &config(1)) {
+        let tables = scenario.script.split("\nROLES = {").nth(1).unwrap();
+        let tables = tables.split("\nINVARIANTS").next().unwrap();
+        for entry in tables.lines().filter(|l| l.trim_start().starts_with("(\"")) {
+            let call = entry.rsplit_once(", \"").map(|(_, c)| c).unwrap();
+            assert!(
+                call.starts_with("import ftfixture_racy"),
+                "{}: {entry}",
+                scenario.name
+            );
+        }
+    }
+    let two_object = generate(&model(), &config(1))
+        .into_iter()
+        .find(|s| s.name == "two-object.ftfixture_racy.Vector")
+        .unwrap();
+    assert!(two_object.script.contains(
+        "\"import ftfixture_racy; S = ftfixture_racy.Vector([1, 2, 3]); O = ftfixture_racy.Vector([1, 2, 3]); S.extend(O)\""
+    ));
 }

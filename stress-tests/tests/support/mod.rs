@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use ftreview_stress::{
-    introspection_args, introspection_script, parse_api_model, parse_outcome, ApiModel, Hints,
-    Scenario, ScenarioOutcome, OUTCOME_ENV,
+    introspection_args, introspection_script, parse_api_model, parse_outcome, ApiModel,
+    IntrospectionRequest, Scenario, ScenarioOutcome, OUTCOME_ENV, SINGLE_THREAD_ENV,
 };
 use serde::Deserialize;
 
@@ -66,21 +66,24 @@ impl Venv {
 
     /// Runs the introspection script on `modules`, reports off.
     pub fn introspect(&self, modules: &[&str]) -> Result<ApiModel> {
+        self.introspect_request(&IntrospectionRequest {
+            modules: modules.iter().map(|m| m.to_string()).collect(),
+            ..IntrospectionRequest::default()
+        })
+    }
+
+    pub fn introspect_request(&self, request: &IntrospectionRequest) -> Result<ApiModel> {
         let script = self.dir.path().join("introspect.py");
         fs::write(&script, introspection_script())?;
-        let modules: Vec<String> = modules.iter().map(|m| m.to_string()).collect();
         let output = Command::new(&self.python)
             .arg(&script)
-            .args(introspection_args(&modules, &Hints::default()))
+            .args(introspection_args(request))
             .env("PYTHON_GIL", "0")
             .env("TSAN_OPTIONS", "report_bugs=0")
             .output()?;
+        eprint!("{}", String::from_utf8_lossy(&output.stderr));
         if !output.status.success() {
-            bail!(
-                "introspection failed ({}): {}",
-                output.status,
-                String::from_utf8_lossy(&output.stderr)
-            );
+            bail!("introspection failed ({})", output.status);
         }
         parse_api_model(&String::from_utf8_lossy(&output.stdout))
     }
@@ -93,12 +96,27 @@ impl Venv {
         dir: &Path,
         timeout: Duration,
     ) -> Result<ScenarioRun> {
+        self.run_scenario_as(scenario, dir, timeout, false)
+    }
+
+    /// Runs the scenario, as the single-threaded control run when `control`.
+    pub fn run_scenario_as(
+        &self,
+        scenario: &Scenario,
+        dir: &Path,
+        timeout: Duration,
+        control: bool,
+    ) -> Result<ScenarioRun> {
         fs::create_dir_all(dir)?;
         let script = dir.join(format!("{}.py", scenario.name));
         fs::write(&script, &scenario.script)?;
         let outcome_path = dir.join("outcome.json");
         let started = Instant::now();
-        let mut child = Command::new(&self.python)
+        let mut command = Command::new(&self.python);
+        if control {
+            command.env(SINGLE_THREAD_ENV, "1");
+        }
+        let mut child = command
             .arg(&script)
             .env("PYTHON_GIL", "0")
             .env(OUTCOME_ENV, &outcome_path)
@@ -137,6 +155,19 @@ impl Venv {
             timed_out,
             elapsed: started.elapsed(),
         })
+    }
+}
+
+impl Venv {
+    /// Runs one line of Python (a reproducer) in the venv as scenarios run: GIL off, TSan
+    /// reports kept on stderr.
+    pub fn run_line(&self, line: &str) -> Result<std::process::Output> {
+        Ok(Command::new(&self.python)
+            .args(["-c", line])
+            .env("PYTHON_GIL", "0")
+            .env("TSAN_OPTIONS", "halt_on_error=0")
+            .env("PATH", path_with_symbolizer())
+            .output()?)
     }
 }
 
@@ -317,5 +348,70 @@ pub fn reports_in<'r>(reports: &'r [Report], file_name: &str) -> Vec<&'r Report>
                 .iter()
                 .any(|f| f.index <= 1 && f.file.ends_with(file_name))
         })
+        .collect()
+}
+
+/// `test-fixtures/quirky_ext/expected.yaml`.
+#[derive(Debug, Deserialize)]
+pub struct QuirkyExpected {
+    pub package: String,
+    pub modules: Vec<String>,
+    pub source: String,
+    pub verdict: String,
+    pub define_types: Vec<String>,
+    pub quirks: Vec<Quirk>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Quirk {
+    pub id: String,
+    pub lines: Vec<u32>,
+    #[serde(default)]
+    pub r#type: Option<String>,
+    #[serde(default)]
+    pub attribute: Option<String>,
+    #[serde(default)]
+    pub function: Option<String>,
+    /// Pieces a crashed trial's call holds, in order.
+    #[serde(default)]
+    pub call: Vec<String>,
+    #[serde(default)]
+    pub signal: Option<String>,
+    #[serde(default)]
+    pub python: Option<String>,
+    #[serde(default)]
+    pub op: Option<String>,
+    #[serde(default)]
+    pub detail: Option<String>,
+    #[serde(default)]
+    pub module: Option<String>,
+    #[serde(default)]
+    pub subclass: Option<String>,
+    #[serde(default)]
+    pub properties: Vec<String>,
+}
+
+impl QuirkyExpected {
+    pub fn load() -> Result<QuirkyExpected> {
+        let path = fixtures_dir().join("quirky_ext/expected.yaml");
+        Ok(serde_yaml_ng::from_str(
+            &fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?,
+        )?)
+    }
+
+    pub fn quirk(&self, id: &str) -> &Quirk {
+        self.quirks
+            .iter()
+            .find(|q| q.id == id)
+            .unwrap_or_else(|| panic!("quirky_ext/expected.yaml has no quirk {id}"))
+    }
+}
+
+/// Lines of `text` carrying a `/* PLANTED ` tag (1-based).
+pub fn planted_lines(text: &str) -> std::collections::BTreeSet<u32> {
+    text.lines()
+        .zip(1..)
+        .filter(|(line, _)| line.contains("/* PLANTED "))
+        .map(|(_, n)| n)
         .collect()
 }
