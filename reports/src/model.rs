@@ -57,6 +57,10 @@ pub struct RunRecord {
     /// Where and how the test suite ran (against the installed build, never the source tree).
     #[serde(default)]
     pub test_layout: Option<TestLayout>,
+    /// Bugs that need no threads: introspection trials that crashed or hung the interpreter,
+    /// anomalies their single-threaded control reproduced.
+    #[serde(default)]
+    pub single_threaded: Vec<SingleThreadedBug>,
     /// Each problem's reproducer and how often it reproduced when rerun, by problem id.
     #[serde(default)]
     pub reproductions: BTreeMap<String, crate::results::ReproducerRef>,
@@ -321,6 +325,29 @@ pub enum HangKind {
     NoProgress,
 }
 
+/// A bug one thread and one call are enough for: worth fixing, not a free-threading problem.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SingleThreadedBug {
+    pub kind: SingleThreadedKind,
+    /// One-line Python reproducer.
+    pub call: Option<String>,
+    /// The signal, TSan's summary line, or the exception.
+    pub detail: Option<String>,
+    /// What found it: the introspection trial, or the scenario whose control reproduced it.
+    pub origin: Origin,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SingleThreadedKind {
+    Crash,
+    Hang,
+    /// A C-API contract broken in one call (a result returned with an exception set, …).
+    InternalError,
+    /// An object's invariants broke without any other thread.
+    Invariant,
+}
+
 /// One generated (or hand-written) stress scenario that ran.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ScenarioRecord {
@@ -334,8 +361,23 @@ pub struct ScenarioRecord {
     pub reports: u64,
     /// Python exceptions raised inside worker threads (expected, not failures).
     pub worker_exceptions: u64,
-    /// Logical corruption the scenario detected itself (`len` disagreeing with iteration, …).
-    pub anomalies: Vec<String>,
+    /// What the scenario saw break itself (`len` disagreeing with iteration, a `SystemError`).
+    pub anomalies: Vec<AnomalyRecord>,
+    /// The scenario's C callables (what a clean result means anything about).
+    #[serde(default)]
+    pub c_callables: Vec<String>,
+}
+
+/// An anomaly of a scenario and what its single-threaded control showed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AnomalyRecord {
+    /// `internal error in Registry.latest(): SystemError: … (×4)`.
+    pub description: String,
+    /// One-line Python reproducer: the shared object's constructor and the operation.
+    pub call: Option<String>,
+    /// `Some(true)`: the same operations in one thread, in a fresh process, failed the same
+    /// way (a single-threaded bug, not concurrency corruption); `None`: no control ran.
+    pub single_threaded: Option<bool>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -358,6 +400,15 @@ pub struct Exercised {
     /// True when at least one multi-threaded phase (parallel tests or stress) ran to the end
     /// of at least one item. Without it nothing counts as exercised.
     pub concurrent_phase_ran: bool,
+    /// Callables that run the extension's C code directly, called from several threads at
+    /// once (builtins, methods of extension types): without one, nothing the extension's C
+    /// code does was exercised concurrently.
+    #[serde(default)]
+    pub c_callables: BTreeSet<String>,
+    /// Tests of the suite under pytest-run-parallel that called into the extension's compiled
+    /// modules (the plugin counts the calls).
+    #[serde(default)]
+    pub parallel_tests_reaching_extension: u64,
     /// Python-level callables of the extension called from several threads at once (stress
     /// scenarios; parallel tests when the harness records them, e.g. with a profile hook's
     /// `c_call` events), as `Type.method` (`MultiDict.add`) or `module.function`

@@ -96,6 +96,9 @@ pub struct TargetSummary {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum VerdictLevel {
+    /// Nothing was found, but the run cannot vouch for it (its C code never ran
+    /// concurrently, or an uninstrumented build): not ready, not close, unknown.
+    Unverified,
     Ready,
     Close,
     NeedsWork,
@@ -105,6 +108,7 @@ pub enum VerdictLevel {
 impl VerdictLevel {
     pub fn label(self) -> &'static str {
         match self {
+            VerdictLevel::Unverified => "unverified",
             VerdictLevel::Ready => "ready",
             VerdictLevel::Close => "close",
             VerdictLevel::NeedsWork => "needs work",
@@ -151,6 +155,8 @@ pub struct Counts {
     pub crashes: usize,
     pub hangs: usize,
     pub anomalies: usize,
+    /// Bugs one thread is enough for (not counted in the free-threading verdict).
+    pub single_threaded: usize,
     pub static_confirmed: usize,
     pub static_not_reproduced: usize,
     pub static_not_exercised: usize,
@@ -208,6 +214,8 @@ pub enum Category {
     /// Logical corruption a scenario detected itself (`len` disagreeing with iteration, …).
     Anomaly,
     Static,
+    /// A bug one thread and one call are enough for: reported, not a free-threading problem.
+    SingleThreaded,
 }
 
 /// What became of a static finding at run time.
@@ -424,6 +432,7 @@ impl Finding {
             Category::Static => {
                 self.severity >= Severity::Medium && self.status != Some(StaticStatus::Protected)
             }
+            Category::SingleThreaded => false,
             _ => true,
         }
     }

@@ -88,6 +88,7 @@ fn rule_description(f: &Finding) -> String {
         Category::Hang => "A process stopped making progress under concurrent load".into(),
         Category::Anomaly => "A stress scenario saw an object's state break".into(),
         Category::Static => format!("Static free-threading hazard: {}", f.kind),
+        Category::SingleThreaded => format!("A bug one thread is enough for: {}", f.kind),
     }
 }
 

@@ -9,7 +9,9 @@ use std::collections::BTreeMap;
 use sha2::{Digest, Sha256};
 
 use super::commands::event_reproducer;
-use crate::model::{CrashRecord, HangKind, Origin, Phase, RunRecord};
+use crate::model::{
+    AnomalyRecord, CrashRecord, HangKind, Origin, Phase, RunRecord, SingleThreadedKind,
+};
 use crate::results::*;
 
 /// An event finding with the text its stacks hold (for linking).
@@ -165,17 +167,32 @@ fn hangs(run: &RunRecord) -> Vec<Event> {
         .collect()
 }
 
-/// One finding per scenario that saw its own invariants break.
+/// One finding per scenario that saw its own invariants break in a way its single-threaded
+/// control did not (a control that reproduced it made it a single-threaded bug).
 fn anomalies(run: &RunRecord) -> Vec<Event> {
     run.scenarios
         .iter()
-        .filter(|s| !s.anomalies.is_empty())
-        .map(|scenario| {
+        .filter_map(|scenario| {
+            let concurrent: Vec<&AnomalyRecord> = scenario
+                .anomalies
+                .iter()
+                .filter(|a| a.single_threaded != Some(true))
+                .collect();
+            (!concurrent.is_empty()).then_some((scenario, concurrent))
+        })
+        .map(|(scenario, concurrent)| {
             let origin = Origin::new(Phase::Stress, &scenario.name);
+            let described: Vec<String> = concurrent
+                .iter()
+                .map(|a| match a.single_threaded {
+                    Some(false) => format!("{} (not in the single-threaded control run)", a.description),
+                    _ => format!("{} (no control run)", a.description),
+                })
+                .collect();
             let finding = event_finding(
                 Category::Anomaly,
                 "logical corruption",
-                format!("logical corruption in {origin}: {}", scenario.anomalies.join("; ")),
+                format!("logical corruption in {origin}: {}", described.join("; ")),
                 &id_of("anomaly", &[&origin.to_string()]),
                 vec![origin.clone()],
                 event_reproducer(run, &origin, Some(&scenario.reproducer)),
@@ -185,10 +202,48 @@ fn anomalies(run: &RunRecord) -> Vec<Event> {
                     reason: "The object's state stopped agreeing with itself under concurrent use: a race TSan may not have shown (atomics, critical sections released mid-update).".into(),
                 },
             );
-            Event {
-                finding,
-                stacks: scenario.anomalies.join("\n"),
-            }
+            let stacks = described.join("\n");
+            Event { finding, stacks }
+        })
+        .collect()
+}
+
+/// Bugs one thread is enough for, once each (kind and call).
+pub(super) fn single_threaded(run: &RunRecord) -> Vec<Finding> {
+    let mut seen = std::collections::BTreeSet::new();
+    run.single_threaded
+        .iter()
+        .filter(|bug| seen.insert((format!("{:?}", bug.kind), bug.call.clone())))
+        .map(|bug| {
+            let (kind, what) = match bug.kind {
+                SingleThreadedKind::Crash => ("crash", "crashes the interpreter"),
+                SingleThreadedKind::Hang => ("hang", "never returns"),
+                SingleThreadedKind::InternalError => ("C-API contract", "breaks the C-API contract"),
+                SingleThreadedKind::Invariant => ("broken invariant", "breaks the object's invariants"),
+            };
+            let call = bug.call.as_deref().unwrap_or("(the call was not recorded)");
+            let mut finding = event_finding(
+                Category::SingleThreaded,
+                kind,
+                format!("`{call}` {what}, in one thread"),
+                &id_of("single", &[kind, call]),
+                vec![bug.origin.clone()],
+                bug.call.as_ref().map(|call| ReproducerRef {
+                    kind: ReproducerKind::Small,
+                    script: None,
+                    command: format!("PYTHON_GIL=0 python -c {}", super::commands::shell_quote(call)),
+                    runs: 0,
+                    reproduced: 0,
+                }),
+                Fix {
+                    kind: FixKind::Investigate,
+                    action: bug.detail.clone().unwrap_or_else(|| "Run the one-line reproducer under a debugger.".into()),
+                    reason: "One call in one thread is enough: a bug of the extension with or without the GIL.".into(),
+                },
+            );
+            finding.severity = Severity::Medium;
+            finding.rule = "SINGLE-THREADED".into();
+            finding
         })
         .collect()
 }

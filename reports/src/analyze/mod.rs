@@ -65,6 +65,7 @@ pub fn analyze<'a>(run: &'a RunRecord, baseline: Option<&Baseline>) -> Analysis<
         problem.related.dedup();
     }
     findings.extend(events);
+    findings.extend(events::single_threaded(run));
     findings.extend(
         static_findings(run)
             .map(|f| statics::static_finding(run, f, &links, &problem_of, &exercised, &tree)),

@@ -58,6 +58,7 @@ pub(super) fn counts(run: &RunRecord, findings: &[Finding]) -> Counts {
         crashes: of(Category::Crash),
         hangs: of(Category::Hang),
         anomalies: of(Category::Anomaly),
+        single_threaded: of(Category::SingleThreaded),
         static_confirmed: status(StaticStatus::Confirmed),
         static_not_reproduced: status(StaticStatus::NotReproduced),
         static_not_exercised: status(StaticStatus::NotExercised),
@@ -212,6 +213,9 @@ pub(super) fn verdict(run: &RunRecord, findings: &[Finding], gil: &GilSummary) -
         VerdictLevel::Far
     } else if !races.is_empty() {
         VerdictLevel::NeedsWork
+    } else if let Some(unproven) = &run.clean_unproven {
+        reasons.push(format!("cannot vouch for a clean result: {unproven}"));
+        VerdictLevel::Unverified
     } else if !gil_off || open > 0 || !run.exercised.concurrent_phase_ran {
         VerdictLevel::Close
     } else {

@@ -86,3 +86,32 @@ pub(super) fn event_dumps(out: &mut String, a: &Analysis, finding: &Finding) {
         }
     }
 }
+
+/// Bugs one thread is enough for: worth fixing, outside the free-threading verdict.
+pub(super) fn single_threaded(out: &mut String, a: &Analysis) {
+    let bugs = findings_in(a, &[Category::SingleThreaded]);
+    if bugs.is_empty() {
+        return;
+    }
+    out.push_str("## Single-threaded bugs\n\n");
+    out.push_str("These need no threads: one call in one thread fails (introspection's trial calls, or a scenario's anomaly that its single-threaded control run showed again). They are bugs with or without the GIL and do not count in the free-threading verdict.\n\n");
+    out.push_str("| ID | What | Found by | Reproduce | Detail |\n|---|---|---|---|---|\n");
+    for bug in bugs {
+        let _ = writeln!(
+            out,
+            "| `{}` | {} | {} | {} | {} |",
+            bug.id,
+            cell(&bug.title),
+            bug.origins
+                .first()
+                .map(|o| o.to_string())
+                .unwrap_or_default(),
+            bug.reproducer
+                .as_ref()
+                .map(|r| format!("`{}`", cell(&r.command)))
+                .unwrap_or_default(),
+            cell(&bug.fix.action)
+        );
+    }
+    out.push('\n');
+}

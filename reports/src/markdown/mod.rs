@@ -35,6 +35,7 @@ pub fn render_markdown(analysis: &Analysis) -> String {
     summary::summary(&mut out, analysis);
     problems::problems(&mut out, analysis);
     events::crashes_and_hangs(&mut out, analysis);
+    events::single_threaded(&mut out, analysis);
     statics::static_findings(&mut out, analysis);
     statics::interpreter_noise(&mut out, analysis);
     plan::plan(&mut out, analysis);

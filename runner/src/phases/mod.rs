@@ -14,7 +14,9 @@ mod termination;
 
 use std::path::{Path, PathBuf};
 
-use ftreview_reports::model::{CrashRecord, HangRecord, PhaseRecord, ScenarioRecord, TestLayout};
+use ftreview_reports::model::{
+    CrashRecord, HangRecord, PhaseRecord, ScenarioRecord, SingleThreadedBug, TestLayout,
+};
 use ftreview_toolchain::Interpreter;
 use tokio::sync::mpsc;
 use tsan_parse::Report;
@@ -68,12 +70,20 @@ pub(crate) enum Collected {
     /// What one process left behind, as soon as it ended.
     Evidence(Evidence),
     Scenario(ScenarioRecord),
-    /// Python callables a concurrent phase called from several threads.
-    Exercised(Vec<String>),
+    /// Python callables a concurrent phase called from several threads, and which of them
+    /// run the extension's C code directly.
+    Exercised {
+        callables: Vec<String>,
+        c_callables: Vec<String>,
+    },
     /// A phase ended.
     Phase(PhaseRecord),
     /// Where the suite runs, and what its collection found.
     Layout(TestLayout),
+    /// Bugs one thread is enough for.
+    SingleThreaded(Vec<SingleThreadedBug>),
+    /// Tests of the parallel phase that called into the extension.
+    ParallelTestsReachingExtension(u64),
 }
 
 /// TSan reports (origins set), crashes and hangs of one process.

@@ -10,10 +10,14 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use ftreview_reports::model::{
-    Coverage, Origin, Phase, PhaseRecord, PhaseStatus, Reproducer, ScenarioOutcome, ScenarioRecord,
+    AnomalyRecord, Coverage, Origin, Phase, PhaseRecord, PhaseStatus, Reproducer, ScenarioOutcome,
+    ScenarioRecord, SingleThreadedBug, SingleThreadedKind,
 };
 use ftreview_static::{ScanReport, Severity};
-use ftreview_stress::{ApiModel, GenConfig, Hints, OutcomeStatus, ScenarioKind};
+use ftreview_stress::{
+    ApiModel, BindingKind as StressBindingKind, BindingSpec, CrashOutcome, GenConfig, Hints,
+    IntrospectionRequest, OutcomeStatus, ScenarioKind,
+};
 use tokio::sync::Semaphore;
 
 use super::attribution;
@@ -49,6 +53,8 @@ struct ScenarioSpec {
     script: String,
     /// Python callables it calls from several threads (`Type.method`, `function`).
     callables: Vec<String>,
+    /// Those of them that run the extension's C code directly.
+    c_callables: Vec<String>,
 }
 
 /// Generates the scenarios and runs them in rounds until the deadline: a round that finished
@@ -65,7 +71,11 @@ pub(crate) async fn run_stress(
     let task = events.start("stress");
     let started = Instant::now();
     let share = inputs.deadline.saturating_duration_since(started);
-    let (model, config) = match prepare(&ctx, &inputs, &options).await {
+    let Prepared {
+        model,
+        config,
+        notes,
+    } = match prepare(&ctx, &inputs, &options, &sink).await {
         Ok(prepared) => prepared,
         Err(err) => {
             let message = format!("{err:#}");
@@ -102,7 +112,20 @@ pub(crate) async fn run_stress(
                     crashed |= run.ended != EndKind::Finished;
                     reports += run.evidence.reports.len() as u64;
                     send(&sink, Collected::Evidence(run.evidence));
-                    send(&sink, Collected::Exercised(run.callables));
+                    send(
+                        &sink,
+                        Collected::SingleThreaded(single_threaded_anomalies(
+                            &run.record,
+                            &run.kinds,
+                        )),
+                    );
+                    send(
+                        &sink,
+                        Collected::Exercised {
+                            callables: run.callables,
+                            c_callables: run.c_callables,
+                        },
+                    );
                     send(&sink, Collected::Scenario(run.record));
                 }
                 Ok(Some(Err(err))) => events.warn(&format!("a scenario could not run: {err:#}")),
@@ -132,7 +155,7 @@ pub(crate) async fn run_stress(
         duration_secs: started.elapsed().as_secs_f64(),
         items_run: Some(ran),
         reports,
-        message: None,
+        message: (!notes.is_empty()).then(|| notes.join("; ")),
         coverage: Some(Coverage {
             ran,
             selected: Some(generated),
@@ -164,6 +187,69 @@ struct ScenarioRun {
     evidence: Evidence,
     ended: EndKind,
     callables: Vec<String>,
+    c_callables: Vec<String>,
+    /// The kind of each of the record's anomalies.
+    kinds: Vec<ftreview_stress::AnomalyKind>,
+}
+
+/// The anomalies of a scenario that its single-threaded control reproduced.
+fn single_threaded_anomalies(
+    record: &ScenarioRecord,
+    kinds: &[ftreview_stress::AnomalyKind],
+) -> Vec<SingleThreadedBug> {
+    record
+        .anomalies
+        .iter()
+        .zip(kinds)
+        .filter(|(a, _)| a.single_threaded == Some(true))
+        .map(|(a, kind)| SingleThreadedBug {
+            kind: match kind {
+                ftreview_stress::AnomalyKind::InternalError => SingleThreadedKind::InternalError,
+                ftreview_stress::AnomalyKind::Invariant => SingleThreadedKind::Invariant,
+            },
+            call: a.call.clone(),
+            detail: Some(a.description.clone()),
+            origin: Origin::new(Phase::Stress, &record.name),
+        })
+        .collect()
+}
+
+/// Reruns a scenario whose invariants broke with its operations in one thread, in a fresh
+/// process: an anomaly that happens there too needs no threads (a single-threaded bug).
+async fn control(
+    ctx: &Ctx,
+    script: &std::path::Path,
+    dir: &std::path::Path,
+    outcome: &ftreview_stress::ScenarioOutcome,
+) -> anyhow::Result<Vec<AnomalyRecord>> {
+    let logs = dir.join("control");
+    fs::create_dir_all(&logs)?;
+    let control_outcome = logs.join("outcome.json");
+    let step = Step::new("control", &ctx.venv.python, &logs, &logs.join("output.log"))
+        .in_phase(Phase::Control)
+        .arg(script)
+        .envs(&ctx.tsan_env(&logs))
+        .env(ftreview_stress::SINGLE_THREAD_ENV, "1")
+        .env(
+            ftreview_stress::OUTCOME_ENV,
+            control_outcome.display().to_string(),
+        )
+        .timeout(Duration::from_secs(120));
+    ctx.runner.run(&step).await?;
+    let control = fs::read_to_string(&control_outcome)
+        .ok()
+        .and_then(|t| ftreview_stress::parse_outcome(&t).ok());
+    Ok(outcome
+        .anomalies
+        .iter()
+        .map(|anomaly| AnomalyRecord {
+            description: anomaly.to_string(),
+            call: (!anomaly.call.is_empty()).then(|| anomaly.call.clone()),
+            single_threaded: control
+                .as_ref()
+                .map(|c| ftreview_stress::same_anomaly_in_control(anomaly, c)),
+        })
+        .collect())
 }
 
 async fn run_scenario(
@@ -227,12 +313,15 @@ async fn run_scenario(
         }
         EndKind::Finished | EndKind::Interrupted => ScenarioOutcome::Error,
     };
-    let (worker_exceptions, anomalies) = script_outcome.map_or((0, Vec::new()), |o| {
-        (
-            o.worker_exceptions,
-            o.anomalies.iter().map(|a| a.to_string()).collect(),
-        )
-    });
+    let worker_exceptions = script_outcome.as_ref().map_or(0, |o| o.worker_exceptions);
+    let kinds: Vec<_> = script_outcome
+        .iter()
+        .flat_map(|o| o.anomalies.iter().map(|a| a.kind))
+        .collect();
+    let anomalies = match script_outcome {
+        Some(o) if !o.anomalies.is_empty() => control(ctx, &script, &dir, &o).await?,
+        _ => Vec::new(),
+    };
     let record = ScenarioRecord {
         name: scenario.name.clone(),
         kind: scenario.kind.clone(),
@@ -242,14 +331,17 @@ async fn run_scenario(
         reports: reports.len() as u64,
         worker_exceptions,
         anomalies,
+        c_callables: scenario.c_callables.clone(),
     };
-    let callables = if outcome == ScenarioOutcome::Error {
-        Vec::new()
-    } else {
-        scenario.callables.clone()
-    };
+    let ran = outcome != ScenarioOutcome::Error;
+    let callables = ran.then(|| scenario.callables.clone()).unwrap_or_default();
+    let c_callables = ran
+        .then(|| scenario.c_callables.clone())
+        .unwrap_or_default();
     Ok(ScenarioRun {
         record,
+        kinds,
+        c_callables,
         evidence: Evidence {
             reports,
             crashes: ending.crashes,
@@ -260,21 +352,76 @@ async fn run_scenario(
     })
 }
 
-/// Introspects the extension's API in the venv and sets up generation.
+/// What generation works from, and what introspection said on the way.
+struct Prepared {
+    model: ApiModel,
+    config: GenConfig,
+    notes: Vec<String>,
+}
+
+/// Introspects the extension's API in the venv (or, when that fails, takes the static pass's
+/// bindings) and sets up generation. Trial calls that crashed the interpreter are
+/// single-threaded bugs, sent on at once.
 async fn prepare(
     ctx: &Ctx,
     inputs: &StressInputs,
     options: &StressOptions,
-) -> anyhow::Result<(ApiModel, GenConfig)> {
+    sink: &Sink,
+) -> anyhow::Result<Prepared> {
     let hints: Hints = match inputs.hints.clone() {
         Some(value) => serde_yaml_ng::from_value(value)
             .context("the registry's `stress` hints are not valid")?,
         None => Hints::default(),
     };
+    let mut notes = Vec::new();
+    let model = match introspect(ctx, inputs, &hints).await {
+        Ok(model) => model,
+        Err(err) => {
+            let bindings = inputs
+                .scan
+                .as_ref()
+                .map(|scan| binding_specs(scan, &inputs.installed))
+                .unwrap_or_default();
+            if bindings.is_empty() {
+                return Err(err);
+            }
+            notes.push(format!("{err:#}; the scenarios call the functions and methods the static pass found bound in the sources instead, with untried arguments"));
+            ApiModel::from_bindings(&bindings)
+        }
+    };
+    notes.extend(introspection_notes(&model));
+    send(sink, Collected::SingleThreaded(crashed_trials(&model)));
+    let config = GenConfig {
+        seed: options.seed,
+        threads: options.threads,
+        time_budget_per_scenario: (options.scenario_timeout / 3).min(Duration::from_secs(20)),
+        targets: inputs.scan.as_ref().map(static_targets).unwrap_or_default(),
+        hints,
+        ..GenConfig::default()
+    };
+    if ftreview_stress::generate(&model, &config).is_empty() {
+        bail!("introspection found nothing to call concurrently (no constructible type, no module function); add stress hints to the registry");
+    }
+    Ok(Prepared {
+        model,
+        config,
+        notes,
+    })
+}
+
+async fn introspect(ctx: &Ctx, inputs: &StressInputs, hints: &Hints) -> anyhow::Result<ApiModel> {
     let logs = ctx.run_dir.logs(Phase::Stress.name())?;
     let script = ctx.run_dir.harness().join("ftreview_introspect.py");
     fs::write(&script, ftreview_stress::introspection_script())?;
     let model_path = logs.join("api-model.json");
+    // A third of the phase at most: introspection finds what to call, scenarios find races.
+    let share = inputs.deadline.saturating_duration_since(Instant::now());
+    let request = IntrospectionRequest {
+        modules: modules_to_introspect(&inputs.installed),
+        hints: hints.clone(),
+        define_types: inputs.scan.as_ref().map(defined_types).unwrap_or_default(),
+        time_limit: Some((share / 3).clamp(Duration::from_secs(30), Duration::from_secs(480))),
+    };
     let step = Step::new(
         "stress introspection",
         &ctx.venv.python,
@@ -283,10 +430,15 @@ async fn prepare(
     )
     .in_phase(Phase::Stress)
     .arg(&script)
-    .args(ftreview_stress::introspection_args(
-        &modules_to_introspect(&inputs.installed),
-        &hints,
-    ))
+    .args(ftreview_stress::introspection_args(&request))
+    .envs(
+        &ctx.overrides
+            .env
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .collect::<Vec<_>>(),
+    )
     .env("TSAN_OPTIONS", "report_bugs=0")
     .env("PYTHON_GIL", "0")
     .stdout_to(&model_path)
@@ -299,19 +451,106 @@ async fn prepare(
             result.log_tail(5)
         );
     }
-    let model = ftreview_stress::parse_api_model(&fs::read_to_string(&model_path)?)?;
-    let config = GenConfig {
-        seed: options.seed,
-        threads: options.threads,
-        time_budget_per_scenario: (options.scenario_timeout / 3).min(Duration::from_secs(20)),
-        targets: inputs.scan.as_ref().map(static_targets).unwrap_or_default(),
-        hints,
-        ..GenConfig::default()
+    ftreview_stress::parse_api_model(&fs::read_to_string(&model_path)?)
+}
+
+/// The extension's types as its sources name them (`tp_name`s), for introspection to find
+/// however they are exported.
+fn defined_types(scan: &ScanReport) -> Vec<String> {
+    let mut names: Vec<String> = scan
+        .types
+        .iter()
+        .filter_map(|t| t.name.clone())
+        .chain(scan.methods.iter().filter_map(|m| m.owner_type.clone()))
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
+/// The static pass's bindings, each placed in the extension module whose name its owner
+/// starts with (or the only one).
+fn binding_specs(scan: &ScanReport, installed: &Installed) -> Vec<BindingSpec> {
+    let modules: Vec<&str> = installed
+        .extensions
+        .iter()
+        .map(|e| e.module.as_str())
+        .collect();
+    let module_of = |owner: Option<&str>| {
+        let owner = owner.unwrap_or_default();
+        modules
+            .iter()
+            .find(|m| {
+                let short = m.rsplit('.').next().unwrap_or(m);
+                [*m, short]
+                    .iter()
+                    .any(|name| owner == *name || owner.starts_with(&format!("{name}.")))
+            })
+            .or(modules.first())
+            .map(|m| m.to_string())
     };
-    if ftreview_stress::generate(&model, &config).is_empty() {
-        bail!("introspection found nothing to call concurrently (no constructible type, no module function); add stress hints to the registry");
+    scan.methods
+        .iter()
+        .filter_map(|m| {
+            let is_function = m.kind == ftreview_static::BindingKind::Function;
+            Some(BindingSpec {
+                module: module_of(m.owner_type.as_deref())?,
+                owner_type: (!is_function).then(|| m.owner_type.clone()).flatten(),
+                python_name: m.python_name.clone(),
+                kind: match m.kind {
+                    ftreview_static::BindingKind::Method => StressBindingKind::Method,
+                    ftreview_static::BindingKind::Function => StressBindingKind::Function,
+                    ftreview_static::BindingKind::Getter => StressBindingKind::Getter,
+                    ftreview_static::BindingKind::Setter => StressBindingKind::Setter,
+                    ftreview_static::BindingKind::Slot => StressBindingKind::Slot,
+                },
+            })
+        })
+        .collect()
+}
+
+/// What the plan should know about how the model was made.
+fn introspection_notes(model: &ApiModel) -> Vec<String> {
+    let mut notes = Vec::new();
+    if !model.skipped.is_empty() {
+        notes.push(format!(
+            "introspection skipped {} object(s) it could not read (see logs/stress/introspection.log)",
+            model.skipped.len()
+        ));
     }
-    Ok((model, config))
+    if model.restarts > 0 {
+        notes.push(format!(
+            "introspection restarted {} time(s) past calls that crashed or hung the interpreter",
+            model.restarts
+        ));
+    }
+    if model.time_limit_reached || model.restarts_exhausted {
+        notes.push(
+            "introspection stopped early (time or restart limit): the API model is partial".into(),
+        );
+    }
+    notes
+}
+
+/// Trial calls that killed or hung the interpreter in one thread.
+fn crashed_trials(model: &ApiModel) -> Vec<SingleThreadedBug> {
+    model
+        .crashed_trials
+        .iter()
+        .map(|trial| SingleThreadedBug {
+            kind: match trial.outcome {
+                CrashOutcome::Crash => SingleThreadedKind::Crash,
+                CrashOutcome::Hang => SingleThreadedKind::Hang,
+            },
+            call: trial.call.clone(),
+            detail: trial
+                .detail
+                .clone()
+                .or_else(|| trial.signal.clone())
+                .or_else(|| trial.exit_code.map(|c| format!("exit code {c}"))),
+            origin: Origin::new(Phase::Stress, "introspection"),
+        })
+        .collect()
 }
 
 /// The scenarios of one round. Later rounds reseed (new interleavings, fresh processes for
@@ -332,13 +571,14 @@ fn scenarios_of(model: &ApiModel, config: &GenConfig, round: u64) -> Vec<Scenari
             kind: s.kind.as_str().to_string(),
             script: s.script,
             callables: s.callables,
+            c_callables: s.c_callables,
         })
         .collect()
 }
 
 /// The order scenarios start in, so a budget that runs out still covered every subject:
-/// targeted scenarios (aimed at statically flagged code) first, then one scenario per subject
-/// (type or module) in turn.
+/// targeted scenarios (aimed at statically flagged code) first, then scenarios that reach C
+/// code before pure-Python ones, one per subject (type or module) in turn.
 fn budget_order(scenarios: Vec<ftreview_stress::Scenario>) -> Vec<ftreview_stress::Scenario> {
     let subject = |s: &ftreview_stress::Scenario| {
         s.name
@@ -349,19 +589,19 @@ fn budget_order(scenarios: Vec<ftreview_stress::Scenario>) -> Vec<ftreview_stres
         .into_iter()
         .partition(|s| s.kind == ScenarioKind::Targeted);
     let mut rank: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
-    let mut ranked: Vec<(usize, usize, ftreview_stress::Scenario)> = others
+    let mut ranked: Vec<(bool, usize, usize, ftreview_stress::Scenario)> = others
         .into_iter()
         .enumerate()
         .map(|(i, s)| {
             let turn = rank.entry(subject(&s)).or_insert(0);
             *turn += 1;
-            (*turn, i, s)
+            (!s.reaches_c(), *turn, i, s)
         })
         .collect();
-    ranked.sort_by_key(|(turn, i, _)| (*turn, *i));
+    ranked.sort_by_key(|(pure_python, turn, i, _)| (*pure_python, *turn, *i));
     targeted
         .into_iter()
-        .chain(ranked.into_iter().map(|(_, _, s)| s))
+        .chain(ranked.into_iter().map(|(_, _, _, s)| s))
         .collect()
 }
 
@@ -410,6 +650,8 @@ mod tests {
             kind,
             script: String::new(),
             callables: Vec::new(),
+            c_callables: Vec::new(),
+            model_source: ftreview_stress::ModelSource::Introspection,
         }
     }
 

@@ -116,6 +116,16 @@ pub(crate) async fn run_suite(
             hangs: ending.hangs,
         }),
     );
+    if options.phase == Phase::ParallelTests {
+        let reaching = reach(&events)
+            .iter()
+            .filter(|(_, calls)| *calls > 0)
+            .count();
+        send(
+            sink,
+            Collected::ParallelTestsReachingExtension(reaching as u64),
+        );
+    }
     send(sink, Collected::Phase(record));
     Ok(SuiteResult {
         reach: reach(&events),

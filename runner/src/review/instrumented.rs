@@ -283,8 +283,12 @@ fn conclude(review: &mut Review) {
         .phases
         .iter()
         .any(|p| p.phase.is_instrumented() && ran(p));
+    let reached_c = !review.record.exercised.c_callables.is_empty()
+        || review.record.exercised.parallel_tests_reaching_extension > 0;
     if review.record.clean_unproven.is_none() && !exercised {
         review.record.clean_unproven = Some("no test or scenario ran under TSan (see the phases' messages), so there is nothing to call clean".into());
+    } else if review.record.clean_unproven.is_none() && !reached_c {
+        review.record.clean_unproven = Some("no callable that runs the extension's C code was called from several threads (the scenarios and parallel tests reached only Python code), so a clean result says nothing about the C code".into());
     }
 }
 

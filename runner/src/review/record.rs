@@ -89,11 +89,19 @@ impl Review {
         match collected {
             Collected::Evidence(evidence) => self.evidence(evidence),
             Collected::Scenario(scenario) => self.record.scenarios.push(scenario),
-            Collected::Exercised(callables) => {
-                self.record.exercised.python_callables.extend(callables)
+            Collected::Exercised {
+                callables,
+                c_callables,
+            } => {
+                self.record.exercised.python_callables.extend(callables);
+                self.record.exercised.c_callables.extend(c_callables);
             }
             Collected::Phase(phase) => self.phase(phase),
             Collected::Layout(layout) => self.record.test_layout = Some(layout),
+            Collected::SingleThreaded(bugs) => self.record.single_threaded.extend(bugs),
+            Collected::ParallelTestsReachingExtension(n) => {
+                self.record.exercised.parallel_tests_reaching_extension += n
+            }
         }
     }
 

@@ -333,6 +333,7 @@ pub(super) fn empty_record(spec: &TargetSpec, interpreter: &Interpreter) -> RunR
         schedule: None,
         test_layout: None,
         reproductions: Default::default(),
+        single_threaded: Vec::new(),
     }
 }
 

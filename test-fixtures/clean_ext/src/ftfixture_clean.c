@@ -426,6 +426,18 @@ Registry_init(RegistryObject *self, PyObject *args, PyObject *kwds)
     return 0;
 }
 
+/* A registry is usable from creation: `Registry.__new__(Registry)` has an empty history too. */
+static PyObject *
+Registry_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    RegistryObject *self = (RegistryObject *)PyType_GenericNew(type, args, kwds);
+    if (self != NULL && (self->history = PyList_New(0)) == NULL) {
+        Py_DECREF(self);
+        return NULL;
+    }
+    return (PyObject *)self;
+}
+
 static int
 Registry_traverse(RegistryObject *self, visitproc visit, void *arg)
 {
@@ -461,7 +473,7 @@ static PyMethodDef Registry_methods[] = {
 static PyType_Slot Registry_slots[] = {
     {Py_tp_doc, "Registry()\n--\n\nAn append-only history of objects."},
     {Py_tp_init, Registry_init},
-    {Py_tp_new, PyType_GenericNew},
+    {Py_tp_new, Registry_new},
     {Py_tp_dealloc, Registry_dealloc},
     {Py_tp_traverse, Registry_traverse},
     {Py_tp_clear, Registry_clear},
