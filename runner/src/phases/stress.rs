@@ -334,10 +334,11 @@ async fn run_scenario(
         c_callables: scenario.c_callables.clone(),
     };
     let ran = outcome != ScenarioOutcome::Error;
-    let callables = ran.then(|| scenario.callables.clone()).unwrap_or_default();
-    let c_callables = ran
-        .then(|| scenario.c_callables.clone())
-        .unwrap_or_default();
+    let (callables, c_callables) = if ran {
+        (scenario.callables.clone(), scenario.c_callables.clone())
+    } else {
+        (Vec::new(), Vec::new())
+    };
     Ok(ScenarioRun {
         record,
         kinds,
