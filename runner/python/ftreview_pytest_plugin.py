@@ -120,7 +120,8 @@ class ExtensionCalls:
         if isinstance(owner, type):
             result = any(self.defines(base) for base in owner.__mro__)
         else:
-            result = getattr(owner, "__name__", None) in self.full
+            name = getattr(owner, "__name__", None)
+            result = name in self.full or name in self.short
         self.known[id(owner)] = (owner, result)  # types and modules live as long as the run
         return result
 

@@ -20,6 +20,7 @@ mod model;
 mod ops;
 mod outcome;
 mod repro;
+mod small;
 
 use std::time::Duration;
 
@@ -37,6 +38,7 @@ pub use outcome::{
     same_anomaly_in_control, Anomaly, AnomalyKind, ExceptionRecord, OutcomeStatus, ScenarioOutcome,
     OUTCOME_ENV, SINGLE_THREAD_ENV,
 };
+pub use small::{small_reproducer, ReproducerRequest};
 
 const INTROSPECTION_SCRIPT: &str = include_str!("introspect.py");
 

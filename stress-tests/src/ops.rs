@@ -234,6 +234,17 @@ impl<'a> Vars<'a> {
         out
     }
 
+    /// An expression building a fresh instance, with no maker function to call.
+    pub fn fresh(&self, qualname: &str) -> Option<String> {
+        self.make(qualname).map(|call| self.inline_makers(&call))
+    }
+
+    /// Argument expressions with `@Type` as fresh instances, or as `var` for `other`'s type.
+    pub fn call_args(&self, args: &[String], other: Option<(&str, &str)>) -> Option<String> {
+        let subst = other.map_or(Subst::None, |(qualname, var)| Subst::Var { qualname, var });
+        self.args(args, &subst).map(|a| self.inline_makers(&a))
+    }
+
     /// Constructing an instance runs C code (tp_new or tp_init of an extension type).
     fn construction_reaches_c(ty: &TypeApi) -> bool {
         ty.slot_reaches_c("__new__") || ty.slot_reaches_c("__init__")

@@ -12,7 +12,7 @@ mod verdict;
 use std::collections::BTreeMap;
 
 use ftreview_static::Finding as StaticFinding;
-use tsan_parse::ReportKind;
+use tsan_parse::{ReportKind, Triage};
 
 use crate::baseline::Baseline;
 use crate::model::RunRecord;
@@ -112,6 +112,25 @@ pub fn analyze<'a>(run: &'a RunRecord, baseline: Option<&Baseline>) -> Analysis<
         },
     };
     Analysis { run, results, tree }
+}
+
+/// Whether a rerun's reports (`rerun`, clustered) show the problem `problem` of `run` again:
+/// a root cause with the same owner, or, for a problem of shared code, one through its hub
+/// function.
+pub fn reproduces(run: &RunRecord, rerun: &Triage, problem: &Owner) -> bool {
+    let tree = SourceTree::new(&run.target.source_dir);
+    let links = cross_reference(rerun, run.static_scan.as_ref(), &tree);
+    rerun
+        .root_causes
+        .iter()
+        .filter(|rc| !matches!(rc.kind, ReportKind::DeadlySignal(_)))
+        .map(|rc| sites::site(run, rc, &links, &tree))
+        .any(|site| match (problem, &site.owner) {
+            (Owner::Code { functions: hub }, Owner::Code { functions }) => {
+                hub.iter().any(|h| functions.contains(h))
+            }
+            (wanted, owner) => wanted == owner,
+        })
 }
 
 fn static_findings(run: &RunRecord) -> impl Iterator<Item = &StaticFinding> {

@@ -63,6 +63,9 @@ pub struct RunArgs {
     /// Seed of the generated stress scenarios.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Reruns of each problem's small reproducer, in fresh processes under TSan (0: none).
+    #[arg(long, default_value_t = 5, value_name = "K")]
+    pub repro_runs: u32,
     /// Threads per stress scenario.
     #[arg(long, default_value_t = 4, value_name = "N")]
     pub stress_threads: usize,
@@ -156,10 +159,12 @@ pub fn run(args: RunArgs) -> anyhow::Result<Outcome> {
             seed: args.seed,
             threads: args.stress_threads.max(2),
         },
+        repro_runs: args.repro_runs,
         phases: PhaseSet {
             tests: args.phases.contains(&PhaseName::Tests),
             parallel: args.phases.contains(&PhaseName::Parallel),
             stress: args.phases.contains(&PhaseName::Stress),
+            repro: args.repro_runs > 0,
         },
         registry,
         user_suppressions: args.suppressions.clone(),

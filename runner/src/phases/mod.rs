@@ -8,6 +8,8 @@ mod attribution;
 mod gil_check;
 mod layout;
 mod pytest;
+mod reading;
+mod repro;
 mod stress;
 mod suite;
 mod termination;
@@ -30,6 +32,8 @@ pub(crate) use attribution::read_reports;
 pub(crate) use gil_check::gil_check;
 pub(crate) use layout::{choose_layout, LayoutRequest};
 pub(crate) use pytest::Selection;
+pub(crate) use reading::ReportReader;
+pub(crate) use repro::{reproduce, ReproContext, ReproOptions, ReproTarget};
 pub(crate) use stress::{run_stress, StressInputs, StressOptions};
 pub(crate) use suite::{run_suite, SuiteOptions};
 

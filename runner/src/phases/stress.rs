@@ -375,7 +375,24 @@ async fn prepare(
         None => Hints::default(),
     };
     let mut notes = Vec::new();
-    let model = match introspect(ctx, inputs, &hints).await {
+    let introspected = introspect(ctx, inputs, &hints).await.and_then(|model| {
+        let empty = model
+            .modules
+            .iter()
+            .all(|m| m.types.is_empty() && m.functions.is_empty());
+        if empty {
+            bail!(
+                "introspection found nothing to call{}",
+                if model.time_limit_reached {
+                    " before its time limit"
+                } else {
+                    ""
+                }
+            )
+        }
+        Ok(model)
+    });
+    let model = match introspected {
         Ok(model) => model,
         Err(err) => {
             let bindings = inputs

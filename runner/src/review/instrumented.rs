@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use ftreview_reports::model::{Phase, PhaseRecord, PhaseStatus};
+use ftreview_reports::results::{Owner, Receiver};
 use ftreview_static::ScanReport;
 use ftreview_toolchain::Interpreter;
 use tokio::sync::{mpsc, Semaphore};
@@ -20,8 +21,8 @@ use crate::build::BuiltWheel;
 use crate::env::{self, Installed};
 use crate::events::Events;
 use crate::phases::{
-    self, choose_layout, run_stress, run_suite, send, Collected, Ctx, LayoutRequest, Selection,
-    Sink, StressInputs, SuiteOptions,
+    self, choose_layout, run_stress, run_suite, send, Collected, Ctx, LayoutRequest, ReportReader,
+    ReproContext, ReproOptions, ReproTarget, Selection, Sink, StressInputs, SuiteOptions,
 };
 use crate::registry::PackageOverrides;
 use crate::target::Source;
@@ -113,6 +114,9 @@ pub(super) async fn run(
         stress_options: options.stress.clone(),
     };
     let (sink, mut collected) = mpsc::unbounded_channel();
+    let ctx = lanes.ctx.clone();
+    let plan = lanes.plan.clone();
+    let permits = Arc::new(Semaphore::new(options.jobs.max(1)));
     let running = tokio::spawn(lanes.run(sink));
     while let Some(item) = collected.recv().await {
         review.absorb(item);
@@ -120,7 +124,102 @@ pub(super) async fn run(
     if let Err(err) = running.await {
         review.events.warn(&format!("a phase panicked: {err}"));
     }
+    if plan.includes(Phase::Repro) && !review.runner.cancelled() {
+        let deadline = plan.deadline(Phase::Repro, options.fixed);
+        prove_problems(
+            review,
+            ctx,
+            &target.overrides,
+            options.repro_runs,
+            deadline,
+            permits,
+        )
+        .await;
+    }
     conclude(review);
+}
+
+/// Reruns each problem's small reproducer; the ones that reproduced become the problems'
+/// reproducers in the record.
+async fn prove_problems(
+    review: &mut Review,
+    ctx: Arc<Ctx>,
+    overrides: &PackageOverrides,
+    runs: u32,
+    deadline: Instant,
+    permits: Arc<Semaphore>,
+) {
+    let model_file = review.run_dir.root.join("logs/stress/api-model.json");
+    let model = std::fs::read_to_string(&model_file)
+        .ok()
+        .and_then(|text| ftreview_stress::parse_api_model(&text).ok());
+    let (Some(model), Some(reader)) = (model, review.reader()) else {
+        return;
+    };
+    let hints: ftreview_stress::Hints = overrides
+        .stress
+        .clone()
+        .and_then(|v| serde_yaml_ng::from_value(v).ok())
+        .unwrap_or_default();
+    let problems = ftreview_reports::analyze(&review.record, None)
+        .results
+        .findings;
+    let targets: Vec<ReproTarget> = problems
+        .into_iter()
+        .filter_map(|p| {
+            let owner = p.owner?;
+            Some(ReproTarget {
+                request: ftreview_stress::ReproducerRequest {
+                    title: format!("{} (ftreview {})", p.title, p.id),
+                    operations: p.operations,
+                    on_argument: matches!(
+                        owner,
+                        Owner::Object {
+                            receiver: Receiver::Argument,
+                            ..
+                        }
+                    ),
+                    threads: 4,
+                    seconds: 2.0,
+                },
+                problem_id: p.id,
+                owner,
+            })
+        })
+        .collect();
+    if targets.is_empty() {
+        return;
+    }
+    let task = review.events.start(Phase::Repro.name());
+    let started = Instant::now();
+    let total = targets.len();
+    let context = Arc::new(ReproContext {
+        ctx,
+        record: review.record.clone(),
+        reader,
+        model,
+        hints,
+    });
+    let proven =
+        phases::reproduce(context, targets, ReproOptions { runs, deadline }, permits).await;
+    let summary = format!(
+        "{} of {total} problems reproduced by a small reproducer ({} generated, {} runs)",
+        proven.reproducers.len(),
+        proven.tried,
+        proven.runs
+    );
+    task.finish(&summary);
+    review.record.reproductions = proven.reproducers;
+    review.phase(PhaseRecord {
+        phase: Phase::Repro,
+        status: PhaseStatus::Passed,
+        duration_secs: started.elapsed().as_secs_f64(),
+        items_run: Some(proven.runs.into()),
+        reports: 0,
+        message: Some(summary),
+        coverage: None,
+        pytest: None,
+    });
 }
 
 /// Which frames are the extension's, where its debug info is, and (for a reused build) which
@@ -141,7 +240,7 @@ fn read_reports_of(review: &mut Review, installed: &Installed, target: &Target) 
     );
     let remap = (target.built.compiled_in != target.source.root)
         .then(|| (target.built.compiled_in.clone(), target.source.root.clone()));
-    review.read_reports_with(classifier, symbolizer, remap);
+    review.read_reports_with(ReportReader::new(classifier, symbolizer, remap));
 }
 
 /// With no instrumented module there is nothing for TSan to see: no time goes to the phases.

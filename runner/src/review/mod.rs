@@ -32,6 +32,8 @@ pub(crate) struct PhaseSet {
     pub tests: bool,
     pub parallel: bool,
     pub stress: bool,
+    /// Rerun each problem's small reproducer.
+    pub repro: bool,
 }
 
 impl PhaseSet {
@@ -41,6 +43,7 @@ impl PhaseSet {
             (self.stress, Phase::Stress),
             (self.tests, Phase::Tests),
             (self.parallel, Phase::ParallelTests),
+            (self.repro, Phase::Repro),
         ]
         .into_iter()
         .filter_map(|(on, phase)| on.then_some(phase))
@@ -60,6 +63,8 @@ pub(crate) struct RunOptions {
     /// Benchmark tests crawl under TSan: left out unless asked for.
     pub benchmarks: bool,
     pub stress: StressOptions,
+    /// Reruns of each problem's small reproducer.
+    pub repro_runs: u32,
     pub phases: PhaseSet,
     pub registry: Registry,
     pub user_suppressions: Vec<PathBuf>,

@@ -5,14 +5,13 @@
 use std::collections::BTreeMap;
 use std::fs::OpenOptions;
 use std::io::Write;
-use std::path::PathBuf;
 use std::time::Instant;
 
 use ftreview_reports::model::{CommandRecord, Phase, PhaseRecord, PhaseStatus, RunRecord};
-use tsan_parse::{Added, Classifier, ClusterOptions, Clusterer, FrameOrigin, Report, Symbolizer};
+use tsan_parse::{Added, Classifier, ClusterOptions, Clusterer, FrameOrigin, Report};
 
 use crate::events::{Event, Events, FirstSight};
-use crate::phases::{Collected, Evidence};
+use crate::phases::{Collected, Evidence, ReportReader};
 use crate::process::Runner;
 use crate::rundir::RunDir;
 
@@ -24,10 +23,7 @@ pub(crate) struct Review {
     pub events: Events,
     started: Instant,
     clusterer: Clusterer,
-    classifier: Classifier,
-    symbolizer: Option<Symbolizer>,
-    /// Reused builds were compiled in another run's tree: (that tree, this run's copy).
-    remap: Option<(PathBuf, PathBuf)>,
+    reader: Option<ReportReader>,
 }
 
 impl Review {
@@ -39,24 +35,18 @@ impl Review {
             events,
             started: Instant::now(),
             clusterer: Clusterer::new(Classifier::default(), ClusterOptions::default()),
-            classifier: Classifier::default(),
-            symbolizer: None,
-            remap: None,
+            reader: None,
         }
     }
 
-    /// How reports are read from here on: which frames are the extension's, where its
-    /// modules' debug info is, and which compile-time tree this run's sources stand for.
-    pub fn read_reports_with(
-        &mut self,
-        classifier: Classifier,
-        symbolizer: Symbolizer,
-        remap: Option<(PathBuf, PathBuf)>,
-    ) {
-        self.clusterer = Clusterer::new(classifier.clone(), ClusterOptions::default());
-        self.classifier = classifier;
-        self.symbolizer = Some(symbolizer);
-        self.remap = remap;
+    /// How reports are read from here on.
+    pub fn read_reports_with(&mut self, reader: ReportReader) {
+        self.clusterer = Clusterer::new(reader.classifier.clone(), ClusterOptions::default());
+        self.reader = Some(reader);
+    }
+
+    pub fn reader(&self) -> Option<ReportReader> {
+        self.reader.clone()
     }
 
     pub fn elapsed_secs(&self) -> f64 {
@@ -120,9 +110,16 @@ impl Review {
         self.record.hangs.extend(evidence.hangs);
         let mut kept = Vec::with_capacity(evidence.reports.len());
         for mut report in evidence.reports {
-            self.prepare(&mut report);
+            if let Some(reader) = &self.reader {
+                reader.prepare(&mut report);
+            }
             if self.clusterer.add(report.clone()) == Added::NewRootCause && report.crash.is_none() {
-                let sites = extension_sites(&self.classifier, &report);
+                let classifier = self
+                    .reader
+                    .as_ref()
+                    .map(|r| r.classifier.clone())
+                    .unwrap_or_default();
+                let sites = extension_sites(&classifier, &report);
                 let origin = report
                     .origin
                     .as_ref()
@@ -143,28 +140,6 @@ impl Review {
             origin,
             elapsed: self.started.elapsed(),
         }));
-    }
-
-    /// Symbolizes `<null>` frames and points frames of a reused build at this run's sources.
-    fn prepare(&self, report: &mut Report) {
-        if let Some(symbolizer) = &self.symbolizer {
-            symbolizer.symbolize_report(report);
-        }
-        let Some((compiled_in, here)) = &self.remap else {
-            return;
-        };
-        for stack in report.all_stacks_mut() {
-            for frame in &mut stack.frames {
-                let moved = frame
-                    .file
-                    .as_deref()
-                    .and_then(|f| std::path::Path::new(f).strip_prefix(compiled_in).ok())
-                    .map(|rest| here.join(rest).display().to_string().into());
-                if moved.is_some() {
-                    frame.file = moved;
-                }
-            }
-        }
     }
 
     /// `findings/reports.jsonl`: every parsed report with its origin, one per line, as it came.

@@ -15,6 +15,11 @@ use ftreview_reports::model::{Phase, PhaseShare, Schedule};
 
 /// Kept back for clustering and writing the reports.
 const REPORT_RESERVE: Duration = Duration::from_secs(30);
+/// Share of the phases' time kept for rerunning each problem's small reproducer, and its
+/// bounds.
+const REPRO_SHARE: f64 = 0.15;
+const REPRO_MIN: Duration = Duration::from_secs(20);
+const REPRO_MAX: Duration = Duration::from_secs(150);
 /// Relative yield of each phase, for sharing out the time.
 const WEIGHTS: [(Phase, u32); 3] = [
     (Phase::Stress, 5),
@@ -63,6 +68,8 @@ pub(crate) struct Plan {
     shares: Vec<(Phase, Duration)>,
     /// When the suites' lane and the stress lane end (the same instant unless fixed).
     end: Instant,
+    /// When the reproducers' reruns must end (after the lanes).
+    repro_end: Instant,
 }
 
 impl Plan {
@@ -70,8 +77,22 @@ impl Plan {
     /// gives fixed shares first and splits the rest by weight.
     pub fn new(budget: &Budget, phases: &[Phase], jobs: usize, fixed: FixedShares) -> Plan {
         let now = Instant::now();
-        let end = budget.phases_end().max(now);
+        let repro_end = budget.phases_end().max(now);
+        let repro = if phases.contains(&Phase::Repro) {
+            (repro_end - now)
+                .mul_f64(REPRO_SHARE)
+                .clamp(REPRO_MIN, REPRO_MAX)
+        } else {
+            Duration::ZERO
+        };
+        let end = repro_end.checked_sub(repro).unwrap_or(now).max(now);
         let left = end - now;
+        let phases: Vec<Phase> = phases
+            .iter()
+            .copied()
+            .filter(|p| *p != Phase::Repro)
+            .collect();
+        let phases = phases.as_slice();
         let concurrent = jobs >= 2 && phases.contains(&Phase::Stress) && phases.len() > 1;
         let lanes: Vec<Vec<Phase>> = if concurrent {
             let (stress, suites) = phases.iter().partition(|p| **p == Phase::Stress);
@@ -101,10 +122,14 @@ impl Plan {
         }
         // Back in run order.
         shares.sort_by_key(|(p, _)| phases.iter().position(|q| q == p));
+        if !repro.is_zero() {
+            shares.push((Phase::Repro, repro));
+        }
         Plan {
             concurrent,
             shares,
             end,
+            repro_end,
         }
     }
 
@@ -116,6 +141,9 @@ impl Plan {
     /// of its lane (which inherits what the earlier ones left).
     pub fn deadline(&self, phase: Phase, fixed: FixedShares) -> Instant {
         let now = Instant::now();
+        if phase == Phase::Repro {
+            return self.repro_end.max(now);
+        }
         let share = self
             .shares
             .iter()
@@ -131,6 +159,7 @@ impl Plan {
         let last_of_lane = self
             .shares
             .iter()
+            .filter(|(p, _)| *p != Phase::Repro)
             .rev()
             .find(|(p, _)| !self.concurrent || (*p == Phase::Stress) == (phase == Phase::Stress))
             .is_some_and(|(p, _)| *p == phase);
@@ -215,6 +244,17 @@ mod tests {
         assert!(!plan.includes(Phase::Tests));
         let deadline = plan.deadline(Phase::Stress, fixed);
         assert!(deadline <= Instant::now() + Duration::from_secs(42));
+    }
+
+    #[test]
+    fn the_reproducers_get_their_share_after_the_lanes() {
+        let budget = Budget::start(Duration::from_secs(630));
+        let mut phases = ALL.to_vec();
+        phases.push(Phase::Repro);
+        let plan = Plan::new(&budget, &phases, 2, FixedShares::default());
+        assert!((89..=90).contains(&secs(&plan, Phase::Repro)));
+        assert!((509..=510).contains(&secs(&plan, Phase::Stress)));
+        assert!(plan.deadline(Phase::Repro, FixedShares::default()) > plan.end);
     }
 
     #[test]

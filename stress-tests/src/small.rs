@@ -1,0 +1,211 @@
+//! Small reproducers: one shared object, a few threads behind a `threading.Barrier`, each
+//! looping one of the operations that race on it. Plain Python a maintainer can run with any
+//! free-threaded CPython: no ftreview import, no absolute path, about 40 lines.
+
+use std::fmt::Write as _;
+
+use crate::hints::Hints;
+use crate::model::{ApiModel, Callable};
+use crate::ops::{usable_sets, Vars};
+
+/// What to reproduce.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReproducerRequest {
+    /// One line said at the top (what races).
+    pub title: String,
+    /// The racing Python operations: `Type.method` (short type name) or `module.function`.
+    pub operations: Vec<String>,
+    /// The race is on a second object of the same type that a method was given (`a.extend(b)`
+    /// while `b` changes): `b` is shared too.
+    pub on_argument: bool,
+    pub threads: usize,
+    /// How long the threads loop.
+    pub seconds: f64,
+}
+
+/// The script, or `None` when the model cannot build the shared object or call any of the
+/// operations.
+pub fn small_reproducer(
+    model: &ApiModel,
+    hints: &Hints,
+    request: &ReproducerRequest,
+) -> Option<String> {
+    let vars = Vars::new(model, hints);
+    let calls: Vec<Call> = request
+        .operations
+        .iter()
+        .filter_map(|op| resolve(&vars, model, op, request.on_argument))
+        .collect();
+    let setup: Vec<String> =
+        calls
+            .iter()
+            .flat_map(|c| c.setup.clone())
+            .fold(Vec::new(), |mut all, line| {
+                if !all.contains(&line) {
+                    all.push(line);
+                }
+                all
+            });
+    if calls.is_empty() {
+        return None;
+    }
+    Some(render(&vars, request, &setup, &calls))
+}
+
+/// One resolved operation: the shared objects it needs and its expression.
+struct Call {
+    setup: Vec<String>,
+    expression: String,
+}
+
+fn resolve(vars: &Vars, model: &ApiModel, op: &str, on_argument: bool) -> Option<Call> {
+    let (owner, name) = op.rsplit_once('.')?;
+    if let Some(function) = module_function(model, owner, name) {
+        let args = usable_sets(&function.arg_sets)
+            .next()
+            .map_or(Some(String::new()), |set| vars.call_args(&set.args, None))?;
+        return Some(Call {
+            setup: Vec::new(),
+            expression: format!("{}({args})", function.qualname),
+        });
+    }
+    let ty = model
+        .types()
+        .find(|t| t.name == owner && vars.fresh(&t.qualname).is_some())?;
+    let method = ty.methods.iter().find(|m| m.call.name == name)?;
+    let set = usable_sets(&method.call.arg_sets).next();
+    let takes_same_type =
+        set.is_some_and(|s| s.args.iter().any(|a| a == &format!("@{}", ty.qualname)));
+    // On an argument: methods given the second object run on the first; the rest change the
+    // second one.
+    let (target, other) = match (on_argument, takes_same_type) {
+        (true, true) => ("shared", Some((ty.qualname.as_str(), "other"))),
+        (true, false) => ("other", None),
+        _ => ("shared", None),
+    };
+    let args = match set {
+        Some(set) => vars.call_args(&set.args, other)?,
+        None => String::new(),
+    };
+    let mut setup = vec![format!("shared = {}", vars.fresh(&ty.qualname)?)];
+    if on_argument {
+        setup.push(format!("other = {}", vars.fresh(&ty.qualname)?));
+    }
+    Some(Call {
+        setup,
+        expression: format!("{target}.{name}({args})"),
+    })
+}
+
+fn module_function<'m>(model: &'m ApiModel, module: &str, name: &str) -> Option<&'m Callable> {
+    model
+        .modules
+        .iter()
+        .filter(|m| m.name == module || m.name.rsplit('.').next() == Some(module))
+        .flat_map(|m| &m.functions)
+        .find(|f| f.name == name)
+}
+
+fn render(vars: &Vars, request: &ReproducerRequest, setup: &[String], calls: &[Call]) -> String {
+    let threads = request.threads.max(calls.len()).clamp(2, 8);
+    let mut py = String::new();
+    let _ = writeln!(py, "# {}", request.title.replace('\n', " "));
+    py.push_str("# Run with a free-threaded CPython (3.13t, 3.14t); a ThreadSanitizer build reports the race.\n");
+    py.push_str("import os\nimport sys\nimport threading\nimport time\n\n");
+    py.push_str("if os.environ.get(\"PYTHON_GIL\") != \"0\":  # with the GIL the threads would take turns\n");
+    py.push_str("    os.execve(sys.executable, [sys.executable, *sys.argv], {**os.environ, \"PYTHON_GIL\": \"0\"})\n\n");
+    for module in vars.imports() {
+        let _ = writeln!(py, "import {module}");
+    }
+    py.push('\n');
+    for line in setup {
+        let _ = writeln!(py, "{line}");
+    }
+    py.push_str("OPERATIONS = [\n");
+    for call in calls {
+        let _ = writeln!(py, "    lambda: {},", call.expression);
+    }
+    let _ = writeln!(
+        py,
+        "]\nTHREADS = {threads}\nSECONDS = {:.1}\nbarrier = threading.Barrier(THREADS)\n",
+        request.seconds
+    );
+    py.push_str("\ndef worker(operation):\n    barrier.wait()  # every thread starts at once\n    end = time.monotonic() + SECONDS\n    while time.monotonic() < end:\n        try:\n            operation()\n        except Exception:  # contention may raise; the race is what matters\n            pass\n\n");
+    py.push_str("threads = [threading.Thread(target=worker, args=(OPERATIONS[n % len(OPERATIONS)],)) for n in range(THREADS)]\nfor thread in threads:\n    thread.start()\nfor thread in threads:\n    thread.join()\n");
+    py
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn racy_model() -> ApiModel {
+        crate::parse_api_model(include_str!("../tests/data/racy_model.json")).unwrap()
+    }
+
+    fn request(operations: &[&str], on_argument: bool) -> ReproducerRequest {
+        ReproducerRequest {
+            title: "test".into(),
+            operations: operations.iter().map(|s| s.to_string()).collect(),
+            on_argument,
+            threads: 4,
+            seconds: 2.0,
+        }
+    }
+
+    #[test]
+    fn one_shared_object_and_its_racing_operations_in_a_short_script() {
+        let script = small_reproducer(
+            &racy_model(),
+            &Hints::default(),
+            &request(&["Vector.append", "Vector.sum"], false),
+        )
+        .unwrap();
+        assert!(script.contains("import ftfixture_racy\n"), "{script}");
+        assert!(
+            script.contains("shared = ftfixture_racy.Vector("),
+            "{script}"
+        );
+        assert!(script.contains("    lambda: shared.append("), "{script}");
+        assert!(script.contains("    lambda: shared.sum()"), "{script}");
+        assert!(
+            !script.contains("ftreview_"),
+            "no ftreview import: {script}"
+        );
+        assert!(script.lines().count() <= 40, "{script}");
+    }
+
+    #[test]
+    fn a_race_on_an_argument_shares_the_second_object_too() {
+        let script = small_reproducer(
+            &racy_model(),
+            &Hints::default(),
+            &request(&["Vector.extend", "Vector.append"], true),
+        )
+        .unwrap();
+        assert!(
+            script.contains("other = ftfixture_racy.Vector("),
+            "{script}"
+        );
+        assert!(script.contains("lambda: shared.extend(other)"), "{script}");
+        assert!(script.contains("lambda: other.append("), "{script}");
+    }
+
+    #[test]
+    fn module_functions_and_unknown_operations() {
+        let model = racy_model();
+        let script = small_reproducer(
+            &model,
+            &Hints::default(),
+            &request(&["ftfixture_racy.bump", "ftfixture_racy.calls"], false),
+        )
+        .unwrap();
+        assert!(script.contains("lambda: ftfixture_racy.bump()"), "{script}");
+        assert!(small_reproducer(
+            &model,
+            &Hints::default(),
+            &request(&["Nothing.here"], false)
+        )
+        .is_none());
+    }
+}
