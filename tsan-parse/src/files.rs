@@ -188,7 +188,9 @@ fn read_report_at(source: &ReportSource) -> Option<Report> {
     (report.source == *source).then_some(report)
 }
 
-fn record_file(clusterer: &mut Clusterer, summary: FileSummary) {
+/// Counts a read file into the clusterer's stats (its size, trailers, TSan's own failures, and
+/// why reading stopped, if it did).
+pub fn record_file(clusterer: &mut Clusterer, summary: FileSummary) {
     let stats = clusterer.stats_mut();
     stats.files += 1;
     stats.bytes += summary.bytes;

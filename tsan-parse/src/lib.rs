@@ -21,8 +21,8 @@ mod triage;
 pub use classify::Classifier;
 pub use cluster::{Added, ClusterOptions, Clusterer};
 pub use files::{
-    cluster, expand_inputs, parse_file, parse_paths, triage_paths, FileSummary, OriginFn,
-    TriageOptions,
+    cluster, expand_inputs, parse_file, parse_paths, record_file, triage_paths, FileSummary,
+    OriginFn, TriageOptions,
 };
 pub use model::*;
 pub use origin::{Origin, Phase};

@@ -279,7 +279,7 @@ async fn run_scenario(
     .timeout(timeout);
     let result = ctx.runner.run(&step).await?;
     let origin = Origin::new(Phase::Stress, &scenario.name);
-    let mut reports = attribution::read_reports(&dir);
+    let (mut reports, logs) = attribution::read_logs(&dir);
     attribution::attribute_all(&mut reports, &origin);
     let reproducer = Reproducer {
         command: result.command.clone(),
@@ -345,6 +345,7 @@ async fn run_scenario(
         c_callables,
         evidence: Evidence {
             reports,
+            logs,
             crashes: ending.crashes,
             hangs: ending.hangs,
         },

@@ -75,7 +75,7 @@ pub(crate) async fn run_suite(
         result = run_once(ctx, &command, &logs, left).await?;
     }
     let events = read_events(&events_file(&logs));
-    let mut reports = attribution::read_reports(&logs);
+    let (mut reports, log_files) = attribution::read_logs(&logs);
     attribution::attribute_to_tests(&mut reports, &events, options.phase);
     let output = std::fs::read_to_string(&result.log).unwrap_or_default();
     let running = attribution::unfinished_test(&events);
@@ -112,6 +112,7 @@ pub(crate) async fn run_suite(
         sink,
         Collected::Evidence(Evidence {
             reports,
+            logs: log_files,
             crashes: ending.crashes,
             hangs: ending.hangs,
         }),

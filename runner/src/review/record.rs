@@ -106,6 +106,9 @@ impl Review {
         for hang in &evidence.hangs {
             self.announce("hang".into(), Vec::new(), hang.origin.to_string());
         }
+        for log in evidence.logs {
+            tsan_parse::record_file(&mut self.clusterer, log);
+        }
         self.record.crashes.extend(evidence.crashes);
         self.record.hangs.extend(evidence.hangs);
         let mut kept = Vec::with_capacity(evidence.reports.len());
