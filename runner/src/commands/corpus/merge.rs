@@ -53,7 +53,7 @@ pub fn run(args: MergeArgs) -> anyhow::Result<Outcome> {
     let md_path = out.join(CORPUS_MARKDOWN);
     std::fs::write(&md_path, &markdown)
         .with_context(|| format!("cannot write {}", md_path.display()))?;
-    println!("{markdown}");
+    print!("{markdown}");
     eprintln!(
         "wrote {} and {}",
         md_path.display(),
@@ -321,9 +321,10 @@ fn table_row(target: &CorpusTarget) -> String {
         .plan
         .as_ref()
         .map_or(String::new(), |p| format!("[plan]({p})"));
+    // The first line only: a failed build's message goes on with its log (kept in the JSON).
     let note = match (&target.error, &target.clean_unproven) {
-        (Some(error), _) => error.clone(),
-        (None, Some(unproven)) => format!("clean unproven: {unproven}"),
+        (Some(error), _) => first_line(error).to_string(),
+        (None, Some(unproven)) => format!("clean unproven: {}", first_line(unproven)),
         (None, None) => String::new(),
     };
     let cells = [
@@ -343,13 +344,13 @@ fn table_row(target: &CorpusTarget) -> String {
     format!("| {} |\n", cells.join(" | "))
 }
 
-/// A table cell: one line, pipes escaped.
+pub(super) fn first_line(text: &str) -> &str {
+    text.lines().next().unwrap_or_default().trim()
+}
+
+/// A table cell: pipes escaped.
 fn cell(text: &str) -> String {
-    text.lines()
-        .map(str::trim)
-        .collect::<Vec<_>>()
-        .join(" ")
-        .replace('|', "\\|")
+    text.replace('|', "\\|")
 }
 
 fn render_changes(changes: &Changes) -> String {

@@ -19,6 +19,7 @@ use clap::Args;
 use tokio::signal::unix::{signal, Signal, SignalKind};
 
 use super::list::{target_key, Entry};
+use super::merge::first_line;
 use super::shard::{
     is_finished, read_results, write_json, Attempt, PlannedTarget, ShardRecord, ATTEMPT_FILE,
     LOG_FILE, SHARD_FILE,
@@ -174,7 +175,7 @@ fn ending(attempt: &Attempt, dir: &Path) -> String {
     }
     match read_results(dir) {
         Some(results) => match &results.run_status.stopped_by {
-            Some(stopped) => format!("error: {stopped} ({time})"),
+            Some(stopped) => format!("error: {} ({time})", first_line(stopped)),
             None => format!("{} ({time})", results.verdict.level.label()),
         },
         None => format!("no readable results.json ({time})"),
