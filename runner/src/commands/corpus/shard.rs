@@ -115,3 +115,47 @@ pub fn is_finished(run_dir: &Path) -> bool {
         && read_results(run_dir).is_some()
         && RunRecord::load(run_dir).is_ok()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn attempt(interrupted: bool) -> Attempt {
+        Attempt {
+            argv: vec![],
+            exit_code: Some(1),
+            signal: None,
+            wall_secs: 1.0,
+            interrupted,
+            error: None,
+            output_tail: String::new(),
+        }
+    }
+
+    #[test]
+    fn a_run_is_finished_once_its_results_follow_its_record_uninterrupted() {
+        let dir = tempfile::tempdir().unwrap();
+        let run_dir = dir.path();
+        let record: RunRecord =
+            serde_json::from_str(include_str!("../../../tests/data/racy-run.json")).unwrap();
+        record.save(run_dir).unwrap();
+        write_json(&run_dir.join(ATTEMPT_FILE), &attempt(false)).unwrap();
+        assert!(!is_finished(run_dir), "no results.json yet");
+
+        let results = ftreview_reports::analyze(&record, None).results;
+        fs::write(
+            run_dir.join(RESULTS_FILE),
+            ftreview_reports::results_json(&results),
+        )
+        .unwrap();
+        assert!(is_finished(run_dir));
+
+        write_json(&run_dir.join(ATTEMPT_FILE), &attempt(true)).unwrap();
+        assert!(!is_finished(run_dir), "interrupted: partial results");
+        fs::remove_file(run_dir.join(ATTEMPT_FILE)).unwrap();
+        assert!(
+            !is_finished(run_dir),
+            "killed before its attempt was recorded"
+        );
+    }
+}
