@@ -138,6 +138,17 @@ pub enum GilDeclared {
     Unknown,
 }
 
+impl GilDeclared {
+    pub fn label(self) -> &'static str {
+        match self {
+            GilDeclared::NotUsed => "not used",
+            GilDeclared::Used => "used",
+            GilDeclared::Missing => "missing",
+            GilDeclared::Unknown => "unknown",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GilSummary {
     pub declared: GilDeclared,
