@@ -190,6 +190,7 @@ fn counts(results: &Results) -> TargetCounts {
             .count()
     };
     TargetCounts {
+        problems: results.counts.problems,
         races: results.counts.races,
         crashes: results.counts.crashes,
         hangs: results.counts.hangs,
@@ -214,15 +215,13 @@ fn relative_path(from: &Path, to: &Path) -> String {
 /// `ready` … `far`, or `error`; ordered from best to worst.
 fn state(target: &CorpusTarget) -> (u8, &'static str) {
     match (target.status, target.verdict) {
-        (TargetStatus::Reviewed, Some(level)) => (
-            level as u8,
-            match level {
-                VerdictLevel::Ready => "ready",
-                VerdictLevel::Close => "close",
-                VerdictLevel::NeedsWork => "needs_work",
-                VerdictLevel::Far => "far",
-            },
-        ),
+        (TargetStatus::Reviewed, Some(level)) => match level {
+            VerdictLevel::Ready => (0, "ready"),
+            VerdictLevel::Close => (1, "close"),
+            VerdictLevel::Unverified => (2, "unverified"),
+            VerdictLevel::NeedsWork => (3, "needs_work"),
+            VerdictLevel::Far => (4, "far"),
+        },
         _ => (u8::MAX, "error"),
     }
 }
@@ -285,7 +284,7 @@ fn render_markdown(report: &CorpusReport) -> String {
         report.targets.len(),
         tally.join(", ")
     );
-    out += "| Package | Version | Verdict | Py_mod_gil | Races | Crashes | Hangs | Static high / medium | Wall time | Plan | Error or note |\n";
+    out += "| Package | Version | Verdict | Py_mod_gil | Problems (site pairs) | Crashes | Hangs | Static high / medium | Wall time | Plan | Error or note |\n";
     out += "|---|---|---|---|---|---|---|---|---|---|---|\n";
     for target in &report.targets {
         out += &table_row(target);
@@ -314,6 +313,9 @@ fn table_row(target: &CorpusTarget) -> String {
             .as_ref()
             .map_or("—".to_string(), |c| pick(c).to_string())
     };
+    let problems = target.counts.as_ref().map_or("—".to_string(), |c| {
+        format!("{} ({})", c.problems, c.races)
+    });
     let statics = target.counts.as_ref().map_or("—".to_string(), |c| {
         format!("{} / {}", c.static_high, c.static_medium)
     });
@@ -332,7 +334,7 @@ fn table_row(target: &CorpusTarget) -> String {
         target.version.clone().unwrap_or_default(),
         verdict.to_string(),
         gil,
-        count(|c| c.races),
+        problems,
         count(|c| c.crashes),
         count(|c| c.hangs),
         statics,
@@ -503,8 +505,9 @@ mod tests {
             .count();
         assert!(
             racy_row.contains(&format!(
-                "| needs work | {} | {} | 0 | 0 | {static_high} / ",
+                "| needs work | {} | {} ({}) | 0 | 0 | {static_high} / ",
                 results.gil.declared.label(),
+                results.counts.problems,
                 results.counts.races
             )),
             "{racy_row}"

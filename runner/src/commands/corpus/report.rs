@@ -67,6 +67,10 @@ pub struct CorpusTarget {
 /// The counts of the table, from results.json.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TargetCounts {
+    /// Problems: shared state to fix, one fix each.
+    #[serde(default)]
+    pub problems: usize,
+    /// Racing site pairs under them.
     pub races: usize,
     pub crashes: usize,
     pub hangs: usize,
