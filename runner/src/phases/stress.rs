@@ -68,8 +68,12 @@ pub(crate) async fn run_stress(
     sink: Sink,
     events: Events,
 ) {
-    let task = events.start("stress");
     let started = Instant::now();
+    if inputs.deadline <= started {
+        send(&sink, Collected::Phase(skipped(started, "not run: the time budget ran out before this phase's turn (setup took it; raise --budget)".into())));
+        return;
+    }
+    let task = events.start("stress");
     let share = inputs.deadline.saturating_duration_since(started);
     let Prepared {
         model,

@@ -93,7 +93,7 @@ pub(crate) async fn run_suite(
             script: None,
         },
         died_mid_run: false,
-        progressing: still_progressing(&logs, &result),
+        progressing: still_progressing(&logs, &events),
     });
     let coverage = coverage(&events, share);
     let (status, message) = status_of(&ending.kind, &events, &result, &coverage, &output, &running);
@@ -150,11 +150,12 @@ fn clear_phase_logs(dir: &Path) {
     let _ = std::fs::remove_file(events_file(dir));
 }
 
-/// Whether a test started or finished shortly before the process was killed.
-fn still_progressing(logs: &Path, result: &StepResult) -> bool {
+/// Whether a test started or finished shortly before the process was killed, or pytest was
+/// still starting (no test begun: collection under TSan is slow, not stuck).
+fn still_progressing(logs: &Path, events: &[TestEvent]) -> bool {
+    let started = events.iter().any(|e| matches!(e, TestEvent::Start { .. }));
     let modified = std::fs::metadata(events_file(logs)).and_then(|m| m.modified());
-    let Ok(modified) = modified else { return false };
-    modified.elapsed().is_ok_and(|age| age < STALL) || result.termination != Termination::TimedOut
+    !started || modified.is_ok_and(|m| m.elapsed().is_ok_and(|age| age < STALL))
 }
 
 /// Tests run, selected and collected, and what was left out.

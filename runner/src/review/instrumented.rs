@@ -505,6 +505,10 @@ impl SuiteLane<'_> {
                 skip_benchmarks: self.settings.skip_benchmarks,
                 selection: selection.take(),
             };
+            if options.deadline <= Instant::now() {
+                send(self.sink, Collected::Phase(skipped(phase, "not run: the time budget ran out before this phase's turn (setup took it; raise --budget)".into())));
+                continue;
+            }
             let task = self.events.start(phase.name());
             match run_suite(self.ctx, &options, &layout, self.sink).await {
                 Ok(result) => {
