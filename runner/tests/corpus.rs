@@ -14,15 +14,10 @@ use serde_json::Value;
 /// The path in `variable`, or None (the test is skipped, loudly) when it is unset; with
 /// `FTREVIEW_REQUIRE_E2E=1` (CI) a missing prerequisite fails instead.
 fn prerequisite(variable: &str, why: &str) -> Option<PathBuf> {
-    let path = std::env::var_os(variable).filter(|p| !p.is_empty());
-    if path.is_none() {
-        assert!(
-            std::env::var("FTREVIEW_REQUIRE_E2E").as_deref() != Ok("1"),
-            "FTREVIEW_REQUIRE_E2E=1 but {variable} is not set: {why}"
-        );
-        eprintln!("SKIPPED: {variable} is not set: {why}");
-    }
-    path.map(PathBuf::from)
+    ftreview_testkit::require(
+        &format!("{variable} is not set: {why}"),
+        ftreview_testkit::env_path(variable),
+    )
 }
 
 /// The TSan interpreter.

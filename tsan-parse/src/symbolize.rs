@@ -358,8 +358,10 @@ mod tests {
 
     #[test]
     fn llvm_symbolizer_resolves_a_real_module() {
-        let Some(llvm) = find_llvm_symbolizer() else {
-            eprintln!("SKIPPED: no llvm-symbolizer on PATH or in /usr/lib/llvm-*/bin");
+        let Some(llvm) = ftreview_testkit::require(
+            "no llvm-symbolizer on PATH or in /usr/lib/llvm-*/bin (.ci/install-system-deps.sh installs llvm-19)",
+            find_llvm_symbolizer(),
+        ) else {
             return;
         };
         let module =
