@@ -85,9 +85,15 @@ pub fn content_hash(roots: &[&Path]) -> String {
             .into_iter()
             .filter_entry(|e| {
                 let name = e.file_name().to_string_lossy();
-                !(name.starts_with('.') || name == "build" || name == "__pycache__" || name.ends_with(".egg-info"))
+                !(name.starts_with('.')
+                    || name == "build"
+                    || name == "__pycache__"
+                    || name.ends_with(".egg-info"))
             });
-        for entry in walk.filter_map(Result::ok).filter(|e| e.file_type().is_file()) {
+        for entry in walk
+            .filter_map(Result::ok)
+            .filter(|e| e.file_type().is_file())
+        {
             let relative = entry.path().strip_prefix(root).unwrap_or(entry.path());
             hasher.update(relative.display().to_string().as_bytes());
             hasher.update([0]);

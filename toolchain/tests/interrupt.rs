@@ -74,7 +74,10 @@ fn stdout_lines(child: &mut Child) -> std::sync::mpsc::IntoIter<String> {
     let stdout = child.stdout.take().expect("stdout is piped");
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
             if tx.send(line).is_err() {
                 break;
             }
@@ -82,7 +85,6 @@ fn stdout_lines(child: &mut Child) -> std::sync::mpsc::IntoIter<String> {
     });
     rx.into_iter()
 }
-
 
 /// `configure` that, with FTREVIEW_TEST_SLOW set, signals it started and hangs; otherwise
 /// it signals and fails at once.
@@ -144,7 +146,10 @@ fn a_concurrent_build_of_the_same_interpreter_waits_for_the_first() {
     let waiting = lines
         .by_ref()
         .find(|line| line.contains("CHILD-NOTE: waiting for another ftreview building"));
-    assert!(waiting.is_some(), "the second build never waited for the lock");
+    assert!(
+        waiting.is_some(),
+        "the second build never waited for the lock"
+    );
     assert!(
         !second_marker.exists(),
         "the second build configured while the first held the lock"

@@ -559,7 +559,12 @@ impl<'a, 'f> BodyWalker<'a, 'f> {
             "field_expression" => (self.access_path(arg), None),
             "identifier" => {
                 let name = self.text(arg);
-                let alias = self.facts.aliases.iter().rev().find(|(local, ..)| local == name);
+                let alias = self
+                    .facts
+                    .aliases
+                    .iter()
+                    .rev()
+                    .find(|(local, ..)| local == name);
                 (
                     alias.map(|(_, a, _)| a.clone()),
                     alias.map(|(.., guard)| guard.clone()),
