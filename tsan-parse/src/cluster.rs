@@ -438,11 +438,12 @@ fn side_key(stack: &Stack) -> String {
     }
 }
 
-/// `function@file-name:line`: stable across machines, builds and load addresses; only an
-/// unsymbolized frame falls back to its module offset.
+/// `function@file-name:line`: stable across machines, builds and load addresses (and
+/// symbolizers: an approximate line is not part of it); only an unsymbolized frame falls back
+/// to its module offset.
 fn frame_key(frame: &Frame) -> String {
     let function = frame.function.as_deref().unwrap_or("??");
-    match (&frame.file, frame.line) {
+    match (&frame.file, frame.printed_line()) {
         (Some(file), line) => format!("{function}@{}:{}", base_name(file), line.unwrap_or(0)),
         (None, _) if frame.function.is_some() => function.to_string(),
         (None, _) => format!(
