@@ -180,7 +180,7 @@ fn is_function_named(function: &str, name: &str) -> bool {
         .is_some_and(|rest| rest.is_empty() || rest.starts_with('('))
 }
 
-fn is_cpython_header(file: &str) -> bool {
+pub(crate) fn is_cpython_header(file: &str) -> bool {
     file.contains("/include/python3") || file.contains("/Include/")
 }
 
