@@ -73,8 +73,9 @@ pub struct Clusterer {
 struct Cluster {
     kind: ReportKind,
     count: u64,
-    /// Reports that are the extension's; with none, the cluster is interpreter-internal.
-    extension_reports: u64,
+    /// One of its reports is the extension's (later ones are not judged); without one, the
+    /// cluster is interpreter-internal.
+    has_extension_report: bool,
     location_key: Option<String>,
     side_access_kinds: Vec<BTreeSet<AccessKind>>,
     call_paths: BTreeSet<CallPath>,
@@ -138,7 +139,7 @@ impl Clusterer {
         let options = self.options;
         let known = self.clusters.get(&key.id);
         // Once a cluster holds one report of the extension's, the others' reasons are moot.
-        let reason = if known.is_some_and(|c| c.extension_reports > 0) {
+        let reason = if known.is_some_and(|c| c.has_extension_report) {
             None
         } else {
             report_reason(&report, &key, &self.suppressions)
@@ -146,13 +147,13 @@ impl Clusterer {
         let added = match (known, &reason) {
             (None, Some(_)) => Added::NewNoise,
             (None, None) => Added::NewRootCause,
-            (Some(cluster), None) if cluster.extension_reports == 0 => Added::NewRootCause,
+            (Some(cluster), None) if !cluster.has_extension_report => Added::NewRootCause,
             (Some(_), _) => Added::Known,
         };
         let cluster = (self.clusters.entry(key.id.clone()))
             .or_insert_with(|| Cluster::empty(&report, &key, reason.clone()));
         cluster.record(&report, &key, options);
-        cluster.extension_reports += u64::from(reason.is_none());
+        cluster.has_extension_report |= reason.is_none();
         if representative_order(&report) < representative_order(&cluster.representative) {
             cluster.representative = report;
             cluster.representative_reason = reason;
@@ -253,7 +254,7 @@ impl Cluster {
         Cluster {
             kind: report.kind.clone(),
             count: 0,
-            extension_reports: 0,
+            has_extension_report: false,
             location_key: key.location_key.clone(),
             side_access_kinds: vec![BTreeSet::new(); key.sides.len()],
             call_paths: BTreeSet::new(),
@@ -290,7 +291,7 @@ impl Cluster {
 
     fn merge(&mut self, other: Cluster, options: ClusterOptions) {
         self.count += other.count;
-        self.extension_reports += other.extension_reports;
+        self.has_extension_report |= other.has_extension_report;
         for (ours, theirs) in self
             .side_access_kinds
             .iter_mut()
@@ -320,7 +321,7 @@ impl Cluster {
     }
 
     fn into_root_cause(self, id: String) -> RootCause {
-        let internal = (self.extension_reports == 0)
+        let internal = (!self.has_extension_report)
             .then_some(self.representative_reason)
             .flatten();
         let representative = self.representative;

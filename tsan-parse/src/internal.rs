@@ -313,3 +313,101 @@ impl fmt::Display for InternalReason {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(function: &str, file: &str, offset: u64, origin: FrameOrigin) -> Frame {
+        Frame {
+            function: Some(function.into()),
+            file: Some(file.into()),
+            module: Some("python3.13t".into()),
+            offset: Some(offset),
+            origin,
+            ..Frame::default()
+        }
+    }
+
+    fn cpython(function: &str, file: &str, offset: u64) -> Frame {
+        frame(function, file, offset, FrameOrigin::Cpython)
+    }
+
+    #[test]
+    fn only_header_helpers_at_their_callers_address_are_skipped() {
+        let inlined = Stack {
+            frames: vec![
+                frame("__tsan_atomic64_load", "", 0x10, FrameOrigin::TsanRuntime),
+                cpython(
+                    "_Py_atomic_load_ptr",
+                    "/py/./Include/cpython/pyatomic_gcc.h",
+                    0x20,
+                ),
+                cpython(
+                    "_Py_TryXGetRef",
+                    "/py/./Include/internal/pycore_object.h",
+                    0x20,
+                ),
+                cpython("list_get_item_ref", "/py/Objects/listobject.c", 0x20),
+                cpython("list_item", "/py/Objects/listobject.c", 0x30),
+            ],
+            ..Stack::default()
+        };
+        let top = inlined.effective_top().unwrap();
+        assert_eq!(top.function.as_deref(), Some("list_get_item_ref"));
+        // An out-of-line copy of a header function (with the atomic inlined into it) is a
+        // real call: it stays the top.
+        let mut called = inlined.clone();
+        called.frames[1].offset = Some(0x28);
+        called.frames[2].offset = Some(0x28);
+        let top = called.effective_top().unwrap();
+        assert_eq!(top.function.as_deref(), Some("_Py_TryXGetRef"));
+    }
+
+    #[test]
+    fn mechanisms_by_where_the_access_is() {
+        let cases = [
+            (
+                cpython("_PyType_AllocNoTrack", "/py/Objects/typeobject.c", 1),
+                Some(Mechanism::Allocator),
+            ),
+            (
+                cpython("_mi_page_malloc", "/py/Objects/mimalloc/alloc.c", 1),
+                Some(Mechanism::Allocator),
+            ),
+            (
+                cpython("new_reference.part.0", "/py/Objects/object.c", 1),
+                Some(Mechanism::Allocator),
+            ),
+            (
+                cpython("_Py_TryXGetRef", "/py/Include/internal/pycore_object.h", 1),
+                Some(Mechanism::TryIncref),
+            ),
+            // The building blocks of every incref, taken alone, are no mechanism.
+            (
+                cpython(
+                    "_Py_TryIncrefFast",
+                    "/py/Include/internal/pycore_object.h",
+                    1,
+                ),
+                None,
+            ),
+            (
+                cpython("update_refs", "/py/Python/gc_free_threading.c", 1),
+                Some(Mechanism::Gc),
+            ),
+            (
+                cpython("list_item_impl", "/py/Objects/listobject.c", 1),
+                None,
+            ),
+            // Extension code is never a mechanism, whatever its name.
+            (
+                frame("gc_alloc", "/src/ext/ext.c", 1, FrameOrigin::Extension),
+                None,
+            ),
+        ];
+        for (frame, expected) in cases {
+            assert_eq!(Mechanism::of(&frame), expected, "{}", frame.describe());
+        }
+    }
+}
