@@ -2,7 +2,8 @@
 //!
 //! The pipeline: [`parse_reader`] (or [`parse_paths`] over many `tsan.<pid>` files in
 //! parallel) yields [`Report`]s; the caller sets each report's `origin`; a [`Symbolizer`]
-//! fills `<null>` frames from the modules' DWARF; a [`Classifier`] marks each frame's
+//! fills `<null>` frames from the modules' DWARF (and gives frames the compiler put on line 0
+//! an approximate line, [`Frame::line_approximate`]); a [`Classifier`] marks each frame's
 //! [`FrameOrigin`]; a [`Clusterer`] folds reports into [`RootCause`]s and returns a
 //! [`Triage`]. [`triage_paths`] runs the whole pipeline; [`suppression_entries`] turns
 //! accepted root causes into `race_top:` lines.
@@ -14,8 +15,9 @@
 //! the frame below it, which TSan itself does not skip); or every access is inside an
 //! interpreter [`Mechanism`] (the allocator preparing reused memory, a speculative
 //! try-incref, the GC) or is interpreter code the extension did not call. A race one of whose
-//! accesses is the extension's own code or a call it made stays the extension's, and so
-//! does every use-after-free.
+//! accesses is the extension's own code or a call it made stays the extension's (an
+//! interpreter function's `race_top:` entry never hides the extension's own access), and a
+//! use-after-free is never put down to a mechanism.
 
 mod classify;
 mod cluster;
