@@ -53,9 +53,13 @@ pub struct InternalAccess {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Mechanism {
-    /// The object allocator handing out, clearing or initializing memory (obmalloc,
+    /// The object allocator handing out, clearing or initializing fresh memory (obmalloc,
     /// mimalloc, `tp_alloc`, object header initialization).
     Allocator,
+    /// The allocator freeing or reallocating a block its caller passed in. Called from the
+    /// extension, that is the extension's own memory: it counts as the extension's, except
+    /// against a [`Mechanism::TryIncref`], which tolerates any block being freed.
+    Release,
     /// A speculative incref that revalidates its source afterwards (`_Py_TryXGetRef`,
     /// `_Py_TryIncrefCompare`): it may read an object whose memory was freed and reused.
     TryIncref,
@@ -84,6 +88,23 @@ const ALLOCATOR_FUNCTIONS: &[&str] = &[
 
 /// obmalloc and the mimalloc sources and headers CPython bundles.
 const ALLOCATOR_FILES: &[&str] = &["Objects/obmalloc.c", "/mimalloc/"];
+
+/// The allocator's entry points that take a block from their caller: what races inside them
+/// is that caller's block.
+const RELEASE_FUNCTIONS: &[&str] = &[
+    "PyMem_Realloc",
+    "PyMem_RawRealloc",
+    "PyObject_Realloc",
+    "PyMem_Free",
+    "PyMem_RawFree",
+    "PyObject_Free",
+    "PyObject_GC_Del",
+    "_PyMem_FreeDelayed",
+    "_PyObject_FreeDelayed",
+    "mi_free",
+    "mi_realloc",
+    "mi_heap_realloc",
+];
 
 /// The helpers that take a reference speculatively and check that the source still holds
 /// the object (the building blocks they call, `_Py_TryIncrefFast` and friends, also serve
@@ -124,6 +145,7 @@ impl Mechanism {
     pub fn describe(self) -> &'static str {
         match self {
             Mechanism::Allocator => "the allocator preparing fresh memory",
+            Mechanism::Release => "the allocator freeing or reallocating a block",
             Mechanism::TryIncref => "a speculative incref that revalidates its source",
             Mechanism::Gc => "the garbage collector",
         }
@@ -204,7 +226,11 @@ fn owner(stack: &Stack) -> Owner {
     }
     let mechanism = frames
         .iter()
-        .find_map(|frame| Mechanism::of(frame).map(|m| (m, frame)));
+        .find_map(|frame| Mechanism::of(frame).map(|m| (m, frame)))
+        .map(|(mechanism, frame)| match mechanism {
+            Mechanism::Allocator if releases_a_block(stack) => (Mechanism::Release, frame),
+            other => (other, frame),
+        });
     match mechanism {
         Some((mechanism, frame)) => Owner::Internal(InternalAccess {
             mechanism: Some(mechanism),
@@ -217,6 +243,22 @@ fn owner(stack: &Stack) -> Owner {
         }),
         None => Owner::Other,
     }
+}
+
+/// The interpreter part of the stack above the extension (all of it without one) passes
+/// through an entry point that frees or reallocates its caller's block.
+fn releases_a_block(stack: &Stack) -> bool {
+    stack
+        .frames
+        .iter()
+        .take_while(|frame| frame.origin != FrameOrigin::Extension)
+        .filter(|frame| frame.origin == FrameOrigin::Cpython)
+        .filter_map(|frame| frame.function.as_deref())
+        .any(|function| {
+            RELEASE_FUNCTIONS
+                .iter()
+                .any(|name| is_function_named(function, name))
+        })
 }
 
 /// Every frame of `stacks` outside the runtime and libc is the interpreter's (and there is
@@ -252,9 +294,22 @@ pub(crate) fn internal_reason(
     if !matches!(kind, ReportKind::DataRace | ReportKind::DataRaceOnVptr) {
         return None;
     }
-    let accesses = owners
-        .into_iter()
-        .map(|owner| match owner {
+    let against_try_incref = owners.iter().any(|owner| {
+        matches!(
+            owner,
+            Owner::Internal(InternalAccess {
+                mechanism: Some(Mechanism::TryIncref),
+                ..
+            })
+        )
+    });
+    let accesses = (owners.into_iter().zip(sides))
+        .map(|(owner, stack)| match owner {
+            // The extension's own block, freed or reallocated by its call.
+            Owner::Internal(InternalAccess {
+                mechanism: Some(Mechanism::Release),
+                ..
+            }) if !against_try_incref && nearest_extension_frame(stack).is_some() => None,
             Owner::Internal(access) => Some(access),
             _ => None,
         })

@@ -523,3 +523,31 @@ fn a_cluster_is_the_extensions_once_one_report_is_in_any_order() {
         serde_json::to_string(&backward).unwrap()
     );
 }
+
+/// Two threads reallocating the extension's own buffer (`PyMem_Realloc` in the planted
+/// `vector_push` of test-fixtures/racy_ext; the report is taken verbatim from an ftreview run
+/// of it): both accesses are inside mimalloc, but the block is the extension's, so the race
+/// is too.
+#[test]
+fn reallocating_the_extensions_own_block_is_the_extensions() {
+    let options = TriageOptions {
+        classifier: Classifier::new(vec!["ftfixture_racy".into()], vec![]),
+        ..TriageOptions::default()
+    };
+    let triage = triage(
+        &[fixture("logs/pyext_realloc/racy_vector_push.log")],
+        &options,
+    );
+    assert_eq!(triage.stats.reports, 1);
+    assert!(triage.interpreter_noise.is_empty(), "{}", render(&triage));
+    let cause = &triage.root_causes[0];
+    let tops: Vec<&str> = (cause.sides.iter())
+        .filter_map(|s| s.top_frame.as_ref()?.function.as_deref())
+        .collect();
+    assert_eq!(tops, ["_mi_usable_size", "mi_page_set_has_aligned"]);
+    let frames: Vec<(Option<&str>, Option<u32>)> = (cause.sides.iter())
+        .map(|s| s.frame.as_ref().unwrap())
+        .map(|f| (f.function.as_deref(), f.line))
+        .collect();
+    assert_eq!(frames, [(Some("vector_push"), Some(132)); 2]);
+}
