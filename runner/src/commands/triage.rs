@@ -40,6 +40,7 @@ pub fn run(args: TriageArgs) -> anyhow::Result<Outcome> {
         classifier: Classifier::new(args.extensions.clone(), Vec::new()),
         symbolizer: (!args.so_paths.is_empty()).then(|| Symbolizer::new(args.so_paths.clone())),
         cluster: ClusterOptions::default(),
+        suppressions: Default::default(),
     };
     let triage = triage_paths(&args.inputs, &options, &|_| None)?;
     for unreadable in &triage.stats.unreadable {
