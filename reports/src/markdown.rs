@@ -23,6 +23,7 @@ const CRASH_CONTEXT_FRAMES: usize = 3;
 pub fn render_markdown(analysis: &Analysis) -> String {
     let mut out = String::new();
     summary(&mut out, analysis);
+    build_notes(&mut out, analysis);
     races(&mut out, analysis);
     crashes_and_hangs(&mut out, analysis);
     static_findings(&mut out, analysis);
@@ -46,6 +47,22 @@ fn summary(out: &mut String, a: &Analysis) {
         results.verdict.level.label(),
         results.verdict.reasons.join("; ")
     );
+    if let Some(build) = run
+        .build
+        .as_ref()
+        .filter(|b| !b.missing_modules().is_empty())
+    {
+        let _ = writeln!(
+            out,
+            "> **The build left out `{}`**: see [Build](#build) for the log lines that tell why{}.\n",
+            build.missing_modules().join("`, `"),
+            build
+                .fixes
+                .first()
+                .map(|fix| format!("; fix: {fix}"))
+                .unwrap_or_default()
+        );
+    }
     let c = &results.counts;
     let rows = [
         ("Extension", extension_line(a)),
@@ -85,6 +102,58 @@ fn summary(out: &mut String, a: &Analysis) {
     out.push('\n');
     counts_table(out, a);
     phases_table(out, a);
+}
+
+/// What the build supplied, retried and left out, with the log lines telling why and the fix.
+fn build_notes(out: &mut String, a: &Analysis) {
+    let Some(build) = &a.run.build else { return };
+    if build.supplied_tools.is_empty() && build.retry.is_none() && build.causes.is_empty() {
+        return;
+    }
+    out.push_str("## Build\n\n");
+    for tool in &build.supplied_tools {
+        let _ = writeln!(
+            out,
+            "- ftreview supplied `{}` from PyPI: `{}` runs it and the build host had none on PATH.",
+            tool.package, tool.used_at
+        );
+    }
+    if let Some(retry) = &build.retry {
+        let outcome = match (&retry.error, retry.built_modules.as_slice()) {
+            (Some(error), _) => format!("the build failed ({error})"),
+            (None, []) => "it built no extension module either".into(),
+            (None, built) => format!("it built `{}`", built.join("`, `")),
+        };
+        let _ = writeln!(
+            out,
+            "- Rebuilt with `{}={}` (`{}` reads it to require the C extension): {outcome}.",
+            retry.variable, retry.value, retry.read_at
+        );
+    }
+    let missing = build.missing_modules();
+    if !missing.is_empty() {
+        let _ = writeln!(
+            out,
+            "- **The wheel lacks {} of the {} extension module(s) the sources declare: `{}`.** TSan checked none of their code.",
+            missing.len(),
+            build.declared_modules.len(),
+            missing.join("`, `")
+        );
+    }
+    if !build.causes.is_empty() {
+        out.push_str("\nThe build log says:\n\n```text\n");
+        for cause in &build.causes {
+            let _ = writeln!(out, "{cause}");
+        }
+        out.push_str("```\n");
+    }
+    if !build.fixes.is_empty() {
+        out.push_str("\nFix:\n\n");
+        for fix in &build.fixes {
+            let _ = writeln!(out, "- [ ] {}", capitalize(&fix.to_string()));
+        }
+    }
+    out.push('\n');
 }
 
 fn extension_line(a: &Analysis) -> String {
