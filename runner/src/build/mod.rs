@@ -170,7 +170,7 @@ pub(crate) async fn build_extension(request: &BuildRequest<'_>) -> anyhow::Resul
         .collect();
     let key = cache_key(request.source, request.interpreter, &key_settings);
     if !request.rebuild {
-        if let Some(cached) = cached_build(&key) {
+        if let Some(cached) = cached_build(&key, request.out_dir) {
             return Ok(cached);
         }
     }
@@ -180,7 +180,7 @@ pub(crate) async fn build_extension(request: &BuildRequest<'_>) -> anyhow::Resul
         env.extend(interpreter_flags(request).await?);
     }
     let built = build_complete(request, &settings, &code, &tools, env).await?;
-    store(&built, &key)
+    store(&built, &key, request.out_dir)
 }
 
 /// Whether the setup code runs a build system of its own (a CMake library built from
@@ -415,16 +415,14 @@ impl Attempt {
         let result = request.runner.run(&step).await?;
         let text = fs::read_to_string(&log).unwrap_or_default();
         let causes = diagnosis::diagnose(&text, &self.log_in_run_dir(out_dir));
-        if !result.termination.success() {
-            let record = BuildRecord {
-                causes,
-                ..record.clone()
-            };
+        let fixes = diagnosis::fixes(&causes);
+        if let Err(err) = expect_success(result, &failure_summary(&causes, &fixes)) {
             return Err(BuildFailed {
-                message: failure_message(&result, &record),
+                message: format!("{err:#}"),
                 record: BuildRecord {
-                    fixes: diagnosis::fixes(&record.causes),
-                    ..record
+                    causes,
+                    fixes,
+                    ..record.clone()
                 },
             }
             .into());
@@ -437,36 +435,28 @@ impl Attempt {
     }
 }
 
-/// "failed to build" with the causes the log names on the first line (the phase message),
-/// then the end of the log.
-fn failure_message(result: &crate::process::StepResult, record: &BuildRecord) -> String {
-    let causes: Vec<String> = record.causes.iter().map(|c| c.to_string()).collect();
-    let fixes: Vec<String> = diagnosis::fixes(&record.causes)
-        .iter()
-        .map(|f| f.to_string())
-        .collect();
-    let mut first = "the extension failed to build against the TSan interpreter".to_string();
+/// "failed to build" with what the log names and the fix, all on the first line of the
+/// error (the phase message).
+fn failure_summary(causes: &[BuildCause], fixes: &[BuildFix]) -> String {
+    let mut summary = "the extension failed to build against the TSan interpreter".to_string();
     if !causes.is_empty() {
-        first.push_str(&format!(": {}", causes.join(" | ")));
+        let quoted: Vec<String> = causes.iter().map(|c| c.to_string()).collect();
+        summary.push_str(&format!(" ({})", quoted.join(" | ")));
     }
     if !fixes.is_empty() {
-        first.push_str(&format!("; fix: {}", fixes.join("; ")));
+        let fixes: Vec<String> = fixes.iter().map(|f| f.to_string()).collect();
+        summary.push_str(&format!("; fix: {}", fixes.join("; ")));
     }
-    format!(
-        "{first}\n`{}` ended with {} (log: {})\n{}",
-        result.label,
-        result.termination.describe(),
-        result.log.display(),
-        result.log_tail(15)
-    )
+    summary
 }
 
 /// Copies the wheel into the build cache, with its record.
-fn store(built: &BuiltWheel, key: &str) -> anyhow::Result<BuiltWheel> {
+fn store(built: &BuiltWheel, key: &str, out_dir: &Path) -> anyhow::Result<BuiltWheel> {
     let dir = cache_dir(key);
     fs::create_dir_all(&dir)?;
     let cached_wheel = dir.join(built.wheel.file_name().unwrap_or_default());
     fs::copy(&built.wheel, &cached_wheel)?;
+    copy_build_logs(out_dir, &dir)?;
     let stored = BuiltWheel {
         wheel: cached_wheel,
         ..built.clone()
@@ -524,10 +514,15 @@ fn telling_causes(causes: &[BuildCause]) -> Vec<&BuildCause> {
     }
 }
 
+/// Version of what a cache entry holds: entries of another version are not reused.
+const CACHE_FORMAT: &str = "wheel, build record and logs";
+
 /// Key of the build cache: same sources, same interpreter, same settings.
 fn cache_key(source: &Source, interpreter: &Interpreter, settings: &[String]) -> String {
     let python = interpreter.python.display().to_string();
+    let format = CACHE_FORMAT.to_string();
     let parts = [
+        &format,
         &source.sha256,
         &python,
         &interpreter.version,
@@ -544,15 +539,32 @@ fn cache_dir(key: &str) -> PathBuf {
 }
 
 /// A cached build of the same sources (its sources need not exist any more: this run has an
-/// identical copy, and reports are pointed there).
-fn cached_build(key: &str) -> Option<BuiltWheel> {
+/// identical copy, and reports are pointed there), with its build logs copied into `out_dir`
+/// for the causes its record quotes.
+fn cached_build(key: &str, out_dir: &Path) -> Option<BuiltWheel> {
     let dir = cache_dir(key);
     let meta: BuiltWheel =
         serde_json::from_str(&fs::read_to_string(dir.join("build.json")).ok()?).ok()?;
-    meta.wheel.is_file().then_some(BuiltWheel {
+    if !meta.wheel.is_file() {
+        return None;
+    }
+    fs::create_dir_all(out_dir).ok()?;
+    copy_build_logs(&dir, out_dir).ok()?;
+    Some(BuiltWheel {
         cached: true,
         ..meta
     })
+}
+
+/// Copies the attempts' logs (`build.log`, `build-retry.log`) that exist.
+fn copy_build_logs(from: &Path, to: &Path) -> std::io::Result<()> {
+    for attempt in [Attempt::First, Attempt::Forced] {
+        let log = format!("{}.log", attempt.name());
+        if from.join(&log).is_file() {
+            fs::copy(from.join(&log), to.join(&log))?;
+        }
+    }
+    Ok(())
 }
 
 /// The distribution name from a wheel file name (`multidict-6.7.1-cp313-cp313t-….whl`).

@@ -48,6 +48,17 @@ impl SetupCode {
         SetupCode { files }
     }
 
+    /// Setup code that is just this `setup.py`.
+    #[cfg(test)]
+    pub fn of_setup_py(text: &str) -> SetupCode {
+        SetupCode {
+            files: vec![SetupFile {
+                path: "setup.py".into(),
+                text: text.into(),
+            }],
+        }
+    }
+
     /// Every line matching `pattern`, file by file (setup.py first), in line order.
     pub fn matches<'a>(&'a self, pattern: &'a Regex) -> impl Iterator<Item = Match<'a>> + 'a {
         self.files.iter().flat_map(move |file| {

@@ -124,15 +124,9 @@ fn compared_value(rest: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::build::setup_code::SetupFile;
 
     fn code(text: &str) -> SetupCode {
-        SetupCode {
-            files: vec![SetupFile {
-                path: "setup.py".into(),
-                text: text.into(),
-            }],
-        }
+        SetupCode::of_setup_py(text)
     }
 
     #[test]

@@ -224,15 +224,9 @@ fn installed_versions(venv: &Path) -> Vec<(String, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::build::setup_code::SetupFile;
 
     fn code(text: &str) -> SetupCode {
-        SetupCode {
-            files: vec![SetupFile {
-                path: "setup.py".into(),
-                text: text.into(),
-            }],
-        }
+        SetupCode::of_setup_py(text)
     }
 
     fn tools(needed: &[NeededTool]) -> Vec<BuildTool> {
