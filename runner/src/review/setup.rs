@@ -323,24 +323,21 @@ async fn installed(
     review.record.target.name = installed.name.clone();
     review.record.target.version = Some(installed.version.clone());
     review.record.instrumentation = env::instrumentation(&installed);
-    review.record.clean_unproven = env::instrumentation_problem(
-        &installed,
-        &review.record.instrumentation,
-    )
-    .map(|problem| {
-        let why = review.record.build.as_ref().and_then(build::explain);
-        match why {
-            Some(why) if installed.extensions.is_empty() => format!(
-                "{} installed no extension module, so there is nothing for TSan to check: {why}",
-                installed.name
-            ),
-            _ => problem,
-        }
+    let problem = env::instrumentation_problem(&installed, &review.record.instrumentation);
+    let why = review.record.build.as_ref().and_then(build::explain);
+    review.record.clean_unproven = problem.map(|problem| match why {
+        Some(why) if installed.extensions.is_empty() => nothing_to_check(&installed.name, &why),
+        _ => problem,
     });
     if let Some(problem) = &review.record.clean_unproven {
         review.events.warn(problem);
     }
     Ok(installed)
+}
+
+/// A wheel without extension modules, with the build's reason.
+fn nothing_to_check(name: &str, why: &str) -> String {
+    format!("{name} installed no extension module, so there is nothing for TSan to check: {why}")
 }
 
 pub(super) fn empty_record(spec: &TargetSpec, interpreter: &Interpreter) -> RunRecord {
