@@ -141,7 +141,10 @@ fn build_notes(out: &mut String, a: &Analysis) {
         );
     }
     if !build.causes.is_empty() {
-        out.push_str("\nThe build log says:\n\n```text\n");
+        if !out.ends_with("## Build\n\n") {
+            out.push('\n');
+        }
+        out.push_str("The build log says:\n\n```text\n");
         for cause in &build.causes {
             let _ = writeln!(out, "{cause}");
         }

@@ -438,16 +438,16 @@ impl Attempt {
 /// "failed to build" with what the log names and the fix, all on the first line of the
 /// error (the phase message).
 fn failure_summary(causes: &[BuildCause], fixes: &[BuildFix]) -> String {
-    let mut summary = "the extension failed to build against the TSan interpreter".to_string();
-    if !causes.is_empty() {
-        let quoted: Vec<String> = causes.iter().map(|c| c.to_string()).collect();
-        summary.push_str(&format!(" ({})", quoted.join(" | ")));
-    }
+    let mut said: Vec<String> = causes.iter().map(|c| c.to_string()).collect();
     if !fixes.is_empty() {
         let fixes: Vec<String> = fixes.iter().map(|f| f.to_string()).collect();
-        summary.push_str(&format!("; fix: {}", fixes.join("; ")));
+        said.push(format!("fix: {}", fixes.join("; ")));
     }
-    summary
+    let summary = "the extension failed to build against the TSan interpreter";
+    match said.is_empty() {
+        true => summary.to_string(),
+        false => format!("{summary} ({})", said.join(" | ")),
+    }
 }
 
 /// Copies the wheel into the build cache, with its record.
@@ -611,6 +611,48 @@ mod tests {
         assert_eq!(cxx_for("clang-19"), "clang++-19");
         assert_eq!(cxx_for("gcc -pthread"), "g++ -pthread");
         assert_eq!(cxx_for("cc"), "c++");
+    }
+
+    fn compile_error() -> BuildCause {
+        BuildCause {
+            kind: BuildCauseKind::CompilerError {
+                location: "m.c:3:5".into(),
+            },
+            log: "build/build.log".into(),
+            line: 40,
+            text: "m.c:3:5: error: no member named 'ob_refcnt'".into(),
+        }
+    }
+
+    #[test]
+    fn a_failed_build_names_its_causes_and_fix_in_one_line() {
+        let causes = [compile_error()];
+        let summary = failure_summary(&causes, &diagnosis::fixes(&causes));
+        assert!(summary.starts_with("the extension failed to build against the TSan interpreter (build/build.log:40: m.c:3:5: error:"), "{summary}");
+        assert!(summary.ends_with("`Py_SET_REFCNT(op, n)`)"), "{summary}");
+        assert!(!summary.contains('\n'));
+    }
+
+    #[test]
+    fn explains_missing_modules_by_what_went_wrong_before_the_skip_message() {
+        let skipped = BuildCause {
+            kind: BuildCauseKind::SkippedExtension,
+            line: 41,
+            text: "warning: falling back to pure Python".into(),
+            ..compile_error()
+        };
+        let mut record = BuildRecord {
+            declared_modules: vec!["_m".into()],
+            causes: vec![compile_error(), skipped.clone()],
+            ..BuildRecord::default()
+        };
+        let why = explain(&record).unwrap();
+        assert!(why.contains("lacks 1 of the 1 extension module(s) the sources declare (_m)"));
+        assert!(why.contains("build/build.log:40:") && !why.contains("build/build.log:41:"));
+        record.causes = vec![skipped];
+        assert!(explain(&record).unwrap().contains("build/build.log:41:"));
+        record.built_modules = vec!["_m".into()];
+        assert_eq!(explain(&record), None);
     }
 
     #[test]
