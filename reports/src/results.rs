@@ -456,6 +456,8 @@ pub struct NoiseEntry {
     pub count: u64,
     /// The innermost interpreter frame of each side.
     pub frames: Vec<String>,
+    /// Why it is not the extension's, in words (from triage's typed reason).
+    pub reason: String,
     pub origins: Vec<Origin>,
 }
 

@@ -11,7 +11,7 @@ use ftreview_reports::results::{Owner, Receiver};
 use ftreview_static::ScanReport;
 use ftreview_toolchain::Interpreter;
 use tokio::sync::{mpsc, Semaphore};
-use tsan_parse::{Classifier, Symbolizer};
+use tsan_parse::{Classifier, Suppressions, Symbolizer};
 
 use super::record::Review;
 use super::schedule::{Budget, FixedShares, Plan};
@@ -300,6 +300,10 @@ fn suppressions(
         Ok((path, dropped)) => {
             if !dropped.is_empty() {
                 review.events.note(&format!("suppressions: dropped {} race:/other entries that would hide extension races (kept race_top: and thread:; see {})", dropped.len(), path.display()));
+            }
+            match Suppressions::read(&path) {
+                Ok(entries) => review.suppress_at_triage(entries),
+                Err(err) => review.events.warn(&format!("suppressions: {err:#}")),
             }
             Some(path)
         }
