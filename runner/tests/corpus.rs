@@ -193,11 +193,12 @@ fn two_shards_run_apart_merge_into_one_table_and_resume() {
         assert_eq!(row["counts"]["crashes"], results.counts.crashes);
         assert_eq!(row["counts"]["hangs"], results.counts.hangs);
         let line = format!(
-            "| {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} ({}) |",
             results.target.name,
             results.target.version.as_deref().unwrap_or(""),
             results.verdict.level.label(),
             results.gil.declared.label(),
+            results.counts.problems,
             results.counts.races
         );
         assert!(table.contains(&line), "no row `{line}` in\n{table}");

@@ -276,16 +276,24 @@ mod tests {
         };
         let unsuppressed = reasons(&args);
         assert!(!unsuppressed.is_empty());
-        assert!(unsuppressed.iter().all(|r| !r.contains("race_top:")), "{unsuppressed:?}");
+        assert!(
+            unsuppressed.iter().all(|r| !r.contains("race_top:")),
+            "{unsuppressed:?}"
+        );
         args.tsan_suppressions = Some(fixture("suppressions/pyext_reuse.txt"));
         let suppressed = reasons(&args);
         assert!(
-            suppressed.iter().any(|r| r.contains("`race_top:list_get_item_ref`")),
+            suppressed
+                .iter()
+                .any(|r| r.contains("`race_top:list_get_item_ref`")),
             "{suppressed:?}"
         );
         args.tsan_suppressions = Some(PathBuf::from("/nonexistent/supp.txt"));
         let error = options(&args).unwrap_err();
-        assert!(format!("{error:#}").contains("/nonexistent/supp.txt"), "{error:#}");
+        assert!(
+            format!("{error:#}").contains("/nonexistent/supp.txt"),
+            "{error:#}"
+        );
     }
 
     #[test]

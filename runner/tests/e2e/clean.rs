@@ -130,13 +130,14 @@ fn single_threaded_bugs_are_reported_apart_and_the_verdict_stays_ready() {
     );
 }
 
-/// A run of the GIL fixture (tests only), optionally against a baseline.
+/// A run of the GIL fixture (its suites only: the parallel one calls the C code from several
+/// threads, so a clean result is proven), optionally against a baseline.
 fn gil_run(python: &Path, dir: &Path, baseline: Option<&Path>) -> Run {
     let target = fixtures().join("gil_ext");
     let mut args = vec![
         target.to_str().unwrap(),
         "--phases",
-        "tests",
+        "tests,parallel",
         "--repro-runs",
         "0",
     ];
