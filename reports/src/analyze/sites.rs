@@ -150,7 +150,7 @@ pub fn frame_location(frame: &tsan_parse::Frame, tree: &SourceTree) -> Option<So
     let in_interpreter = frame.origin == FrameOrigin::Cpython && tree.resolve(printed).is_none();
     Some(SourceLocation {
         file: if in_interpreter {
-            interpreter_relative(printed)
+            tsan_parse::cpython_relative(printed)
         } else {
             tree.display(printed)
         },
@@ -159,28 +159,6 @@ pub fn frame_location(frame: &tsan_parse::Frame, tree: &SourceTree) -> Option<So
         function: frame.function.as_deref().map(str::to_string),
         in_interpreter,
     })
-}
-
-/// A CPython file as its source tree names it (`Python/ceval.c`, `Include/object.h`): the
-/// build directory it was compiled in is gone, and differs between machines. Installed
-/// headers (`include/python3.13t/…`) come from `Include/`.
-fn interpreter_relative(printed: &str) -> String {
-    let parts: Vec<&str> = printed.split('/').collect();
-    if let Some(root) = parts
-        .iter()
-        .rposition(|p| p.starts_with("Python-") || p.starts_with("cpython-"))
-        .filter(|root| root + 1 < parts.len())
-    {
-        return parts[root + 1..].join("/");
-    }
-    if let Some(include) = parts
-        .windows(2)
-        .rposition(|w| w[0] == "include" && w[1].starts_with("python3"))
-        .filter(|include| include + 2 < parts.len())
-    {
-        return format!("Include/{}", parts[include + 2..].join("/"));
-    }
-    parts.last().copied().unwrap_or(printed).to_string()
 }
 
 /// The field or variable raced on: a global's name, else the field at the racing column
@@ -312,27 +290,5 @@ fn race_severity(rc: &RootCause, statics: &[&StaticFinding]) -> Severity {
         | ReportKind::UnlockOfUnlockedMutex => Severity::High,
         ReportKind::ThreadLeak => Severity::Low,
         _ => Severity::Medium,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::interpreter_relative;
-
-    #[test]
-    fn interpreter_files_are_named_from_cpythons_source_root() {
-        for (printed, named) in [
-            (
-                "/root/.cache/x/work/build-1/src/Python-3.13.15/Python/generated_cases.c.h",
-                "Python/generated_cases.c.h",
-            ),
-            (
-                "/opt/py/include/python3.13t/cpython/pyatomic_gcc.h",
-                "Include/cpython/pyatomic_gcc.h",
-            ),
-            ("ceval.c", "ceval.c"),
-        ] {
-            assert_eq!(interpreter_relative(printed), named);
-        }
     }
 }

@@ -53,9 +53,7 @@ pub(crate) fn classify(evidence: ProcessEvidence<'_>) -> Ending {
     let python_stack = faulthandler_dump(evidence.output);
     let deadly = deadly_reports(&evidence);
     // A subprocess the suite or scenario started can die while the process itself goes on.
-    let died_itself = deadly
-        .iter()
-        .any(|(pid, _)| evidence.result.pid == 0 || *pid == Some(evidence.result.pid));
+    let died_itself = deadly.iter().any(|(in_subprocess, _)| !in_subprocess);
     let mut crashes: Vec<CrashRecord> = deadly.into_iter().map(|(_, c)| c).collect();
     let crash = |kind: String, signal: Option<i32>, native: Option<String>| CrashRecord {
         origin: evidence.origin.clone(),
@@ -121,9 +119,9 @@ pub(crate) fn classify(evidence: ProcessEvidence<'_>) -> Ending {
     }
 }
 
-/// Crash records for the deadly signals TSan caught (`ThreadSanitizer:DEADLYSIGNAL`), with
-/// the pid of the process that died; one of a subprocess says so in its kind.
-fn deadly_reports(evidence: &ProcessEvidence<'_>) -> Vec<(Option<u32>, CrashRecord)> {
+/// Crash records for the deadly signals TSan caught (`ThreadSanitizer:DEADLYSIGNAL`), each
+/// with whether a subprocess died rather than the process itself (its kind says so too).
+fn deadly_reports(evidence: &ProcessEvidence<'_>) -> Vec<(bool, CrashRecord)> {
     let (origin, reproducer) = (&evidence.origin, &evidence.reproducer);
     evidence
         .reports
@@ -142,7 +140,7 @@ fn deadly_reports(evidence: &ProcessEvidence<'_>) -> Vec<(Option<u32>, CrashReco
                 .pid
                 .filter(|pid| evidence.result.pid != 0 && *pid != evidence.result.pid);
             Some((
-                r.pid,
+                subprocess.is_some(),
                 CrashRecord {
                     origin: r.origin.clone().unwrap_or_else(|| origin.clone()),
                     kind: match subprocess {

@@ -71,6 +71,16 @@ pub(crate) struct FixedShares {
     pub test_phase: Option<Duration>,
 }
 
+impl FixedShares {
+    /// The share fixed for `phase`, if any.
+    fn of(&self, phase: Phase) -> Option<Duration> {
+        match phase {
+            Phase::Stress => self.stress,
+            _ => self.test_phase,
+        }
+    }
+}
+
 /// Which phases share the time, and how.
 #[derive(Debug, Clone)]
 pub(crate) struct Plan {
@@ -111,10 +121,7 @@ impl Plan {
         } else {
             vec![phases.to_vec()]
         };
-        let fixed_share = |phase: Phase| match phase {
-            Phase::Stress => fixed.stress,
-            _ => fixed.test_phase,
-        };
+        let fixed_share = |phase: Phase| fixed.of(phase);
         let mut shares = Vec::new();
         let mut longest_lane = left;
         for lane in lanes {
@@ -164,11 +171,7 @@ impl Plan {
             .iter()
             .find(|(p, _)| *p == phase)
             .map_or(Duration::ZERO, |(_, s)| *s);
-        let fixed_here = match phase {
-            Phase::Stress => fixed.stress.is_some(),
-            _ => fixed.test_phase.is_some(),
-        };
-        if fixed_here {
+        if fixed.of(phase).is_some() {
             return now + share;
         }
         let last_of_lane = self
