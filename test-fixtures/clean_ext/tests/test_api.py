@@ -11,11 +11,14 @@ import ftfixture_clean as fx
 
 SHARED_VECTOR = fx.Vector()
 SHARED_REGISTRY = fx.Registry()
+SHARED_HASHER = fx.Hasher()
 
 
 def test_bump_counts_calls():
     before = fx.calls()
-    assert fx.bump() >= before + 1
+    for _ in range(2000):
+        last = fx.bump()
+    assert last >= before + 1
     assert fx.calls() >= before + 1
 
 
@@ -96,3 +99,18 @@ def test_shared_registry():
     SHARED_REGISTRY.add(object())
     SHARED_REGISTRY.replace_latest([1, 2, 3])
     assert SHARED_REGISTRY.latest() is not None
+
+
+def test_hasher_digest_depends_on_input():
+    a, b = fx.Hasher(), fx.Hasher()
+    a.update(b"abc")
+    b.update(b"abd")
+    assert a.hexdigest() != b.hexdigest()
+    assert len(a.hexdigest()) == 16
+    with pytest.raises(TypeError):
+        a.update("not bytes")
+
+
+def test_shared_hasher():
+    SHARED_HASHER.update(b"x" * 64)
+    assert len(SHARED_HASHER.hexdigest()) == 16

@@ -425,6 +425,102 @@ static PyType_Spec Registry_spec = {
     .slots = Registry_slots,
 };
 
+/* ---- Hasher: helper-owned heap state -------------------------------- */
+
+/* A vendored-style digest library: its state is a heap block that
+ * digest_new() allocates; the Python object holds only the pointer. */
+typedef struct {
+    unsigned long long acc;
+    Py_ssize_t fed;
+} digest_state;
+
+static digest_state *
+digest_new(void)
+{
+    return calloc(1, sizeof(digest_state));
+}
+
+static void
+digest_feed(digest_state *state, const unsigned char *data, Py_ssize_t len)
+{
+    for (Py_ssize_t i = 0; i < len; i++) {
+        state->acc = (state->acc ^ data[i]) * 1099511628211ULL;  /* PLANTED helper-heap-state: unlocked update */
+    }
+    state->fed += len;  /* PLANTED helper-heap-state: unlocked update */
+}
+
+static unsigned long long
+digest_value(const digest_state *state)
+{
+    return state->acc ^ (unsigned long long)state->fed;
+}
+
+typedef struct {
+    PyObject_HEAD
+    digest_state *state;
+} HasherObject;
+
+static PyObject *
+Hasher_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    HasherObject *self = (HasherObject *)PyType_GenericNew(type, args, kwds);
+    if (self != NULL && (self->state = digest_new()) == NULL) {
+        Py_DECREF(self);
+        return PyErr_NoMemory();
+    }
+    return (PyObject *)self;
+}
+
+static PyObject *
+Hasher_update(HasherObject *self, PyObject *arg)
+{
+    Py_buffer view;
+    if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0) {
+        return NULL;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    digest_feed(self->state, view.buf, view.len);
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&view);
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+Hasher_hexdigest(HasherObject *self, PyObject *Py_UNUSED(ignored))
+{
+    return PyUnicode_FromFormat("%016llx", digest_value(self->state));
+}
+
+static void
+Hasher_dealloc(HasherObject *self)
+{
+    PyTypeObject *type = Py_TYPE(self);
+    free(self->state);
+    type->tp_free((PyObject *)self);
+    Py_DECREF(type);
+}
+
+static PyMethodDef Hasher_methods[] = {
+    {"update", (PyCFunction)Hasher_update, METH_O, "update($self, data, /)\n--\n\nFeed a bytes-like object."},
+    {"hexdigest", (PyCFunction)Hasher_hexdigest, METH_NOARGS, "hexdigest($self, /)\n--\n\nReturn the digest so far."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyType_Slot Hasher_slots[] = {
+    {Py_tp_doc, "Hasher()\n--\n\nA running 64-bit FNV-style digest."},
+    {Py_tp_new, Hasher_new},
+    {Py_tp_dealloc, Hasher_dealloc},
+    {Py_tp_methods, Hasher_methods},
+    {0, NULL},
+};
+
+static PyType_Spec Hasher_spec = {
+    .name = "ftfixture_racy.Hasher",
+    .basicsize = sizeof(HasherObject),
+    .flags = Py_TPFLAGS_DEFAULT,
+    .slots = Hasher_slots,
+};
+
 /* ---- module --------------------------------------------------------- */
 
 static PyMethodDef module_functions[] = {
@@ -459,7 +555,10 @@ module_exec(PyObject *module)
     if (add_type(module, &Vector_spec, &Vector_Type) < 0) {
         return -1;
     }
-    return add_type(module, &Registry_spec, NULL);
+    if (add_type(module, &Registry_spec, NULL) < 0) {
+        return -1;
+    }
+    return add_type(module, &Hasher_spec, NULL);
 }
 
 static PyModuleDef_Slot module_slots[] = {
