@@ -264,6 +264,36 @@ fn owner(stack: &Stack) -> Owner {
     }
 }
 
+/// An interned string is the interpreter's: interning makes it immortal with plain stores, so
+/// the C-API calls that reference-count it (a `Py_DECREF` inside `PyDict_SetItemString`) race
+/// with interning, not with anything the extension could lock. Only the extension's own code
+/// touching the string stays its access.
+fn with_interning_peers(owners: Vec<Owner>, sides: &[&Stack]) -> Vec<Owner> {
+    let interning = owners.iter().any(|owner| {
+        matches!(
+            owner,
+            Owner::Internal(InternalAccess {
+                mechanism: Some(Mechanism::Interning),
+                ..
+            })
+        )
+    });
+    if !interning {
+        return owners;
+    }
+    (owners.into_iter().zip(sides))
+        .map(
+            |(owner, stack)| match (owner, access_frames(stack).last()) {
+                (Owner::ExtensionCall, Some(top)) => Owner::Internal(InternalAccess {
+                    mechanism: Some(Mechanism::Interning),
+                    frame: top.clone(),
+                }),
+                (owner, _) => owner,
+            },
+        )
+        .collect()
+}
+
 /// The first frame of the interpreter part of the stack above the extension (all of it
 /// without one) that is one of `functions`.
 fn passes_through<'s>(stack: &'s Stack, functions: &[&str]) -> Option<&'s Frame> {
@@ -305,7 +335,7 @@ pub(crate) fn internal_reason(
     if !kind.is_race() || !are_accesses {
         return None;
     }
-    let owners: Vec<Owner> = sides.iter().map(|stack| owner(stack)).collect();
+    let owners = with_interning_peers(sides.iter().map(|stack| owner(stack)).collect(), sides);
     if let Some(reason) = suppressed(sides, &owners, suppressions) {
         return Some(reason);
     }
