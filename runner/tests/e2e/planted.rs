@@ -158,6 +158,57 @@ fn the_reliable_counter_race_is_reproduced_by_its_small_reproducer_and_by_repro(
     assert_eq!(code, 1, "a reproduced problem exits 1\n{stderr}");
 }
 
+/// A script racing on the counter; with `hang`, it then waits forever.
+fn counter_race_script(hang: bool) -> String {
+    let tail = if hang {
+        "threading.Event().wait()\n"
+    } else {
+        ""
+    };
+    format!(
+        "import threading\nimport ftfixture_racy\n\
+         barrier = threading.Barrier(4)\n\
+         def bump():\n    barrier.wait()\n    for _ in range(20000):\n        ftfixture_racy.bump()\n\
+         threads = [threading.Thread(target=bump) for _ in range(4)]\n\
+         for t in threads: t.start()\nfor t in threads: t.join()\n{tail}"
+    )
+}
+
+#[test]
+fn a_rerun_killed_as_hung_does_not_count_as_reproduced() {
+    let Some(python) = interpreter() else { return };
+    let run = racy_run(&python);
+    // `repro SCRIPT` finds the run directory above the script.
+    let scripts = tempfile::tempdir_in(&run.dir).unwrap();
+    let rerun = |hang: bool| {
+        let script = scripts.path().join(format!("counter-hang-{hang}.py"));
+        std::fs::write(&script, counter_race_script(hang)).unwrap();
+        let (code, stdout, stderr) = ftreview(&[
+            "repro",
+            script.to_str().unwrap(),
+            "--runs",
+            "1",
+            "--timeout",
+            "30",
+            "--json",
+            "--run-dir",
+            run.dir.to_str().unwrap(),
+        ]);
+        let summary: serde_json::Value =
+            serde_json::from_str(&stdout).unwrap_or_else(|_| panic!("{stderr}"));
+        (code, summary["reproduced"].as_u64().unwrap(), stderr)
+    };
+    let (code, reproduced, stderr) = rerun(false);
+    assert_eq!(
+        (code, reproduced),
+        (1, 1),
+        "the race alone reproduces\n{stderr}"
+    );
+    let (code, reproduced, stderr) = rerun(true);
+    assert_eq!((code, reproduced), (0, 0), "{stderr}");
+    assert!(stderr.contains("hung: killed after 30 s"), "{stderr}");
+}
+
 #[test]
 fn races_found_by_the_suite_are_attributed_to_the_test_that_ran() {
     let Some(python) = interpreter() else { return };
