@@ -324,9 +324,14 @@ impl<'a> Spec<'a> {
             .collect()
     }
 
+    /// Aimed scenarios wait for one pair of operations to interleave (the flagged callable
+    /// against a writer, `a.op(b)` against `b`'s writer), so they loop longer; the process
+    /// start under TSan costs more than the extra iterations.
     fn iterations(&self, cfg: &GenConfig) -> u64 {
         match self.kind {
-            ScenarioKind::Targeted => cfg.iterations * TARGETED_ITERATION_FACTOR,
+            ScenarioKind::Targeted | ScenarioKind::TwoObject => {
+                cfg.iterations * TARGETED_ITERATION_FACTOR
+            }
             _ => cfg.iterations,
         }
     }
