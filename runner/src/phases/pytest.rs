@@ -11,6 +11,7 @@ use serde::Serialize;
 
 use super::Ctx;
 use crate::process::Step;
+use crate::rundir::RunDir;
 
 /// Which tests a phase runs, in which order (read by the plugin).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -127,6 +128,12 @@ impl PytestCommand<'_> {
         if self.skip_benchmarks {
             step = step.env("FTREVIEW_SKIP_BENCHMARKS", "1");
         }
+        if self.phase == Phase::Tests && !self.collect_only {
+            step = step.env(
+                ftreview_stress::RECORD_CALLS_ENV,
+                recorded_calls(&ctx.run_dir).display().to_string(),
+            );
+        }
         if let Some(selection) = self.selection {
             let file = logs.join("selection.json");
             std::fs::write(&file, serde_json::to_string_pretty(selection)?)?;
@@ -150,6 +157,16 @@ impl PytestCommand<'_> {
                 .collect::<BTreeMap<_, _>>(),
         }
     }
+}
+
+/// Where the plain suite's run records the calls its tests make into the extension (the
+/// stress phase reads them).
+pub(crate) fn recorded_calls(run_dir: &RunDir) -> PathBuf {
+    run_dir
+        .root
+        .join("logs")
+        .join(Phase::Tests.name())
+        .join(ftreview_stress::API_CALLS_FILE)
 }
 
 /// The plugin's events file of a phase.

@@ -5,6 +5,7 @@
 //! ends, so the first race is on screen while the phase still runs.
 
 use std::fs;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -16,11 +17,12 @@ use ftreview_reports::model::{
 use ftreview_static::{ScanReport, Severity};
 use ftreview_stress::{
     ApiModel, BindingKind as StressBindingKind, BindingSpec, CrashOutcome, GenConfig, Hints,
-    IntrospectionRequest, OutcomeStatus, ScenarioKind,
+    IntrospectionRequest, MergeSummary, OutcomeStatus, ScenarioKind,
 };
 use tokio::sync::Semaphore;
 
 use super::attribution;
+use super::pytest::recorded_calls;
 use super::termination::{classify, EndKind, ProcessEvidence};
 use super::{send, Collected, Ctx, Evidence, Sink};
 use crate::env::Installed;
@@ -34,6 +36,9 @@ pub(crate) struct StressOptions {
     pub scenario_timeout: Duration,
     pub seed: u64,
     pub threads: usize,
+    /// Feed the calls the plain test suite recorded into generation (`--no-test-calls` turns
+    /// it off).
+    pub test_calls: bool,
 }
 
 /// What the phase works from.
@@ -72,9 +77,9 @@ pub(crate) async fn run_stress(
     let started = Instant::now();
     let share = inputs.deadline.saturating_duration_since(started);
     let Prepared {
-        model,
+        model: introspected,
         config,
-        notes,
+        mut notes,
     } = match prepare(&ctx, &inputs, &options, &sink).await {
         Ok(prepared) => prepared,
         Err(err) => {
@@ -89,8 +94,13 @@ pub(crate) async fn run_stress(
     let mut not_run = 0u64;
     let mut crashed = false;
     let mut reports = 0u64;
+    let mut model = introspected.clone();
+    let mut test_calls = TestCalls::new(options.test_calls.then(|| recorded_calls(&ctx.run_dir)));
     for round in 0.. {
         let round_started = Instant::now();
+        if test_calls.refresh(&introspected, &mut model, round) {
+            save_model(&ctx, &model, &events);
+        }
         let scenarios = scenarios_of(&model, &config, round);
         generated += scenarios.len() as u64;
         let mut set = tokio::task::JoinSet::new();
@@ -138,6 +148,7 @@ pub(crate) async fn run_stress(
             break;
         }
     }
+    notes.push(test_calls.note());
     let mut left_out = Vec::new();
     if not_run > 0 {
         left_out.push(format!(
@@ -155,7 +166,7 @@ pub(crate) async fn run_stress(
         duration_secs: started.elapsed().as_secs_f64(),
         items_run: Some(ran),
         reports,
-        message: (!notes.is_empty()).then(|| notes.join("; ")),
+        message: Some(notes.join("; ")),
         coverage: Some(Coverage {
             ran,
             selected: Some(generated),
@@ -167,6 +178,103 @@ pub(crate) async fn run_stress(
     };
     task.finish(&format!("{ran} scenarios run of {generated} generated"));
     send(&sink, Collected::Phase(record));
+}
+
+/// The calls the plain suite recorded (`api-calls.json`), merged into the introspected model
+/// at the start of each round once the file exists or whenever it changed: the suite usually
+/// runs beside the first rounds, so round 0 works with what there is.
+struct TestCalls {
+    /// `None` with `--no-test-calls`.
+    path: Option<PathBuf>,
+    /// The file's text as last merged.
+    merged: Option<String>,
+    first_round: Option<u64>,
+    summary: MergeSummary,
+    unreadable: Option<String>,
+}
+
+impl TestCalls {
+    fn new(path: Option<PathBuf>) -> Self {
+        TestCalls {
+            path,
+            merged: None,
+            first_round: None,
+            summary: MergeSummary::default(),
+            unreadable: None,
+        }
+    }
+
+    /// Rebuilds `model` from `introspected` and the file when the file is new or changed.
+    fn refresh(&mut self, introspected: &ApiModel, model: &mut ApiModel, round: u64) -> bool {
+        let Some(text) = self.path.as_ref().and_then(|p| fs::read_to_string(p).ok()) else {
+            return false;
+        };
+        if self.merged.as_ref() == Some(&text) {
+            return false;
+        }
+        let calls = match ftreview_stress::parse_api_calls(&text) {
+            Ok(calls) => calls,
+            Err(err) => {
+                self.unreadable = Some(format!("{err:#}"));
+                return false;
+            }
+        };
+        let mut merged = introspected.clone();
+        self.summary = merged.merge_test_calls(&calls);
+        self.merged = Some(text);
+        self.unreadable = None;
+        if self.summary.added() > 0 {
+            self.first_round.get_or_insert(round);
+        }
+        *model = merged;
+        true
+    }
+
+    /// Where the scenarios' arguments came from, for the phase record.
+    fn note(&self) -> String {
+        let catalogue = "arguments from introspection's catalogue";
+        let Some(path) = &self.path else {
+            return format!("{catalogue} only (test calls off: --no-test-calls)");
+        };
+        if let Some(err) = &self.unreadable {
+            return format!(
+                "{catalogue} only: {} could not be read ({err})",
+                path.display()
+            );
+        }
+        let summary = &self.summary;
+        match self.first_round {
+            Some(round) => {
+                let unmatched = match summary.unmatched.len() {
+                    0 => String::new(),
+                    n => format!(", {n} recorded callables not in the model"),
+                };
+                format!(
+                    "{catalogue} and from the test suite's calls (from round {round} on): {} argument sets, {} constructors{unmatched}",
+                    summary.arg_sets, summary.constructors
+                )
+            }
+            None if self.merged.is_some() => format!(
+                "{catalogue} only: the test suite's recorded calls added nothing new"
+            ),
+            None => format!(
+                "{catalogue} only: the test suite recorded no calls in time (it did not run or finish its first tests before the last round, or the interpreter lacks sys.monitoring)"
+            ),
+        }
+    }
+}
+
+/// The model scenarios are generated from, for the reproducers that follow.
+fn save_model(ctx: &Ctx, model: &ApiModel, events: &Events) {
+    let saved = ctx.run_dir.logs(Phase::Stress.name()).and_then(|dir| {
+        Ok(fs::write(
+            dir.join("api-model.json"),
+            serde_json::to_string_pretty(model)?,
+        )?)
+    });
+    if let Err(err) = saved {
+        events.warn(&format!("could not save the merged API model: {err:#}"));
+    }
 }
 
 fn skipped(started: Instant, message: String) -> PhaseRecord {
