@@ -138,6 +138,17 @@ pub enum GilDeclared {
     Unknown,
 }
 
+impl GilDeclared {
+    pub fn label(self) -> &'static str {
+        match self {
+            GilDeclared::NotUsed => "not used",
+            GilDeclared::Used => "used",
+            GilDeclared::Missing => "missing",
+            GilDeclared::Unknown => "unknown",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GilSummary {
     pub declared: GilDeclared,
@@ -445,6 +456,8 @@ pub struct NoiseEntry {
     pub count: u64,
     /// The innermost interpreter frame of each side.
     pub frames: Vec<String>,
+    /// Why it is not the extension's, in words (from triage's typed reason).
+    pub reason: String,
     pub origins: Vec<Origin>,
 }
 

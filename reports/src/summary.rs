@@ -5,7 +5,6 @@ use tabled::{Table, Tabled};
 
 use crate::analyze::analyze;
 use crate::model::RunRecord;
-use crate::results::GilDeclared;
 
 #[derive(Tabled)]
 struct Row {
@@ -32,19 +31,13 @@ pub fn summary_table(runs: &[RunRecord]) -> String {
     let rows = runs.iter().map(|run| {
         let results = analyze(run, None).results;
         let c = &results.counts;
-        let gil = match results.gil.declared {
-            GilDeclared::NotUsed => "not used",
-            GilDeclared::Used => "used",
-            GilDeclared::Missing => "missing",
-            GilDeclared::Unknown => "unknown",
-        };
         Row {
             target: match &run.target.version {
                 Some(version) => format!("{} {version}", run.target.name),
                 None => run.target.name.clone(),
             },
             verdict: results.verdict.level.label().to_string(),
-            gil: gil.to_string(),
+            gil: results.gil.declared.label().to_string(),
             races: c.races,
             crashes: c.crashes,
             hangs: c.hangs,

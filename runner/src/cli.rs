@@ -4,8 +4,8 @@
 use clap::{Parser, Subcommand};
 
 use crate::commands::{
-    build_python::BuildPythonArgs, doctor::DoctorArgs, python::PythonArgs, report::ReportArgs,
-    repro::ReproArgs, run::RunArgs, scan::ScanArgs, triage::TriageArgs,
+    build_python::BuildPythonArgs, corpus::CorpusArgs, doctor::DoctorArgs, python::PythonArgs,
+    report::ReportArgs, repro::ReproArgs, run::RunArgs, scan::ScanArgs, triage::TriageArgs,
 };
 
 #[derive(Debug, Parser)]
@@ -33,4 +33,6 @@ pub enum Command {
     Report(ReportArgs),
     /// Rerun a kept reproducer script K times and say how often it reproduces.
     Repro(ReproArgs),
+    /// Review a list of extensions in shards (CI matrix jobs, pods) and merge the results.
+    Corpus(CorpusArgs),
 }

@@ -8,13 +8,7 @@ use std::process::Command;
 
 use ftreview_static::{scan_paths, GilState, ScanOptions, Severity, SymbolKind};
 
-fn skip_or_fail(why: &str) {
-    assert!(
-        std::env::var("FTREVIEW_REQUIRE_E2E").as_deref() != Ok("1"),
-        "FTREVIEW_REQUIRE_E2E=1 but {why}"
-    );
-    eprintln!("SKIPPED: {why}");
-}
+use ftreview_testkit::{cpython_src, skip as skip_or_fail};
 
 /// The unpacked multidict 6.7.1 sdist, downloaded once into the test target dir.
 fn multidict_sources() -> Option<PathBuf> {
@@ -135,8 +129,7 @@ fn multidict_reports_the_version_counter_the_hash_table_and_its_gil_declaration(
 
 #[test]
 fn cpython_modules_scan_completes_with_a_parse_quality() {
-    let Some(root) = std::env::var_os("FTREVIEW_CPYTHON_SRC").filter(|v| !v.is_empty()) else {
-        eprintln!("SKIPPED: set FTREVIEW_CPYTHON_SRC to an unpacked CPython 3.13 source tree to scan its Modules/");
+    let Some(root) = cpython_src() else {
         return;
     };
     let report = scan_paths(&[Path::new(&root).join("Modules")], &ScanOptions::default()).unwrap();

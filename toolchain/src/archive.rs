@@ -56,13 +56,15 @@ fn is_plain_tar(path: &Path) -> Result<bool> {
     Ok(file.read_exact(&mut header).is_ok() && &header[257..262] == b"ustar")
 }
 
+const CORRUPT_TAR: &str = "corrupt or unreadable tarball (a truncated or damaged download?)";
+
 fn unpack_tar(reader: impl Read, dest: &Path) -> Result<()> {
     let mut tar = tar::Archive::new(reader);
     tar.set_preserve_permissions(true);
     tar.set_preserve_mtime(true);
     tar.set_overwrite(true);
-    for entry in tar.entries()? {
-        let mut entry = entry?;
+    for entry in tar.entries().context(CORRUPT_TAR)? {
+        let mut entry = entry.context(CORRUPT_TAR)?;
         let path = entry.path()?.into_owned();
         check_contained(&path)?;
         if let Some(link) = entry.link_name()? {
@@ -75,7 +77,7 @@ fn unpack_tar(reader: impl Read, dest: &Path) -> Result<()> {
                 format!("refusing link {} -> {}", path.display(), link.display())
             })?;
         }
-        entry.unpack_in(dest)?;
+        entry.unpack_in(dest).context(CORRUPT_TAR)?;
     }
     Ok(())
 }
@@ -117,7 +119,7 @@ fn check_contained(path: &Path) -> Result<()> {
             Component::CurDir => {}
             Component::ParentDir if depth > 0 => depth -= 1,
             Component::ParentDir | Component::RootDir | Component::Prefix(_) => bail!(
-                "refusing entry {}: it would be written outside the destination",
+                "refusing entry {}: it points outside the archive's root",
                 path.display()
             ),
         }
@@ -212,7 +214,7 @@ mod tests {
                 "{:#}",
                 unpack(archive, &dir.path().join("out/deeper")).unwrap_err()
             );
-            assert!(err.contains("outside the destination"), "{err}");
+            assert!(err.contains("outside the archive's root"), "{err}");
             assert!(!dir.path().join("escaped.txt").exists());
             assert!(!dir.path().join("out/escaped.txt").exists());
         }

@@ -79,7 +79,11 @@ pub fn ensure_interpreter(request: &BuildRequest, progress: &Progress) -> Result
         record: obtained.record,
     };
     let started = std::time::Instant::now();
-    let interpreter = build_and_publish(&job, progress)?;
+    let built = build_and_publish(&job, progress);
+    // A build we waited for releases the key's lock a moment before its work directory's;
+    // once ours is over, what it left is surely abandoned.
+    cache::remove_abandoned_work(&layout);
+    let interpreter = built?;
     progress.note(&format!(
         "built and verified CPython {version} ({}) in {}: {}",
         compiler.cc,

@@ -247,15 +247,9 @@ mod tests {
     /// the canary must race and pip must work.
     #[test]
     fn a_real_tsan_interpreter_passes_every_check() {
-        let Some(python) = std::env::var_os("FTREVIEW_PYTHON").filter(|p| !p.is_empty()) else {
-            assert!(
-                std::env::var_os("FTREVIEW_REQUIRE_E2E").is_none(),
-                "FTREVIEW_PYTHON is required"
-            );
-            eprintln!("SKIPPED: FTREVIEW_PYTHON is not set");
+        let Some(python) = ftreview_testkit::tsan_python() else {
             return;
         };
-        let python = PathBuf::from(python);
         let info = interpreter::introspect(&python).unwrap();
         let compiler = find_compiler(Compiler::from_cc(&info.cc)).unwrap();
         let dir = tempfile::tempdir().unwrap();

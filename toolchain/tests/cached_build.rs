@@ -14,16 +14,13 @@ fn cached_interpreter() -> Option<Interpreter> {
         let interp = Interpreter::from_python(Path::new(&python));
         return Some(interp.expect("FTREVIEW_PYTHON must be a free-threaded TSan interpreter"));
     }
-    let found = find_cached(&default_cache_dir(), "", None);
-    if found.is_none() {
-        let why = format!(
+    ftreview_testkit::require(
+        &format!(
             "no TSan interpreter: FTREVIEW_PYTHON unset and none cached in {}",
             default_cache_dir().display()
-        );
-        assert!(std::env::var_os("FTREVIEW_REQUIRE_E2E").is_none(), "{why}");
-        eprintln!("SKIPPED: {why}");
-    }
-    found
+        ),
+        find_cached(&default_cache_dir(), "", None),
+    )
 }
 
 /// The cache root of a cached interpreter: `<root>/pythons/<key>/install`.

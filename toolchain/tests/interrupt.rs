@@ -9,7 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
-use ftreview_toolchain::{ensure_interpreter, Progress, SourceSpec};
+use ftreview_toolchain::{ensure_interpreter, BuildEvent, Progress, SourceSpec};
 
 /// Child mode: this test binary, re-executed by `spawn_build`, runs one build and prints
 /// its outcome.
@@ -22,7 +22,13 @@ fn child_build() {
         return;
     };
     let req = request(&PathBuf::from(cache), SourceSpec::Path(tree.into()), None);
-    match ensure_interpreter(&req, &Progress::hidden()) {
+    // Notes go to stdout, so the parent can wait for what the build says it is doing.
+    let progress = Progress::to(|event| {
+        if let BuildEvent::Note(note) = event {
+            println!("CHILD-NOTE: {note}");
+        }
+    });
+    match ensure_interpreter(&req, &progress) {
         Ok(i) => println!("CHILD-RESULT: built {}", i.python.display()),
         Err(e) => println!("CHILD-RESULT: {e:#}"),
     }
@@ -62,14 +68,22 @@ fn ctrl_c(child: &mut Child) {
     assert_eq!(status.signal(), Some(libc::SIGINT), "{status}");
 }
 
-fn child_result(child: Child) -> String {
-    let out = child.wait_with_output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    // The harness prints `test child_build ... ` on the same line first.
-    let (_, result) = stdout
-        .split_once("CHILD-RESULT: ")
-        .unwrap_or_else(|| panic!("child printed no result: {stdout}"));
-    result.to_string()
+/// The child's stdout lines as they come (a reader thread; the iterator blocks).
+fn stdout_lines(child: &mut Child) -> std::sync::mpsc::IntoIter<String> {
+    use std::io::BufRead;
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx.into_iter()
 }
 
 /// `configure` that, with FTREVIEW_TEST_SLOW set, signals it started and hangs; otherwise
@@ -126,15 +140,28 @@ fn a_concurrent_build_of_the_same_interpreter_waits_for_the_first() {
         ],
     );
     wait_for(&first_marker);
-    let second = spawn_build(&cache, &tree, &[("FTREVIEW_TEST_MARKER", &second_marker)]);
-    // Long enough for the second build to copy the tree and reach the lock.
-    std::thread::sleep(Duration::from_secs(3));
+    let mut second = spawn_build(&cache, &tree, &[("FTREVIEW_TEST_MARKER", &second_marker)]);
+    let mut lines = stdout_lines(&mut second);
+    // The second build says it waits for the lock before it blocks on it.
+    let waiting = lines
+        .by_ref()
+        .find(|line| line.contains("CHILD-NOTE: waiting for another ftreview building"));
+    assert!(
+        waiting.is_some(),
+        "the second build never waited for the lock"
+    );
     assert!(
         !second_marker.exists(),
         "the second build configured while the first held the lock"
     );
     ctrl_c(&mut first);
-    let result = child_result(second);
+    second.wait().unwrap();
+    let rest: Vec<String> = lines.collect();
+    let result = rest
+        .join("\n")
+        .split_once("CHILD-RESULT: ")
+        .map(|(_, r)| r.to_string())
+        .expect("the second build printed no result");
     assert!(second_marker.exists());
     assert!(
         result.contains("configure: error: fast failure"),

@@ -160,16 +160,13 @@ fn is_runtime_function(function: &str, file: &str) -> bool {
                     .any(|name| is_function_named(function, name))))
 }
 
-/// gcc's libtsan sources.
+/// gcc's libtsan sources and compiler-rt's. A `tsan/` directory alone is not enough: user
+/// code may live under one (`/home/me/tsan/ext.c`).
 fn is_runtime_source(file: &str) -> bool {
-    [
-        "/libsanitizer/",
-        "/sanitizer_common/",
-        "/tsan/",
-        "compiler-rt/",
-    ]
-    .iter()
-    .any(|dir| file.contains(dir))
+    ["/libsanitizer/", "/sanitizer_common/", "compiler-rt/"]
+        .iter()
+        .any(|dir| file.contains(dir))
+        || (file.contains("/tsan/") && base_name(file).starts_with("tsan_"))
 }
 
 fn is_interpreter_module(module_name: &str) -> bool {
@@ -183,7 +180,7 @@ fn is_function_named(function: &str, name: &str) -> bool {
         .is_some_and(|rest| rest.is_empty() || rest.starts_with('('))
 }
 
-fn is_cpython_header(file: &str) -> bool {
+pub(crate) fn is_cpython_header(file: &str) -> bool {
     file.contains("/include/python3") || file.contains("/Include/")
 }
 
@@ -309,6 +306,11 @@ mod tests {
         assert_eq!(
             classifier.classify(&frame("worker", "programs/race.c", "race")),
             FrameOrigin::Extension
+        );
+        assert_eq!(
+            classifier.classify(&frame("worker", "/home/me/tsan/programs/race.c", "race")),
+            FrameOrigin::Extension,
+            "a checkout under a directory named tsan"
         );
         assert_eq!(
             classifier.classify(&frame(

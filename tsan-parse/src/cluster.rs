@@ -14,10 +14,12 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::classify::Classifier;
+use crate::internal::{internal_reason, InternalReason};
 use crate::model::{
     AccessKind, Frame, FrameOrigin, Location, Report, ReportKind, Stack, StackRole, MAIN_THREAD,
 };
 use crate::origin::Origin;
+use crate::suppress::Suppressions;
 use crate::triage::{CallPath, OriginCount, RootCause, Side, Triage, TriageStats};
 
 /// What adding a report did.
@@ -25,9 +27,11 @@ use crate::triage::{CallPath, OriginCount, RootCause, Side, Triage, TriageStats}
 pub enum Added {
     /// It joined a root cause seen before.
     Known,
-    /// It is the first report of a root cause with extension code.
+    /// It is the first report of its root cause that is the extension's (the cluster may
+    /// have held interpreter-internal reports before).
     NewRootCause,
-    /// It is the first report of a cluster entirely inside the interpreter.
+    /// It is the first report of a cluster, and not the extension's (see
+    /// [`crate::InternalReason`]).
     NewNoise,
 }
 
@@ -60,6 +64,7 @@ const MAX_COUNTED_PATHS: usize = 4096;
 pub struct Clusterer {
     classifier: Classifier,
     options: ClusterOptions,
+    suppressions: Suppressions,
     clusters: HashMap<String, Cluster>,
     stats: TriageStats,
 }
@@ -67,8 +72,10 @@ pub struct Clusterer {
 #[derive(Debug, Clone)]
 struct Cluster {
     kind: ReportKind,
-    noise: bool,
     count: u64,
+    /// One of its reports is the extension's (later ones are not judged); without one, the
+    /// cluster is interpreter-internal.
+    has_extension_report: bool,
     location_key: Option<String>,
     side_access_kinds: Vec<BTreeSet<AccessKind>>,
     call_paths: BTreeSet<CallPath>,
@@ -77,6 +84,8 @@ struct Cluster {
     unattributed: u64,
     pids: BTreeSet<u32>,
     representative: Report,
+    /// Why the representative is not the extension's (kept while no report is).
+    representative_reason: Option<InternalReason>,
 }
 
 /// The parts of a report that decide its cluster.
@@ -101,9 +110,17 @@ impl Clusterer {
         Clusterer {
             classifier,
             options,
+            suppressions: Suppressions::default(),
             clusters: HashMap::new(),
             stats: TriageStats::default(),
         }
+    }
+
+    /// Applies the `race_top:` entries of the run's suppressions at triage time (see
+    /// [`crate::Stack::effective_top`]): reports they match are kept apart.
+    pub fn with_suppressions(mut self, suppressions: Suppressions) -> Clusterer {
+        self.suppressions = suppressions;
+        self
     }
 
     /// Counters the file layer fills (files, bytes, trailers, unreadable files).
@@ -120,19 +137,26 @@ impl Clusterer {
         self.stats.crashes += u64::from(matches!(report.kind, ReportKind::DeadlySignal(_)));
         let key = cluster_key(&report, self.options.call_path_depth);
         let options = self.options;
-        let mut added = Added::Known;
-        let cluster = self.clusters.entry(key.id.clone()).or_insert_with(|| {
-            let cluster = Cluster::empty(&report, &key);
-            added = if cluster.noise {
-                Added::NewNoise
-            } else {
-                Added::NewRootCause
-            };
-            cluster
-        });
+        let known = self.clusters.get(&key.id);
+        // Once a cluster holds one report of the extension's, the others' reasons are moot.
+        let reason = if known.is_some_and(|c| c.has_extension_report) {
+            None
+        } else {
+            report_reason(&report, &key, &self.suppressions)
+        };
+        let added = match (known, &reason) {
+            (None, Some(_)) => Added::NewNoise,
+            (None, None) => Added::NewRootCause,
+            (Some(cluster), None) if !cluster.has_extension_report => Added::NewRootCause,
+            (Some(_), _) => Added::Known,
+        };
+        let cluster = (self.clusters.entry(key.id.clone()))
+            .or_insert_with(|| Cluster::empty(&report, &key, reason.clone()));
         cluster.record(&report, &key, options);
+        cluster.has_extension_report |= reason.is_none();
         if representative_order(&report) < representative_order(&cluster.representative) {
             cluster.representative = report;
+            cluster.representative_reason = reason;
         }
         added
     }
@@ -164,7 +188,8 @@ impl Clusterer {
             .into_iter()
             .map(|(id, mut cluster)| {
                 classifier.classify_report(&mut cluster.representative);
-                (cluster.noise, cluster.into_root_cause(id))
+                let root_cause = cluster.into_root_cause(id);
+                (root_cause.internal.is_some(), root_cause)
             })
             .partition(|(noise, _)| *noise);
         let order = |a: &(bool, RootCause), b: &(bool, RootCause)| {
@@ -225,11 +250,11 @@ fn representative_order(report: &Report) -> (bool, &std::path::Path, u64) {
 }
 
 impl Cluster {
-    fn empty(report: &Report, key: &Key) -> Cluster {
+    fn empty(report: &Report, key: &Key, reason: Option<InternalReason>) -> Cluster {
         Cluster {
             kind: report.kind.clone(),
-            noise: is_interpreter_noise(report),
             count: 0,
+            has_extension_report: false,
             location_key: key.location_key.clone(),
             side_access_kinds: vec![BTreeSet::new(); key.sides.len()],
             call_paths: BTreeSet::new(),
@@ -238,6 +263,7 @@ impl Cluster {
             unattributed: 0,
             pids: BTreeSet::new(),
             representative: report.clone(),
+            representative_reason: reason,
         }
     }
 
@@ -265,6 +291,7 @@ impl Cluster {
 
     fn merge(&mut self, other: Cluster, options: ClusterOptions) {
         self.count += other.count;
+        self.has_extension_report |= other.has_extension_report;
         for (ours, theirs) in self
             .side_access_kinds
             .iter_mut()
@@ -289,10 +316,14 @@ impl Cluster {
         if representative_order(&other.representative) < representative_order(&self.representative)
         {
             self.representative = other.representative;
+            self.representative_reason = other.representative_reason;
         }
     }
 
     fn into_root_cause(self, id: String) -> RootCause {
+        let internal = (!self.has_extension_report)
+            .then_some(self.representative_reason)
+            .flatten();
         let representative = self.representative;
         let sides = side_stacks(&representative)
             .into_iter()
@@ -323,6 +354,7 @@ impl Cluster {
             unattributed: self.unattributed,
             pids: self.pids.into_iter().collect(),
             representative,
+            internal,
         }
     }
 }
@@ -438,11 +470,12 @@ fn side_key(stack: &Stack) -> String {
     }
 }
 
-/// `function@file-name:line`: stable across machines, builds and load addresses; only an
-/// unsymbolized frame falls back to its module offset.
+/// `function@file-name:line`: stable across machines, builds and load addresses (and
+/// symbolizers: an approximate line is not part of it); only an unsymbolized frame falls back
+/// to its module offset.
 fn frame_key(frame: &Frame) -> String {
     let function = frame.function.as_deref().unwrap_or("??");
-    match (&frame.file, frame.line) {
+    match (&frame.file, frame.printed_line()) {
         (Some(file), line) => format!("{function}@{}:{}", base_name(file), line.unwrap_or(0)),
         (None, _) if frame.function.is_some() => function.to_string(),
         (None, _) => format!(
@@ -570,13 +603,13 @@ fn thread_name(thread: u32) -> String {
     }
 }
 
-/// Every frame of the report's sides outside the runtime and libc is the interpreter's.
-fn is_interpreter_noise(report: &Report) -> bool {
-    let sides = side_stacks(report);
-    let mut frames = sides
-        .iter()
-        .flat_map(|side| &side.stack.frames)
-        .filter(|f| !matches!(f.origin, FrameOrigin::TsanRuntime | FrameOrigin::Libc))
-        .peekable();
-    frames.peek().is_some() && frames.all(|f| f.origin == FrameOrigin::Cpython)
+/// Why `report` is not the extension's, judged on the side stacks of its key.
+fn report_reason(
+    report: &Report,
+    key: &Key,
+    suppressions: &Suppressions,
+) -> Option<InternalReason> {
+    let stacks: Vec<&Stack> = key.sides.iter().map(|side| side.stack).collect();
+    let are_accesses = matches!(sides_of(report), Sides::Accesses);
+    internal_reason(&report.kind, &stacks, are_accesses, suppressions)
 }

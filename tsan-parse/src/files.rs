@@ -13,6 +13,7 @@ use crate::classify::Classifier;
 use crate::cluster::{ClusterOptions, Clusterer};
 use crate::model::{Report, ReportSource};
 use crate::parser::parse_reader;
+use crate::suppress::Suppressions;
 use crate::symbolize::Symbolizer;
 use crate::triage::{RuntimeError, Triage, UnreadableFile};
 
@@ -121,6 +122,9 @@ pub struct TriageOptions {
     /// Resolves `<null>` frames; `None` leaves them as printed.
     pub symbolizer: Option<Symbolizer>,
     pub cluster: ClusterOptions,
+    /// The run's `race_top:` suppressions, applied again at triage (see
+    /// [`Clusterer::with_suppressions`]).
+    pub suppressions: Suppressions,
 }
 
 /// Which test or scenario produced the report read at a source (see [`Report::origin`]).
@@ -136,7 +140,10 @@ pub fn triage_paths(
     origin_of: &OriginFn<'_>,
 ) -> anyhow::Result<Triage> {
     let files = expand_inputs(inputs)?;
-    let new_clusterer = || Clusterer::new(options.classifier.clone(), options.cluster);
+    let new_clusterer = || {
+        Clusterer::new(options.classifier.clone(), options.cluster)
+            .with_suppressions(options.suppressions.clone())
+    };
     let prepare = |report: &mut Report| {
         if let Some(symbolizer) = &options.symbolizer {
             symbolizer.symbolize_report(report);
@@ -188,7 +195,9 @@ fn read_report_at(source: &ReportSource) -> Option<Report> {
     (report.source == *source).then_some(report)
 }
 
-fn record_file(clusterer: &mut Clusterer, summary: FileSummary) {
+/// Counts a read file into the clusterer's stats (its size, trailers, TSan's own failures, and
+/// why reading stopped, if it did).
+pub fn record_file(clusterer: &mut Clusterer, summary: FileSummary) {
     let stats = clusterer.stats_mut();
     stats.files += 1;
     stats.bytes += summary.bytes;

@@ -308,6 +308,11 @@ pub struct Frame {
     /// `None` for `<null>`.
     pub file: Option<Arc<str>>,
     pub line: Option<u32>,
+    /// `line` is not the instruction's own: the compiler put the instruction on line 0, TSan
+    /// printed the file alone, and the [`crate::Symbolizer`] took the line of the line
+    /// table's nearest earlier row of the same file and function.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub line_approximate: bool,
     /// clang's runtime prints a column; gcc's does not.
     pub column: Option<u32>,
     /// Module as printed: a base name by default, a full path with `%m` in the format.
@@ -340,14 +345,20 @@ impl Frame {
         }
     }
 
-    /// `file:line[:col]`, when the file is known.
+    /// `file:line[:col]`, when the file is known; an approximate line says so.
     pub fn source_location(&self) -> Option<String> {
         let file = self.file.as_deref()?;
         Some(match (self.line, self.column) {
+            (Some(line), _) if self.line_approximate => format!("{file}:{line} (approximate line)"),
             (Some(line), Some(column)) => format!("{file}:{line}:{column}"),
             (Some(line), None) => format!("{file}:{line}"),
             _ => file.to_string(),
         })
+    }
+
+    /// The line as TSan printed it: an approximate line is none.
+    pub fn printed_line(&self) -> Option<u32> {
+        self.line.filter(|_| !self.line_approximate)
     }
 }
 

@@ -2,6 +2,11 @@
 //! looked up in the caller's search paths and the offset resolved from its DWARF with the
 //! addr2line crate (inlined calls become separate frames, innermost first, as TSan prints
 //! them); when addr2line cannot read a module, `llvm-symbolizer` is tried.
+//!
+//! Frames whose instruction the compiler put on line 0 come without a line (TSan prints
+//! `function file.c`; addr2line finds line 0): they get the line of the nearest earlier
+//! line-table row of the same file within the same function, marked
+//! [`Frame::line_approximate`].
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -19,6 +24,7 @@ struct ResolvedFrame {
     function: Option<String>,
     file: Option<String>,
     line: Option<u32>,
+    line_approximate: bool,
     column: Option<u32>,
 }
 
@@ -37,6 +43,8 @@ struct State {
     /// Loaded modules by path; `None` when addr2line could not load it.
     modules: HashMap<PathBuf, Option<Module>>,
     frames: HashMap<(PathBuf, u64), Option<Resolution>>,
+    /// Approximate lines of frames printed without one, by module as printed and offset.
+    lines: HashMap<(Arc<str>, u64), Option<u32>>,
 }
 
 impl std::fmt::Debug for Symbolizer {
@@ -76,8 +84,8 @@ impl Symbolizer {
     }
 
     /// Fills every frame of `report` that has a module and offset but no function or file,
-    /// and names `<null>` globals from the module's symbol table. Returns how many frames
-    /// were resolved.
+    /// gives frames printed without a line an approximate one, and names `<null>` globals
+    /// from the module's symbol table. Returns how many frames were resolved or given a line.
     pub fn symbolize_report(&self, report: &mut Report) -> usize {
         if !needs_symbolization(report) {
             return 0;
@@ -94,12 +102,21 @@ impl Symbolizer {
     }
 
     fn symbolize_stack(&self, state: &mut State, stack: &mut Stack) -> usize {
-        if !stack.frames.iter().any(is_unsymbolized) {
+        if !stack.frames.iter().any(needs_work) {
             return 0;
         }
         let mut resolved = 0;
         let mut frames = Vec::with_capacity(stack.frames.len());
-        for frame in std::mem::take(&mut stack.frames) {
+        for mut frame in std::mem::take(&mut stack.frames) {
+            if lacks_line(&frame) {
+                if let Some(line) = self.approximate_line(state, &frame) {
+                    resolved += 1;
+                    frame.line = Some(line);
+                    frame.line_approximate = true;
+                }
+                frames.push(frame);
+                continue;
+            }
             match self.resolve_frame(state, &frame) {
                 Some(resolution) => {
                     resolved += 1;
@@ -130,6 +147,21 @@ impl Symbolizer {
             .or_else(|| resolve_with_llvm(self.llvm_symbolizer.as_deref()?, &module, offset));
         state.frames.insert(key, resolution.clone());
         resolution
+    }
+
+    /// The nearest earlier line of a frame TSan printed with a file but no line.
+    fn approximate_line(&self, state: &mut State, frame: &Frame) -> Option<u32> {
+        let (module_name, offset, file) =
+            (frame.module.clone()?, frame.offset?, frame.file.as_deref()?);
+        let key = (module_name, offset);
+        if let Some(cached) = state.lines.get(&key) {
+            return *cached;
+        }
+        let line = self
+            .find_module(state, &key.0, frame.build_id.as_deref())
+            .and_then(|path| nearest_earlier_line(&module(state, &path)?.loader, offset, file));
+        state.lines.insert(key, line);
+        line
     }
 
     fn name_global(&self, state: &mut State, location: &mut Location) {
@@ -180,11 +212,20 @@ impl Symbolizer {
 fn needs_symbolization(report: &Report) -> bool {
     report
         .all_stacks()
-        .any(|(_, stack)| stack.frames.iter().any(is_unsymbolized))
+        .any(|(_, stack)| stack.frames.iter().any(needs_work))
         || report
             .locations
             .iter()
             .any(|l| matches!(l, Location::Global { .. }) && l.global_name().is_none())
+}
+
+fn needs_work(frame: &Frame) -> bool {
+    is_unsymbolized(frame) || lacks_line(frame)
+}
+
+/// Printed with a file but no line: the compiler put the instruction on line 0.
+fn lacks_line(frame: &Frame) -> bool {
+    frame.file.is_some() && frame.line.is_none() && frame.module.is_some() && frame.offset.is_some()
 }
 
 fn is_unsymbolized(frame: &Frame) -> bool {
@@ -199,6 +240,7 @@ fn resolved_frame(original: &Frame, resolved: &ResolvedFrame) -> Frame {
         function: resolved.function.as_deref().map(Arc::from),
         file: resolved.file.as_deref().map(Arc::from),
         line: resolved.line,
+        line_approximate: resolved.line_approximate,
         column: resolved.column,
         symbolized: true,
         ..original.clone()
@@ -274,8 +316,17 @@ fn resolve_with_addr2line(state: &mut State, path: &Path, offset: u64) -> Option
             function,
             file: location.and_then(|l| l.file).map(str::to_string),
             line: location.and_then(|l| l.line),
+            line_approximate: false,
             column: location.and_then(|l| l.column).filter(|c| *c > 0),
         });
+    }
+    // Only the innermost frame's line comes from the line table (callers' are call sites).
+    if let Some(innermost) = resolution.first_mut().filter(|f| f.line.is_none()) {
+        if let Some(file) = &innermost.file {
+            innermost.line = nearest_earlier_line(loader, offset, file);
+            innermost.line_approximate = innermost.line.is_some();
+            innermost.column = None;
+        }
     }
     if resolution.is_empty() {
         // No DWARF for this address: the symbol table still names the function.
@@ -284,10 +335,31 @@ fn resolve_with_addr2line(state: &mut State, path: &Path, offset: u64) -> Option
             function: Some(function),
             file: None,
             line: None,
+            line_approximate: false,
             column: None,
         });
     }
     Some(resolution)
+}
+
+/// The line of the last line-table row of `file` (compared by base name) at or before
+/// `offset`, from the start of the function symbol that holds `offset`.
+fn nearest_earlier_line(loader: &addr2line::Loader, offset: u64, file: &str) -> Option<u32> {
+    let function_start = loader.find_symbol_info(offset)?.address();
+    let wanted = base_name(file);
+    loader
+        .find_location_range(function_start, offset + 1)
+        .ok()?
+        .filter(|(address, _, location)| {
+            *address <= offset && location.file.is_some_and(|f| base_name(f) == wanted)
+        })
+        .filter_map(|(address, _, location)| Some((address, location.line?)))
+        .max_by_key(|(address, _)| *address)
+        .map(|(_, line)| line)
+}
+
+fn base_name(path: &str) -> &str {
+    path.rsplit('/').next().unwrap_or(path)
 }
 
 /// `llvm-symbolizer --obj=MODULE 0xOFF`: blocks of `function` / `file:line:col` lines.
@@ -330,6 +402,7 @@ fn parse_llvm_frame(function: &str, location: &str) -> ResolvedFrame {
         function: known(function),
         file,
         line,
+        line_approximate: false,
         column,
     }
 }
@@ -358,8 +431,10 @@ mod tests {
 
     #[test]
     fn llvm_symbolizer_resolves_a_real_module() {
-        let Some(llvm) = find_llvm_symbolizer() else {
-            eprintln!("SKIPPED: no llvm-symbolizer on PATH or in /usr/lib/llvm-*/bin");
+        let Some(llvm) = ftreview_testkit::require(
+            "no llvm-symbolizer on PATH or in /usr/lib/llvm-*/bin (.ci/install-system-deps.sh installs llvm-19)",
+            find_llvm_symbolizer(),
+        ) else {
             return;
         };
         let module =

@@ -4,16 +4,18 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use crate::internal::InternalReason;
 use crate::model::{AccessKind, Frame, Report, ReportKind, ReportSource, StackRole};
 use crate::origin::Origin;
 
 /// Everything triage found in a set of logs.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Triage {
-    /// Root causes with at least one extension frame (or no CPython frame at all), most
+    /// Root causes that are the extension's (at least one of their reports is), most
     /// frequent first, ties by id.
     pub root_causes: Vec<RootCause>,
-    /// Root causes whose every non-runtime frame is in the interpreter, kept apart.
+    /// Root causes that are not the extension's, each with [`RootCause::internal`] saying
+    /// why, kept apart in the same order.
     pub interpreter_noise: Vec<RootCause>,
     pub stats: TriageStats,
 }
@@ -81,6 +83,10 @@ pub struct RootCause {
     pub pids: Vec<u32>,
     /// The report with the smallest source (file, offset): same input, same representative.
     pub representative: Report,
+    /// Why it is not the extension's (then it is listed in [`Triage::interpreter_noise`]);
+    /// `None` for the extension's root causes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub internal: Option<InternalReason>,
 }
 
 /// One side of a root cause: what the access or stack was and where extension code did it.

@@ -6,8 +6,9 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use tsan_parse::{
-    parse_str, suppression_entries, triage_paths, Classifier, ClusterOptions, Origin, Phase,
-    RootCause, Symbolizer, Triage, TriageOptions,
+    parse_str, suppression_entries, triage_paths, Classifier, ClusterOptions, Frame,
+    InternalReason, Mechanism, Origin, Phase, RootCause, Suppressions, Symbolizer, Triage,
+    TriageOptions,
 };
 
 fn fixture(path: &str) -> PathBuf {
@@ -76,6 +77,9 @@ fn render_cause(out: &mut String, cause: &RootCause) {
         cause.call_paths.len(),
         cause.distinct_call_paths
     );
+    if let Some(reason) = &cause.internal {
+        let _ = writeln!(out, "    internal: {}", base_names(&reason.to_string()));
+    }
 }
 
 /// `/long/path/to/file.c:3` → `file.c:3` in every word (paths differ per machine).
@@ -124,8 +128,9 @@ fn the_same_bug_gets_the_same_id_from_gcc_and_clang() {
                 .or_default()
                 .push(cause.id.clone());
         }
-        // Without a symbolizer the unsymbolized run keys on module offsets, which differ.
+        // Without a symbolizer the unsymbolized runs key on module offsets, which differ.
         by_program.remove("shared_lib_unsymbolized");
+        by_program.remove("line0_unsymbolized");
         by_program.values_mut().for_each(|ids| ids.sort());
         by_program
     };
@@ -295,4 +300,254 @@ fn representatives_are_complete_reports() {
             .flat_map(|(_, s)| &s.frames)
             .all(|f| f.origin != tsan_parse::FrameOrigin::Unclassified));
     }
+}
+
+/// The reuse extension's logs (see `regenerate_reuse.sh`), its module named as the extension.
+fn reuse_triage(mode: &str, suppressions: Suppressions) -> Triage {
+    let logs: Vec<PathBuf> = (1..=3)
+        .map(|n| fixture(&format!("logs/pyext_reuse/{mode}_{n}.log")))
+        .collect();
+    let options = TriageOptions {
+        classifier: Classifier::new(vec!["reuse.cpython".into()], vec![]),
+        suppressions,
+        ..TriageOptions::default()
+    };
+    triage(&logs, &options)
+}
+
+fn cpython_suppressions() -> Suppressions {
+    Suppressions::read(&fixture("suppressions/pyext_reuse.txt")).unwrap()
+}
+
+/// The mechanisms of each internal root cause's accesses, with the frame that places them.
+fn mechanisms(cause: &RootCause) -> Vec<(Option<Mechanism>, String)> {
+    match &cause.internal {
+        Some(InternalReason::Mechanisms { accesses }) => accesses
+            .iter()
+            .map(|a| {
+                (
+                    a.mechanism,
+                    a.frame.function.as_deref().unwrap().to_string(),
+                )
+            })
+            .collect(),
+        other => panic!("{}: {other:?}", cause.id),
+    }
+}
+
+/// A fresh object's memory cleared by the allocator (called from the extension's `tp_new`)
+/// against another thread's speculative incref of a stale list item: legal by design, so not
+/// the extension's, whether the read came from Python (`lst[i]`) or from the extension's
+/// own `PyList_GetItemRef` call.
+#[test]
+fn allocator_reuse_against_try_incref_is_interpreter_internal() {
+    let triage = reuse_triage("clean", Suppressions::default());
+    assert_eq!(triage.stats.reports, 4);
+    assert!(triage.root_causes.is_empty(), "{}", render(&triage));
+    assert_eq!(triage.interpreter_noise.len(), 3);
+    for cause in &triage.interpreter_noise {
+        let mut found = mechanisms(cause);
+        found.sort();
+        assert_eq!(
+            found,
+            [
+                (Some(Mechanism::Allocator), "_PyType_AllocNoTrack".into()),
+                (Some(Mechanism::TryIncref), "_Py_TryIncrefCompare".into()),
+            ],
+            "{}",
+            cause.id
+        );
+        // Still listed with the extension frame that called the allocator.
+        let called_from: Vec<_> = (cause.sides.iter())
+            .filter_map(|s| s.frame.as_ref()?.function.as_deref())
+            .collect();
+        assert!(called_from.contains(&"cell_new"), "{called_from:?}");
+    }
+    insta::assert_snapshot!("reuse_clean", render(&triage));
+}
+
+/// With CPython's own suppressions, `race_top:list_get_item_ref` matches the read side
+/// once the inlined `Include/` helpers above `list_get_item_ref` are skipped.
+#[test]
+fn cpython_race_top_entries_match_past_inlined_header_helpers() {
+    let triage = reuse_triage("clean", cpython_suppressions());
+    assert!(triage.root_causes.is_empty());
+    assert_eq!(triage.interpreter_noise.len(), 3);
+    for cause in &triage.interpreter_noise {
+        let Some(InternalReason::Suppressed { entry, frame }) = &cause.internal else {
+            panic!("{}: {:?}", cause.id, cause.internal);
+        };
+        assert_eq!(entry, "race_top:list_get_item_ref");
+        assert_eq!(frame.function.as_deref(), Some("list_get_item_ref"));
+        // TSan's own top frame is the innermost inlined atomic helper.
+        let read = cause
+            .representative
+            .accesses
+            .iter()
+            .find(|a| a.kind == tsan_parse::AccessKind::AtomicRead)
+            .unwrap();
+        let printed = read.stack.frames[0].function.as_deref().unwrap();
+        assert!(printed.starts_with("_Py_atomic_load_"), "{printed}");
+        assert_eq!(read.stack.effective_top(), Some(frame));
+    }
+}
+
+/// The planted `store` writes list slots without the list's lock and releases the old item:
+/// its races are the extension's, with or without CPython's `race_top:list_get_item_ref`
+/// (which matches the read side of two of them): its own slot write against CPython's list
+/// reads, its inlined `Py_DECREF` of an item another writer released, and the stale items
+/// its `PyList_GetItemRef` call increfs under the list's lock (the allocator pairs where
+/// one report of the cluster is such an incref). The pure allocator / try-incref pairs stay
+/// apart, with their reason.
+#[test]
+fn the_extensions_own_access_is_never_hidden() {
+    let expected: BTreeMap<String, u64> = [
+        ("cell_new reuse.c:23:26 | reuse_latest reuse.c:41:12", 18),
+        ("cell_new reuse.c:23:26 | reuse_store reuse.c:56:5", 9),
+        (" | reuse_store reuse.c:55:5", 3 + 6),
+        ("reuse_latest reuse.c:41:12 | reuse_store reuse.c:55:5", 5),
+        ("reuse_store reuse.c:54:21 | reuse_store reuse.c:55:5", 3),
+        ("reuse_store reuse.c:55:5 | reuse_store reuse.c:55:5", 3),
+    ]
+    .into_iter()
+    .map(|(sites, count)| (sites.to_string(), count))
+    .collect();
+    for (suppressions, snapshot) in [
+        (Suppressions::default(), "reuse_planted"),
+        (cpython_suppressions(), "reuse_planted_suppressed"),
+    ] {
+        let triage = reuse_triage("planted", suppressions);
+        assert_eq!(triage.stats.reports, 65);
+        assert_eq!(triage.root_causes.len(), 7);
+        let mut sites: BTreeMap<String, u64> = BTreeMap::new();
+        for cause in &triage.root_causes {
+            let frames: Vec<String> = (cause.sides.iter())
+                .map(|s| s.frame.as_ref().map(Frame::describe).unwrap_or_default())
+                .map(|d| base_names(&d))
+                .collect();
+            *sites.entry(frames.join(" | ")).or_default() += cause.count;
+        }
+        assert_eq!(sites, expected, "{snapshot}");
+        assert_eq!(triage.interpreter_noise.len(), 3, "{snapshot}");
+        assert_eq!(
+            triage
+                .interpreter_noise
+                .iter()
+                .map(|c| c.count)
+                .sum::<u64>(),
+            18
+        );
+        insta::assert_snapshot!(snapshot, render(&triage));
+    }
+}
+
+/// A use-after-free is the act of whoever freed: the same real report, re-headed as one,
+/// is the extension's even though its accesses are inside the allocator and a try-incref.
+#[test]
+fn a_use_after_free_is_never_a_mechanism() {
+    let log = std::fs::read_to_string(fixture("logs/pyext_reuse/clean_1.log")).unwrap();
+    let as_free = log.replace(
+        "WARNING: ThreadSanitizer: data race",
+        "WARNING: ThreadSanitizer: heap-use-after-free",
+    );
+    let classifier = Classifier::new(vec!["reuse.cpython".into()], vec![]);
+    for (text, internal) in [(&log, true), (&as_free, false)] {
+        let triage = tsan_parse::cluster(parse_str(text), &classifier, ClusterOptions::default());
+        assert_eq!(triage.interpreter_noise.len(), usize::from(internal));
+        assert_eq!(triage.root_causes.len(), usize::from(!internal));
+    }
+}
+
+/// Some clusters mix reports: allocator pairs whose read is a try-incref (not the
+/// extension's) and ones whose read is an ordinary incref the extension's call made (its
+/// own). One report of the extension's makes the cluster the extension's, in any order; the
+/// clusterer says so when that report arrives.
+#[test]
+fn a_cluster_is_the_extensions_once_one_report_is_in_any_order() {
+    let classifier = Classifier::new(vec!["reuse.cpython".into()], vec![]);
+    let mut reports = Vec::new();
+    for n in 1..=3 {
+        let log = fixture(&format!("logs/pyext_reuse/planted_{n}.log"));
+        tsan_parse::parse_file(&log, &mut |report| reports.push(report));
+    }
+    let alone = |report: &tsan_parse::Report| {
+        let triage = tsan_parse::cluster([report.clone()], &classifier, ClusterOptions::default());
+        let internal = triage.root_causes.is_empty();
+        let cause = triage
+            .root_causes
+            .into_iter()
+            .chain(triage.interpreter_noise)
+            .next();
+        (cause.unwrap().id, internal)
+    };
+    let judged: Vec<(String, bool)> = reports.iter().map(alone).collect();
+    let mixed = |id: &String| {
+        judged.iter().any(|(i, internal)| i == id && *internal)
+            && judged.iter().any(|(i, internal)| i == id && !*internal)
+    };
+    let mut mixed_ids: Vec<&String> = judged
+        .iter()
+        .map(|(id, _)| id)
+        .filter(|id| mixed(id))
+        .collect();
+    mixed_ids.sort();
+    mixed_ids.dedup();
+    assert_eq!(mixed_ids, ["tsan-c34df7d998e94f7d"]);
+    let mixed_id = mixed_ids[0];
+    let of_mixed = |internal: bool| {
+        (reports.iter().zip(&judged))
+            .filter(|(_, (id, i))| id == mixed_id && *i == internal)
+            .map(|(report, _)| report.clone())
+            .collect::<Vec<_>>()
+    };
+    let (internal, extensions) = (of_mixed(true), of_mixed(false));
+    assert_eq!((internal.len(), extensions.len()), (9, 9));
+
+    let mut clusterer = tsan_parse::Clusterer::new(classifier.clone(), ClusterOptions::default());
+    let added: Vec<tsan_parse::Added> = [&internal[0], &extensions[0], &extensions[1]]
+        .into_iter()
+        .map(|report| clusterer.add(report.clone()))
+        .collect();
+    use tsan_parse::Added::{Known, NewNoise, NewRootCause};
+    assert_eq!(added, [NewNoise, NewRootCause, Known]);
+
+    let forward = tsan_parse::cluster(reports.clone(), &classifier, ClusterOptions::default());
+    let backward = tsan_parse::cluster(
+        reports.into_iter().rev(),
+        &classifier,
+        ClusterOptions::default(),
+    );
+    assert!(forward.root_causes.iter().any(|c| &c.id == mixed_id));
+    assert_eq!(
+        serde_json::to_string(&forward).unwrap(),
+        serde_json::to_string(&backward).unwrap()
+    );
+}
+
+/// Two threads reallocating the extension's own buffer (`PyMem_Realloc` in the planted
+/// `vector_push` of test-fixtures/racy_ext; the report is taken verbatim from an ftreview run
+/// of it): both accesses are inside mimalloc, but the block is the extension's, so the race
+/// is too.
+#[test]
+fn reallocating_the_extensions_own_block_is_the_extensions() {
+    let options = TriageOptions {
+        classifier: Classifier::new(vec!["ftfixture_racy".into()], vec![]),
+        ..TriageOptions::default()
+    };
+    let triage = triage(
+        &[fixture("logs/pyext_realloc/racy_vector_push.log")],
+        &options,
+    );
+    assert_eq!(triage.stats.reports, 1);
+    assert!(triage.interpreter_noise.is_empty(), "{}", render(&triage));
+    let cause = &triage.root_causes[0];
+    let tops: Vec<&str> = (cause.sides.iter())
+        .filter_map(|s| s.top_frame.as_ref()?.function.as_deref())
+        .collect();
+    assert_eq!(tops, ["_mi_usable_size", "mi_page_set_has_aligned"]);
+    let frames: Vec<(Option<&str>, Option<u32>)> = (cause.sides.iter())
+        .map(|s| s.frame.as_ref().unwrap())
+        .map(|f| (f.function.as_deref(), f.line))
+        .collect();
+    assert_eq!(frames, [(Some("vector_push"), Some(132)); 2]);
 }

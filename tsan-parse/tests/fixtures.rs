@@ -64,6 +64,8 @@ fn every_fixture_parses_to_the_kind_its_program_makes() {
         ("shared_lib", ReportKind::DataRace, 1),
         ("shared_lib_full_paths", ReportKind::DataRace, 1),
         ("shared_lib_unsymbolized", ReportKind::DataRace, 1),
+        ("line0", ReportKind::DataRace, 1),
+        ("line0_unsymbolized", ReportKind::DataRace, 1),
     ];
     for compiler in COMPILERS {
         for (name, kind, count) in expected {
@@ -324,6 +326,62 @@ fn addr2line_resolves_unsymbolized_frames_like_tsan_did() {
             );
         }
     }
+}
+
+/// The `pick` frame of each access stack of the clang run: TSan printed it with its file
+/// and no line, since clang put the merged call instruction on line 0.
+fn pick_frames(report: &Report) -> Vec<&tsan_parse::Frame> {
+    report
+        .accesses
+        .iter()
+        .map(|a| &a.stack.frames[1])
+        .inspect(|f| assert_eq!(f.function.as_deref(), Some("pick")))
+        .collect()
+}
+
+#[test]
+fn a_frame_on_line_zero_gets_the_nearest_earlier_line_marked_approximate() {
+    let symbolizer = Symbolizer::new(vec![fixture("bin/clang")]).without_llvm_symbolizer();
+    let mut printed = only_report("clang", "line0");
+    for pick in pick_frames(&printed) {
+        assert!(pick.file.as_deref().unwrap().ends_with("shared_line0.c"));
+        assert_eq!((pick.line, pick.offset), (None, Some(0x1161)));
+    }
+    assert_eq!(symbolizer.symbolize_report(&mut printed), 2);
+    // The line table's last row of shared_line0.c before 0x1161 is line 8 (`if (x > 3)`).
+    for pick in pick_frames(&printed) {
+        assert_eq!((pick.line, pick.column), (Some(8), None));
+        assert!(pick.line_approximate && !pick.symbolized);
+        assert!(pick
+            .source_location()
+            .unwrap()
+            .ends_with("shared_line0.c:8 (approximate line)"));
+        assert_eq!(pick.printed_line(), None);
+    }
+    let exact: Vec<&tsan_parse::Frame> = printed
+        .all_stacks()
+        .flat_map(|(_, s)| &s.frames)
+        .filter(|f| f.line.is_some() && f.function.as_deref() != Some("pick"))
+        .collect();
+    assert!(!exact.is_empty() && exact.iter().all(|f| !f.line_approximate));
+
+    // Unsymbolized, addr2line finds line 0 for the same offset and falls back the same way.
+    let mut raw = only_report("clang", "line0_unsymbolized");
+    assert!(symbolizer.symbolize_report(&mut raw) > 0);
+    for pick in pick_frames(&raw) {
+        assert_eq!(pick.line, Some(8));
+        assert!(pick.line_approximate && pick.symbolized);
+    }
+}
+
+#[test]
+fn gcc_gives_the_same_call_its_own_lines() {
+    let symbolizer = Symbolizer::new(vec![fixture("bin/gcc")]).without_llvm_symbolizer();
+    let mut printed = only_report("gcc", "line0");
+    assert_eq!(symbolizer.symbolize_report(&mut printed), 0);
+    let mut lines: Vec<Option<u32>> = pick_frames(&printed).iter().map(|f| f.line).collect();
+    lines.sort();
+    assert_eq!(lines, [Some(9), Some(11)]);
 }
 
 #[test]

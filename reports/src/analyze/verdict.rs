@@ -116,6 +116,10 @@ pub(super) fn noise_entry(rc: &RootCause) -> NoiseEntry {
             .filter_map(|s| s.top_frame.as_ref().or(s.frame.as_ref()))
             .map(|f| f.describe())
             .collect(),
+        reason: (rc.internal.as_ref()).map_or_else(
+            || "no frame is the extension's".to_string(),
+            |r| r.to_string(),
+        ),
         origins: rc.origins.iter().map(|o| o.origin.clone()).collect(),
     }
 }

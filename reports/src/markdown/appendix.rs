@@ -29,6 +29,7 @@ pub(super) fn appendix(out: &mut String, a: &Analysis) {
             "Source tree",
             format!("`{}`", run.target.source_dir.display()),
         ),
+        ("TSan logs", logs_line(&run.triage.stats)),
     ];
     for (name, value) in rows {
         let _ = writeln!(out, "| {name} | {} |", cell(&value));
@@ -59,4 +60,33 @@ pub(super) fn appendix(out: &mut String, a: &Analysis) {
         );
     }
     out.push_str("```\n\n</details>\n");
+}
+
+/// How much was read, and whether TSan itself failed anywhere (then its results are suspect).
+fn logs_line(stats: &tsan_parse::TriageStats) -> String {
+    let mut line = format!(
+        "{} file(s), {:.1} MB, {} report(s) ({} cut short)",
+        stats.files,
+        stats.bytes as f64 / 1e6,
+        stats.reports,
+        stats.partial_reports
+    );
+    if !stats.runtime_errors.is_empty() {
+        let first = &stats.runtime_errors[0];
+        let _ = write!(
+            line,
+            "; **TSan failed {} time(s)**, first in `{}`: `{}`",
+            stats.runtime_errors.len(),
+            first.file.display(),
+            first.error
+        );
+    }
+    if !stats.unreadable.is_empty() {
+        let _ = write!(
+            line,
+            "; {} log(s) could not be read to the end",
+            stats.unreadable.len()
+        );
+    }
+    line
 }

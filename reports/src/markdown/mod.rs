@@ -4,6 +4,7 @@
 //! environment to reproduce the run.
 
 mod appendix;
+mod build;
 mod events;
 mod issue;
 mod plan;
@@ -33,6 +34,7 @@ const CRASH_CONTEXT_FRAMES: usize = 3;
 pub fn render_markdown(analysis: &Analysis) -> String {
     let mut out = String::new();
     summary::summary(&mut out, analysis);
+    build::build_notes(&mut out, analysis);
     problems::problems(&mut out, analysis);
     events::crashes_and_hangs(&mut out, analysis);
     events::single_threaded(&mut out, analysis);

@@ -21,6 +21,9 @@ pub(super) fn code_block(out: &mut String, tree: &SourceTree, frame: &Frame, cap
     match tree.snippet(file, line) {
         Some(snippet) => {
             let _ = writeln!(out, "```c\n{}\n```\n", snippet.render());
+            if frame.line_approximate {
+                out.push_str("*(approximate line: the compiler put this access on line 0; shown is the nearest earlier line of the same function in the debug line table)*\n\n");
+            }
         }
         None => out.push_str("*(this file is not in the kept source tree)*\n\n"),
     }

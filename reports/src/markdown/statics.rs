@@ -82,15 +82,16 @@ pub(super) fn interpreter_noise(out: &mut String, a: &Analysis) {
         out.push_str("None.\n\n");
         return;
     }
-    out.push_str("Every frame of these reports is inside CPython: they are not the extension's to fix (check for a newer interpreter or report them upstream).\n\n");
-    out.push_str("| ID | Kind | Reports | Frames | Seen in |\n|---|---|--:|---|---|\n");
+    out.push_str("No access of these reports is the extension's: each is CPython's own machinery (or a `race_top:` suppression of the run matched it past inlined header helpers). They are not the extension's to fix; check a newer interpreter or report them upstream.\n\n");
+    out.push_str("| ID | Kind | Reports | Why | Frames | Seen in |\n|---|---|--:|---|---|---|\n");
     for n in noise {
         let _ = writeln!(
             out,
-            "| `{}` | {} | {} | {} | {} |",
+            "| `{}` | {} | {} | {} | {} | {} |",
             n.id,
             cell(&n.kind),
             n.count,
+            cell(&n.reason),
             cell(
                 &n.frames
                     .iter()

@@ -17,6 +17,7 @@ pub(super) fn summary(out: &mut String, a: &Analysis) {
         results.verdict.level.label(),
         results.verdict.reasons.join("; ")
     );
+    super::build::missing_modules_banner(out, a);
     let c = &results.counts;
     let rows = [
         ("Extension", extension_line(a)),

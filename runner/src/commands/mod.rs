@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub mod build_python;
+pub mod corpus;
 pub mod doctor;
 pub mod python;
 pub mod report;

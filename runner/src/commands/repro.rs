@@ -11,6 +11,7 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use clap::Args;
 use ftreview_reports::model::{PytestInvocation, RunRecord};
+use ftreview_reports::results::Owner;
 use ftreview_toolchain::Interpreter;
 use tokio::sync::watch;
 use tsan_parse::{Classifier, ClusterOptions};
@@ -23,7 +24,8 @@ use crate::rundir::RunDir;
 
 #[derive(Debug, Args)]
 pub struct ReproArgs {
-    /// A kept scenario script (RUN/logs/stress/NAME/script.py) or a finding id (tsan-…).
+    /// A kept script (RUN/repro/PROBLEM.py, RUN/logs/stress/NAME/script.py), a problem id
+    /// (problem-…: its small reproducer) or a site pair's id (tsan-…).
     #[arg(value_name = "SCRIPT_OR_FINDING")]
     pub what: String,
     /// How many times to run it.
@@ -40,6 +42,33 @@ pub struct ReproArgs {
     pub json: bool,
 }
 
+/// What a rerun must show to count.
+enum Wanted {
+    /// Any race in the extension (a script given by path).
+    AnyRace,
+    /// The same root cause (`tsan-…`).
+    RootCause(String),
+    /// The same problem (`problem-…`): a root cause on the same shared state.
+    Problem { id: String, owner: Owner },
+}
+
+impl Wanted {
+    fn name(&self) -> &str {
+        match self {
+            Wanted::AnyRace => "a race in the extension",
+            Wanted::RootCause(id) | Wanted::Problem { id, .. } => id,
+        }
+    }
+
+    fn shown_by(&self, record: &RunRecord, triage: &tsan_parse::Triage) -> bool {
+        match self {
+            Wanted::AnyRace => !triage.root_causes.is_empty(),
+            Wanted::RootCause(id) => triage.root_causes.iter().any(|c| &c.id == id),
+            Wanted::Problem { owner, .. } => ftreview_reports::reproduces(record, triage, owner),
+        }
+    }
+}
+
 /// What gets rerun.
 enum Subject {
     Script(PathBuf),
@@ -52,7 +81,7 @@ enum Subject {
 }
 
 pub fn run(args: ReproArgs) -> anyhow::Result<Outcome> {
-    let (run_dir, subject, finding) = resolve(&args)?;
+    let (run_dir, subject, wanted) = resolve(&args)?;
     let record = RunRecord::load(&run_dir)?;
     let interpreter = Interpreter::from_python(&record.interpreter.python).with_context(|| {
         format!(
@@ -69,13 +98,13 @@ pub fn run(args: ReproArgs) -> anyhow::Result<Outcome> {
         &record,
         &interpreter,
         &subject,
-        finding.as_deref(),
+        &wanted,
     ))?;
-    let what = finding.as_deref().unwrap_or("a race in the extension");
+    let what = wanted.name();
     if args.json {
         println!(
             "{}",
-            serde_json::json!({ "subject": args.what, "finding": finding, "runs": args.runs, "reproduced": reproduced })
+            serde_json::json!({ "subject": args.what, "finding": what, "runs": args.runs, "reproduced": reproduced })
         );
     }
     eprintln!("{what}: reproduced in {reproduced} of {} runs", args.runs);
@@ -86,7 +115,7 @@ pub fn run(args: ReproArgs) -> anyhow::Result<Outcome> {
     })
 }
 
-fn resolve(args: &ReproArgs) -> anyhow::Result<(PathBuf, Subject, Option<String>)> {
+fn resolve(args: &ReproArgs) -> anyhow::Result<(PathBuf, Subject, Wanted)> {
     let path = Path::new(&args.what);
     if path.is_file() {
         let script = std::fs::canonicalize(path)?;
@@ -100,15 +129,55 @@ fn resolve(args: &ReproArgs) -> anyhow::Result<(PathBuf, Subject, Option<String>
                 )
             })?
             .to_path_buf();
-        return Ok((run_dir, Subject::Script(script), None));
+        return Ok((run_dir, Subject::Script(script), Wanted::AnyRace));
     }
-    if !args.what.starts_with("tsan-") {
-        bail!("{}: neither a file nor a finding id (tsan-…)", args.what);
+    if !args.what.starts_with("tsan-") && !args.what.starts_with("problem-") {
+        bail!(
+            "{}: neither a file nor a finding id (problem-… or tsan-…)",
+            args.what
+        );
     }
     let run_dir = std::fs::canonicalize(&args.run_dir)?;
     let record = RunRecord::load(&run_dir)?;
+    if args.what.starts_with("problem-") {
+        let (subject, owner) = subject_of_problem(&record, &run_dir, &args.what)?;
+        let wanted = Wanted::Problem {
+            id: args.what.clone(),
+            owner,
+        };
+        return Ok((run_dir, subject, wanted));
+    }
     let subject = subject_of_finding(&record, &run_dir, &args.what)?;
-    Ok((run_dir, subject, Some(args.what.clone())))
+    Ok((run_dir, subject, Wanted::RootCause(args.what.clone())))
+}
+
+/// A problem's small reproducer when one reproduced, else the scenario or test that found it.
+fn subject_of_problem(
+    record: &RunRecord,
+    run_dir: &Path,
+    id: &str,
+) -> anyhow::Result<(Subject, Owner)> {
+    let results = ftreview_reports::analyze(record, None).results;
+    let problem = results
+        .findings
+        .iter()
+        .find(|f| f.id == id)
+        .with_context(|| format!("{id} is not a problem of the run in {}", run_dir.display()))?;
+    let owner = problem.owner.clone().context("a problem has an owner")?;
+    if let Some(script) = record
+        .reproductions
+        .get(id)
+        .and_then(|r| r.script.as_ref())
+        .map(|s| run_dir.join(s))
+        .filter(|s| s.is_file())
+    {
+        return Ok((Subject::Script(script), owner));
+    }
+    let site = problem
+        .sites
+        .first()
+        .with_context(|| format!("{id} lists no site pair"))?;
+    Ok((subject_of_finding(record, run_dir, &site.id)?, owner))
 }
 
 /// The scenario (preferred: standalone and fast) or test that produced a finding.
@@ -146,7 +215,7 @@ async fn rerun(
     record: &RunRecord,
     interpreter: &Interpreter,
     subject: &Subject,
-    finding: Option<&str>,
+    wanted: &Wanted,
 ) -> anyhow::Result<usize> {
     let dir = RunDir {
         root: run_dir.to_path_buf(),
@@ -215,10 +284,7 @@ async fn rerun(
         runner.run(&step).await?;
         let triage =
             tsan_parse::cluster(read_reports(&logs), &classifier, ClusterOptions::default());
-        let hit = match finding {
-            Some(id) => triage.root_causes.iter().any(|c| c.id == id),
-            None => !triage.root_causes.is_empty(),
-        };
+        let hit = wanted.shown_by(record, &triage);
         eprintln!(
             "run {}/{}: {}",
             i + 1,

@@ -7,8 +7,8 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Args;
 use tsan_parse::{
-    suppression_entries, triage_paths, Classifier, ClusterOptions, RootCause, Side, Symbolizer,
-    Triage, TriageOptions,
+    suppression_entries, triage_paths, Classifier, ClusterOptions, RootCause, Side, Suppressions,
+    Symbolizer, Triage, TriageOptions,
 };
 
 use crate::exit::Outcome;
@@ -33,15 +33,15 @@ pub struct TriageArgs {
     /// Also write `race_top:` suppression entries for every root cause to FILE.
     #[arg(long, value_name = "FILE")]
     pub suppressions: Option<PathBuf>,
+    /// The suppressions file the logs' run gave TSan (`TSAN_OPTIONS=suppressions=…`): its
+    /// `race_top:` entries are applied again past inlined CPython header helpers, which TSan
+    /// compares them with, and matching reports are kept apart as interpreter-internal.
+    #[arg(long, value_name = "FILE")]
+    pub tsan_suppressions: Option<PathBuf>,
 }
 
 pub fn run(args: TriageArgs) -> anyhow::Result<Outcome> {
-    let options = TriageOptions {
-        classifier: Classifier::new(args.extensions.clone(), Vec::new()),
-        symbolizer: (!args.so_paths.is_empty()).then(|| Symbolizer::new(args.so_paths.clone())),
-        cluster: ClusterOptions::default(),
-    };
-    let triage = triage_paths(&args.inputs, &options, &|_| None)?;
+    let triage = triage_paths(&args.inputs, &options(&args)?, &|_| None)?;
     for unreadable in &triage.stats.unreadable {
         eprintln!(
             "warning: {}: {} (reports read before the failure are kept)",
@@ -204,6 +204,18 @@ fn plural(count: u64) -> &'static str {
     }
 }
 
+fn options(args: &TriageArgs) -> anyhow::Result<TriageOptions> {
+    Ok(TriageOptions {
+        classifier: Classifier::new(args.extensions.clone(), Vec::new()),
+        symbolizer: (!args.so_paths.is_empty()).then(|| Symbolizer::new(args.so_paths.clone())),
+        cluster: ClusterOptions::default(),
+        suppressions: match &args.tsan_suppressions {
+            Some(path) => Suppressions::read(path)?,
+            None => Suppressions::default(),
+        },
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use std::path::Path;
@@ -223,6 +235,7 @@ mod tests {
             so_paths: Vec::new(),
             extensions: Vec::new(),
             suppressions: None,
+            tsan_suppressions: None,
         }
     }
 
@@ -249,6 +262,38 @@ mod tests {
         let log = dir.path().join("tsan.1");
         std::fs::write(&log, "collected 12 items\n12 passed\n").unwrap();
         assert_eq!(run(args(vec![log])).unwrap(), Outcome::Clean);
+    }
+
+    #[test]
+    fn tsan_suppressions_are_applied_again_at_triage() {
+        let mut args = args(vec![fixture("logs/pyext_reuse")]);
+        args.extensions = vec!["reuse.cpython".into()];
+        let reasons = |args: &TriageArgs| {
+            let triage = triage_paths(&args.inputs, &options(args).unwrap(), &|_| None).unwrap();
+            (triage.interpreter_noise.iter())
+                .map(|cause| cause.internal.clone().expect("a reason").to_string())
+                .collect::<Vec<_>>()
+        };
+        let unsuppressed = reasons(&args);
+        assert!(!unsuppressed.is_empty());
+        assert!(
+            unsuppressed.iter().all(|r| !r.contains("race_top:")),
+            "{unsuppressed:?}"
+        );
+        args.tsan_suppressions = Some(fixture("suppressions/pyext_reuse.txt"));
+        let suppressed = reasons(&args);
+        assert!(
+            suppressed
+                .iter()
+                .any(|r| r.contains("`race_top:list_get_item_ref`")),
+            "{suppressed:?}"
+        );
+        args.tsan_suppressions = Some(PathBuf::from("/nonexistent/supp.txt"));
+        let error = options(&args).unwrap_err();
+        assert!(
+            format!("{error:#}").contains("/nonexistent/supp.txt"),
+            "{error:#}"
+        );
     }
 
     #[test]

@@ -204,7 +204,7 @@ fn cache_dir(key: &str) -> PathBuf {
 }
 
 /// Normalized project name of a requirement string (`pytest-cov==6.1.0; …` → `pytest-cov`).
-fn requirement_name(requirement: &str) -> String {
+pub(crate) fn requirement_name(requirement: &str) -> String {
     let end = requirement
         .find(|c: char| !(c.is_ascii_alphanumeric() || "-_.".contains(c)))
         .unwrap_or(requirement.len());

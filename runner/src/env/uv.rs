@@ -69,10 +69,15 @@ impl Uv {
     /// `uv pip install --python VENV ARGS` against the same index pip would use. uv runs the
     /// interpreter only to ask for its tags (reports off); builds of sdists run under it.
     pub fn pip_install(&self, venv: &Venv, index: &Index, label: &str, log: &Path) -> Step {
+        self.pip_install_into(&venv.python, index, label, log)
+    }
+
+    /// `uv pip install --python PYTHON ARGS`, for any interpreter's environment.
+    pub fn pip_install_into(&self, python: &Path, index: &Index, label: &str, log: &Path) -> Step {
         let cwd = log.parent().unwrap_or(Path::new("."));
         let mut step = Step::new(label, &self.path, cwd, log)
             .args(["pip", "install", "--python"])
-            .arg(&venv.python)
+            .arg(python)
             .args(["--index-url", index.base()])
             .envs(&super::quiet_env())
             .env("UV_NO_PROGRESS", "1")

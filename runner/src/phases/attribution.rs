@@ -6,11 +6,10 @@
 
 use std::collections::HashMap;
 use std::fs;
-use std::io::BufReader;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
-use tsan_parse::{Origin, Phase, Report};
+use tsan_parse::{FileSummary, Origin, Phase, Report};
 
 /// One line of the plugin's `tests.jsonl`.
 #[derive(Debug, Clone, Deserialize)]
@@ -99,17 +98,20 @@ fn pid_of_log(path: &Path) -> Option<u32> {
     path.extension()?.to_str()?.parse().ok()
 }
 
-/// Every report of every log in `dir`. Unreadable parts are skipped (the reports crate's
-/// triage records them when it reads the same files).
-pub fn read_reports(dir: &Path) -> Vec<Report> {
+/// Every report of every log in `dir`, with what reading each log found (its size, TSan's
+/// own failures, why reading stopped): the run record keeps those.
+pub fn read_logs(dir: &Path) -> (Vec<Report>, Vec<FileSummary>) {
     let mut reports = Vec::new();
-    for log in tsan_logs(dir) {
-        let Ok(file) = fs::File::open(&log) else {
-            continue;
-        };
-        reports.extend(tsan_parse::parse_reader(BufReader::new(file), &log).filter_map(Result::ok));
-    }
-    reports
+    let summaries = tsan_logs(dir)
+        .iter()
+        .map(|log| tsan_parse::parse_file(log, &mut |report| reports.push(report)))
+        .collect();
+    (reports, summaries)
+}
+
+/// The reports of `dir` alone.
+pub fn read_reports(dir: &Path) -> Vec<Report> {
+    read_logs(dir).0
 }
 
 /// Sets `origin` on each report: the test whose range holds it, or no item for the rest

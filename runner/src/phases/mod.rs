@@ -21,7 +21,7 @@ use ftreview_reports::model::{
 };
 use ftreview_toolchain::Interpreter;
 use tokio::sync::mpsc;
-use tsan_parse::Report;
+use tsan_parse::{FileSummary, Report};
 
 use crate::env::{run_env, Venv};
 use crate::process::Runner;
@@ -94,6 +94,8 @@ pub(crate) enum Collected {
 #[derive(Debug, Default)]
 pub(crate) struct Evidence {
     pub reports: Vec<Report>,
+    /// What reading each log found (kept in the run record's triage stats).
+    pub logs: Vec<FileSummary>,
     pub crashes: Vec<CrashRecord>,
     pub hangs: Vec<HangRecord>,
 }

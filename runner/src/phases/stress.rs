@@ -73,8 +73,12 @@ pub(crate) async fn run_stress(
     sink: Sink,
     events: Events,
 ) {
-    let task = events.start("stress");
     let started = Instant::now();
+    if inputs.deadline <= started {
+        send(&sink, Collected::Phase(skipped(started, "not run: the time budget ran out before this phase's turn (setup took it; raise --budget)".into())));
+        return;
+    }
+    let task = events.start("stress");
     let share = inputs.deadline.saturating_duration_since(started);
     let Prepared {
         model: introspected,
@@ -387,7 +391,7 @@ async fn run_scenario(
     .timeout(timeout);
     let result = ctx.runner.run(&step).await?;
     let origin = Origin::new(Phase::Stress, &scenario.name);
-    let mut reports = attribution::read_reports(&dir);
+    let (mut reports, logs) = attribution::read_logs(&dir);
     attribution::attribute_all(&mut reports, &origin);
     let reproducer = Reproducer {
         command: result.command.clone(),
@@ -453,6 +457,7 @@ async fn run_scenario(
         c_callables,
         evidence: Evidence {
             reports,
+            logs,
             crashes: ending.crashes,
             hangs: ending.hangs,
         },

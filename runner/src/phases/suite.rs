@@ -75,7 +75,7 @@ pub(crate) async fn run_suite(
         result = run_once(ctx, &command, &logs, left).await?;
     }
     let events = read_events(&events_file(&logs));
-    let mut reports = attribution::read_reports(&logs);
+    let (mut reports, log_files) = attribution::read_logs(&logs);
     attribution::attribute_to_tests(&mut reports, &events, options.phase);
     let output = std::fs::read_to_string(&result.log).unwrap_or_default();
     let running = attribution::unfinished_test(&events);
@@ -93,7 +93,7 @@ pub(crate) async fn run_suite(
             script: None,
         },
         died_mid_run: false,
-        progressing: still_progressing(&logs, &result),
+        progressing: still_progressing(&logs, &events),
     });
     let coverage = coverage(&events, share);
     let (status, message) = status_of(&ending.kind, &events, &result, &coverage, &output, &running);
@@ -112,6 +112,7 @@ pub(crate) async fn run_suite(
         sink,
         Collected::Evidence(Evidence {
             reports,
+            logs: log_files,
             crashes: ending.crashes,
             hangs: ending.hangs,
         }),
@@ -149,11 +150,12 @@ fn clear_phase_logs(dir: &Path) {
     let _ = std::fs::remove_file(events_file(dir));
 }
 
-/// Whether a test started or finished shortly before the process was killed.
-fn still_progressing(logs: &Path, result: &StepResult) -> bool {
+/// Whether a test started or finished shortly before the process was killed, or pytest was
+/// still starting (no test begun: collection under TSan is slow, not stuck).
+fn still_progressing(logs: &Path, events: &[TestEvent]) -> bool {
+    let started = events.iter().any(|e| matches!(e, TestEvent::Start { .. }));
     let modified = std::fs::metadata(events_file(logs)).and_then(|m| m.modified());
-    let Ok(modified) = modified else { return false };
-    modified.elapsed().is_ok_and(|age| age < STALL) || result.termination != Termination::TimedOut
+    !started || modified.is_ok_and(|m| m.elapsed().is_ok_and(|age| age < STALL))
 }
 
 /// Tests run, selected and collected, and what was left out.

@@ -70,13 +70,14 @@ pub(crate) fn classify(evidence: ProcessEvidence<'_>) -> Ending {
                 .as_ref()
                 .and_then(|p| std::fs::read_to_string(p).ok())
                 .unwrap_or_default();
+            let deadlocked = hang_kind(&stacks) == HangKind::PossibleDeadlock;
             match stuck_in_signal_handler(&stacks) {
                 Some(fault) if crashes.is_empty() => {
                     crashes.push(crash(fault.kind, fault.signal, Some(fault.stack)));
                     EndKind::Crashed
                 }
                 Some(_) => EndKind::Crashed,
-                None if evidence.progressing => EndKind::OutOfTime,
+                None if evidence.progressing && !deadlocked => EndKind::OutOfTime,
                 None => {
                     hangs.push(HangRecord {
                         origin: evidence.origin.clone(),

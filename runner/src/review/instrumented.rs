@@ -11,7 +11,7 @@ use ftreview_reports::results::{Owner, Receiver};
 use ftreview_static::ScanReport;
 use ftreview_toolchain::Interpreter;
 use tokio::sync::{mpsc, Semaphore};
-use tsan_parse::{Classifier, Symbolizer};
+use tsan_parse::{Classifier, Suppressions, Symbolizer};
 
 use super::record::Review;
 use super::schedule::{Budget, FixedShares, Plan};
@@ -301,6 +301,10 @@ fn suppressions(
             if !dropped.is_empty() {
                 review.events.note(&format!("suppressions: dropped {} race:/other entries that would hide extension races (kept race_top: and thread:; see {})", dropped.len(), path.display()));
             }
+            match Suppressions::read(&path) {
+                Ok(entries) => review.suppress_at_triage(entries),
+                Err(err) => review.events.warn(&format!("suppressions: {err:#}")),
+            }
             Some(path)
         }
         Err(err) => {
@@ -505,6 +509,10 @@ impl SuiteLane<'_> {
                 skip_benchmarks: self.settings.skip_benchmarks,
                 selection: selection.take(),
             };
+            if options.deadline <= Instant::now() {
+                send(self.sink, Collected::Phase(skipped(phase, "not run: the time budget ran out before this phase's turn (setup took it; raise --budget)".into())));
+                continue;
+            }
             let task = self.events.start(phase.name());
             match run_suite(self.ctx, &options, &layout, self.sink).await {
                 Ok(result) => {

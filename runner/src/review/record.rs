@@ -8,7 +8,7 @@ use std::io::Write;
 use std::time::Instant;
 
 use ftreview_reports::model::{CommandRecord, Phase, PhaseRecord, PhaseStatus, RunRecord};
-use tsan_parse::{Added, Classifier, ClusterOptions, Clusterer, FrameOrigin, Report};
+use tsan_parse::{Added, Classifier, ClusterOptions, Clusterer, FrameOrigin, Report, Suppressions};
 
 use crate::events::{Event, Events, FirstSight};
 use crate::phases::{Collected, Evidence, ReportReader};
@@ -43,6 +43,14 @@ impl Review {
     pub fn read_reports_with(&mut self, reader: ReportReader) {
         self.clusterer = Clusterer::new(reader.classifier.clone(), ClusterOptions::default());
         self.reader = Some(reader);
+    }
+
+    /// Applies the `race_top:` entries TSan was given again at triage time, past the inlined
+    /// header helpers TSan compares them with.
+    pub fn suppress_at_triage(&mut self, suppressions: Suppressions) {
+        let unsuppressed = Clusterer::new(Classifier::default(), ClusterOptions::default());
+        let clusterer = std::mem::replace(&mut self.clusterer, unsuppressed);
+        self.clusterer = clusterer.with_suppressions(suppressions);
     }
 
     pub fn reader(&self) -> Option<ReportReader> {
@@ -105,6 +113,9 @@ impl Review {
         }
         for hang in &evidence.hangs {
             self.announce("hang".into(), Vec::new(), hang.origin.to_string());
+        }
+        for log in evidence.logs {
+            tsan_parse::record_file(&mut self.clusterer, log);
         }
         self.record.crashes.extend(evidence.crashes);
         self.record.hangs.extend(evidence.hangs);

@@ -8,6 +8,9 @@
 //! With two or more job slots the stress phase and the suites run side by side (two lanes),
 //! and the stress phase takes every slot the suites leave free; with one slot the phases run
 //! one after the other. `--stress-budget` and `--timeout` fix a phase's share instead.
+//!
+//! A setup that spent the whole budget (a slow build on a loaded machine) still leaves the
+//! stress phase a floor, past the budget: a review that exercised nothing answers nothing.
 
 use std::time::{Duration, Instant};
 
@@ -20,6 +23,9 @@ const REPORT_RESERVE: Duration = Duration::from_secs(30);
 const REPRO_SHARE: f64 = 0.15;
 const REPRO_MIN: Duration = Duration::from_secs(20);
 const REPRO_MAX: Duration = Duration::from_secs(150);
+/// The stress phase's least share, a tenth of the budget within these bounds.
+const STRESS_FLOOR_MIN: Duration = Duration::from_secs(30);
+const STRESS_FLOOR_MAX: Duration = Duration::from_secs(90);
 /// Relative yield of each phase, for sharing out the time.
 const WEIGHTS: [(Phase, u32); 3] = [
     (Phase::Stress, 5),
@@ -49,6 +55,10 @@ impl Budget {
     /// When the instrumented phases must be done, so the reports still fit.
     pub fn phases_end(&self) -> Instant {
         self.started + self.total.saturating_sub(REPORT_RESERVE)
+    }
+
+    fn stress_floor(&self) -> Duration {
+        (self.total / 10).clamp(STRESS_FLOOR_MIN, STRESS_FLOOR_MAX)
     }
 }
 
@@ -85,7 +95,12 @@ impl Plan {
         } else {
             Duration::ZERO
         };
-        let end = repro_end.checked_sub(repro).unwrap_or(now).max(now);
+        let floor = match (phases.contains(&Phase::Stress), fixed.stress) {
+            (true, None) => budget.stress_floor(),
+            _ => Duration::ZERO,
+        };
+        let end = repro_end.checked_sub(repro).unwrap_or(now).max(now + floor);
+        let repro_end = repro_end.max(end + repro);
         let left = end - now;
         let phases: Vec<Phase> = phases
             .iter()
@@ -117,6 +132,11 @@ impl Plan {
                 let share = fixed_share(phase).unwrap_or_else(|| {
                     free.mul_f64(f64::from(weight(phase)) / f64::from(free_weight.max(1)))
                 });
+                let share = if phase == Phase::Stress {
+                    share.max(floor)
+                } else {
+                    share
+                };
                 shares.push((phase, share));
             }
         }
@@ -258,9 +278,23 @@ mod tests {
     }
 
     #[test]
-    fn a_budget_spent_by_setup_leaves_deadlines_of_now() {
+    fn a_budget_spent_by_setup_still_leaves_stress_its_floor_and_the_rest_nothing() {
         let budget = Budget::start(Duration::from_secs(10));
-        let plan = Plan::new(&budget, &ALL, 2, FixedShares::default());
-        assert!(plan.deadline(Phase::Stress, FixedShares::default()) <= Instant::now());
+        let mut phases = ALL.to_vec();
+        phases.push(Phase::Repro);
+        let plan = Plan::new(&budget, &phases, 1, FixedShares::default());
+        assert_eq!(secs(&plan, Phase::Stress), 30);
+        let stress_end = plan.deadline(Phase::Stress, FixedShares::default());
+        assert!(stress_end >= Instant::now() + Duration::from_secs(29));
+        assert!(plan.deadline(Phase::Repro, FixedShares::default()) > plan.end);
+        // Once stress has used the floor, the suites' deadlines have passed.
+        assert!(plan.end <= Instant::now() + Duration::from_secs(30));
+    }
+
+    #[test]
+    fn a_budget_spent_by_setup_without_stress_leaves_deadlines_of_now() {
+        let budget = Budget::start(Duration::from_secs(10));
+        let plan = Plan::new(&budget, &[Phase::Tests], 1, FixedShares::default());
+        assert!(plan.deadline(Phase::Tests, FixedShares::default()) <= Instant::now());
     }
 }

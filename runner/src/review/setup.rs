@@ -15,7 +15,7 @@ use tsan_parse::Triage;
 
 use super::record::Review;
 use super::RunOptions;
-use crate::build::{self, BuildRequest, BuiltWheel, ProjectInfo};
+use crate::build::{self, BuildFailed, BuildRequest, BuiltWheel, ProjectInfo};
 use crate::env::{self, Installed, TestEnv, TestEnvRequest, Uv, Venv};
 use crate::registry::PackageOverrides;
 use crate::target::{self, Index, Source, TargetSpec};
@@ -148,12 +148,25 @@ pub(super) async fn build(
         interpreter,
         source,
         build_backend: &project.info.build_backend,
+        build_requires: &project.info.build_requires,
         extra_settings: by_source.config_settings.as_deref().unwrap_or_default(),
         out_dir: &out_dir,
         rebuild: options.rebuild,
         runner: &runner,
     };
-    let built = stage(review, Phase::Build, build::build_extension(&request)).await?;
+    let mut failed = None;
+    let building = async {
+        build::build_extension(&request).await.inspect_err(|err| {
+            failed = err.downcast_ref::<BuildFailed>().map(|f| f.record.clone());
+        })
+    };
+    let result = stage(review, Phase::Build, building).await;
+    if let Some(record) = failed {
+        review.record.build = Some(record);
+        review.save();
+    }
+    let built = result?;
+    report_build(review, &built);
     if built.cached {
         review.events.note(&format!(
             "build: reused the cached wheel {} (same sources and interpreter)",
@@ -167,6 +180,47 @@ pub(super) async fn build(
         by_source
     };
     Ok((built, overrides))
+}
+
+/// Records what the build found out and says it: the tools supplied, the retry with the
+/// project's switch, and the modules the wheel lacks with the log lines telling why.
+fn report_build(review: &mut Review, built: &BuiltWheel) {
+    let record = &built.record;
+    let mut notes: Vec<String> = (record.supplied_tools.iter())
+        .map(|t| {
+            format!(
+                "supplied {} from PyPI ({} runs it; not on PATH)",
+                t.package, t.used_at
+            )
+        })
+        .collect();
+    if let Some(retry) = &record.retry {
+        let outcome = match (&retry.error, retry.built_modules.as_slice()) {
+            (Some(error), _) => format!("failed: {error}"),
+            (None, []) => "built no extension module".into(),
+            (None, built) => format!("built {}", built.join(", ")),
+        };
+        notes.push(format!(
+            "rebuilt with {}={} ({} reads it to require the C extension): {outcome}",
+            retry.variable, retry.value, retry.read_at
+        ));
+    }
+    for warning in &built.warnings {
+        review.events.warn(&format!("build: {warning}"));
+    }
+    for note in &notes {
+        review.events.note(&format!("build: {note}"));
+    }
+    let explained = build::explain(record);
+    if let Some(why) = &explained {
+        review.events.warn(&format!("build: {why}"));
+    }
+    let message = notes.into_iter().chain(explained).collect::<Vec<_>>();
+    if let Some(phase) = (review.record.phases.iter_mut().rev()).find(|p| p.phase == Phase::Build) {
+        phase.message = (!message.is_empty()).then(|| message.join("; "));
+    }
+    review.record.build = Some(record.clone());
+    review.save();
 }
 
 /// The suite's requirements (unless the registry lists its own) and the registry's extras.
@@ -269,12 +323,21 @@ async fn installed(
     review.record.target.name = installed.name.clone();
     review.record.target.version = Some(installed.version.clone());
     review.record.instrumentation = env::instrumentation(&installed);
-    review.record.clean_unproven =
-        env::instrumentation_problem(&installed, &review.record.instrumentation);
+    let problem = env::instrumentation_problem(&installed, &review.record.instrumentation);
+    let why = review.record.build.as_ref().and_then(build::explain);
+    review.record.clean_unproven = problem.map(|problem| match why {
+        Some(why) if installed.extensions.is_empty() => nothing_to_check(&installed.name, &why),
+        _ => problem,
+    });
     if let Some(problem) = &review.record.clean_unproven {
         review.events.warn(problem);
     }
     Ok(installed)
+}
+
+/// A wheel without extension modules, with the build's reason.
+fn nothing_to_check(name: &str, why: &str) -> String {
+    format!("{name} installed no extension module, so there is nothing for TSan to check: {why}")
 }
 
 pub(super) fn empty_record(spec: &TargetSpec, interpreter: &Interpreter) -> RunRecord {
@@ -334,6 +397,7 @@ pub(super) fn empty_record(spec: &TargetSpec, interpreter: &Interpreter) -> RunR
         test_layout: None,
         reproductions: Default::default(),
         single_threaded: Vec::new(),
+        build: None,
     }
 }
 

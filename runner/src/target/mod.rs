@@ -393,6 +393,92 @@ mod tests {
         assert_ne!(tree_sha256(dir.path()).unwrap(), before);
     }
 
+    /// A zip sdist with one top-level directory, and its SHA-256.
+    fn zip_sdist(path: &Path, root: &str) -> String {
+        use std::io::Write;
+        let mut zip = zip::ZipWriter::new(fs::File::create(path).unwrap());
+        let options = zip::write::SimpleFileOptions::default();
+        for (name, text) in [
+            ("setup.py", "from setuptools import setup\n"),
+            ("m.c", "int x;\n"),
+        ] {
+            zip.start_file(format!("{root}/{name}"), options).unwrap();
+            zip.write_all(text.as_bytes()).unwrap();
+        }
+        zip.finish().unwrap();
+        sha256_file(path).unwrap()
+    }
+
+    /// Serves `files` (URL path → content type and body) on 127.0.0.1; 404 for the rest.
+    fn serve(files: Vec<(String, &'static str, Vec<u8>)>) -> String {
+        use std::io::{BufRead, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        std::thread::spawn(move || {
+            for mut stream in listener.incoming().flatten() {
+                let mut request = String::new();
+                let mut reader = std::io::BufReader::new(stream.try_clone().unwrap());
+                let _ = reader.read_line(&mut request);
+                let path = request.split_whitespace().nth(1).unwrap_or_default();
+                let (status, kind, body) = match files.iter().find(|(p, _, _)| p == path) {
+                    Some((_, kind, body)) => ("200 OK", *kind, body.as_slice()),
+                    None => ("404 Not Found", "text/plain", &b""[..]),
+                };
+                let head = format!("HTTP/1.1 {status}\r\nContent-Type: {kind}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len());
+                let _ = stream.write_all(head.as_bytes());
+                let _ = stream.write_all(body);
+            }
+        });
+        base
+    }
+
+    #[test]
+    fn a_zip_sdist_on_the_index_is_downloaded_checked_and_unpacked() {
+        let dir = tempfile::tempdir().unwrap();
+        let sdist = dir.path().join("zip_only-1.0.zip");
+        let sha256 = zip_sdist(&sdist, "zip_only-1.0");
+        let page = format!(
+            r#"{{"meta": {{"api-version": "1.1"}}, "name": "zip-only", "files": [{{"filename": "zip_only-1.0.zip", "url": "/files/zip_only-1.0.zip", "hashes": {{"sha256": "{sha256}"}}}}]}}"#
+        );
+        let base = serve(vec![
+            (
+                "/simple/zip-only/".into(),
+                "application/vnd.pypi.simple.v1+json",
+                page.into_bytes(),
+            ),
+            (
+                "/files/zip_only-1.0.zip".into(),
+                "application/zip",
+                fs::read(&sdist).unwrap(),
+            ),
+        ]);
+        let spec = TargetSpec::parse("zip-only").unwrap();
+        let index = Index::new(&format!("{base}/simple/"));
+        let source = fetch(&spec, &index, &dir.path().join("fetch")).unwrap();
+        assert_eq!(source.root, dir.path().join("fetch/src/zip_only-1.0"));
+        assert!(source.root.join("setup.py").is_file());
+        assert_eq!(source.version.as_deref(), Some("1.0"));
+        assert_eq!(source.sha256, sha256);
+    }
+
+    #[test]
+    fn a_local_zip_sdist_is_a_target_like_a_tarball() {
+        let dir = tempfile::tempdir().unwrap();
+        let sdist = dir.path().join("pkg-1.0.zip");
+        let sha256 = zip_sdist(&sdist, "pkg-1.0");
+        let spec = TargetSpec::parse(sdist.to_str().unwrap()).unwrap();
+        assert!(matches!(spec, TargetSpec::Archive { .. }), "{spec:?}");
+        assert_eq!(spec.slug(), "pkg-1.0");
+        let source = fetch(
+            &spec,
+            &Index::new("http://127.0.0.1:9/"),
+            &dir.path().join("f"),
+        )
+        .unwrap();
+        assert!(source.root.join("m.c").is_file());
+        assert_eq!(source.sha256, sha256);
+    }
+
     #[test]
     fn copies_a_directory_without_build_products() {
         let dir = tempfile::tempdir().unwrap();

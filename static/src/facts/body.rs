@@ -245,7 +245,9 @@ impl<'a, 'f> BodyWalker<'a, 'f> {
         match stripped.kind() {
             "field_expression" => {
                 if let Some(access) = self.access_path(stripped) {
-                    self.facts.aliases.push((local.to_string(), access));
+                    self.facts
+                        .aliases
+                        .push((local.to_string(), access, self.guard.clone()));
                 }
             }
             "call_expression" => {
@@ -553,20 +555,28 @@ impl<'a, 'f> BodyWalker<'a, 'f> {
         } else {
             arg
         };
-        let access = match arg.kind() {
-            "field_expression" => self.access_path(arg),
+        let (access, taken_under) = match arg.kind() {
+            "field_expression" => (self.access_path(arg), None),
             "identifier" => {
                 let name = self.text(arg);
-                self.facts
+                let alias = self
+                    .facts
                     .aliases
                     .iter()
                     .rev()
-                    .find(|(local, _)| local == name)
-                    .map(|(_, a)| a.clone())
+                    .find(|(local, ..)| local == name);
+                (
+                    alias.map(|(_, a, _)| a.clone()),
+                    alias.map(|(.., guard)| guard.clone()),
+                )
             }
-            _ => None,
+            _ => (None, None),
         };
         if let Some(target) = access {
+            // `old = self->x; self->x = new;` under a lock, then `Py_DECREF(old)` after it: the
+            // old value was unlinked under the lock, and no other thread can reach it any more.
+            let held = taken_under.filter(|g| !g.sections.is_empty() || !g.mutexes.is_empty());
+            let current = held.map(|guard| std::mem::replace(&mut self.guard, guard));
             self.push(
                 EventKind::Access {
                     kind: AccessKind::Release,
@@ -574,6 +584,9 @@ impl<'a, 'f> BodyWalker<'a, 'f> {
                 },
                 arg,
             );
+            if let Some(current) = current {
+                self.guard = current;
+            }
             if writes_first_arg(callee) {
                 self.push(
                     EventKind::Access {

@@ -108,8 +108,9 @@ pub(crate) struct FunctionFacts {
     pub params: Vec<Param>,
     pub events: Vec<Event>,
     pub guards: Vec<Guard>,
-    /// Locals assigned from a field: local → field access (for "old = self->buf; ... free(old)").
-    pub aliases: Vec<(String, Access)>,
+    /// Locals assigned from a field: local → field access (for "old = self->buf; ... free(old)"),
+    /// with the protection in force when the field was read.
+    pub aliases: Vec<(String, Access, Guard)>,
     /// Locals holding an object this function just created (not yet shared).
     pub fresh: Vec<String>,
     /// Every value given to a local, in order (which pointer a local copies).

@@ -15,31 +15,12 @@ use ftreview_stress::{
 };
 use serde::Deserialize;
 
-pub fn fixtures_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../test-fixtures")
-}
+pub use ftreview_testkit::fixtures_dir;
 
 /// The TSan interpreter from `FTREVIEW_PYTHON`; `None` (after saying why) when the test must
 /// skip; panics when `FTREVIEW_REQUIRE_E2E=1` demands it.
-pub fn tsan_python(test: &str) -> Option<PathBuf> {
-    match std::env::var_os("FTREVIEW_PYTHON") {
-        Some(path) if Path::new(&path).is_file() => Some(PathBuf::from(path)),
-        other => {
-            let why = match other {
-                Some(path) => format!(
-                    "FTREVIEW_PYTHON={} is not a file",
-                    Path::new(&path).display()
-                ),
-                None => "FTREVIEW_PYTHON is not set".to_string(),
-            };
-            assert!(
-                std::env::var("FTREVIEW_REQUIRE_E2E").as_deref() != Ok("1"),
-                "{test}: {why}, and FTREVIEW_REQUIRE_E2E=1 requires the end-to-end test"
-            );
-            eprintln!("SKIPPED {test}: {why} (set it to a TSan free-threaded python, e.g. /work/dev-python/3.13-clang/bin/python3.13t)");
-            None
-        }
-    }
+pub fn tsan_python(_test: &str) -> Option<PathBuf> {
+    ftreview_testkit::tsan_python()
 }
 
 /// A venv of `python` with the named fixture packages installed (reports off while building).

@@ -17,6 +17,9 @@ pub const RUN_SCHEMA_VERSION: u32 = 2;
 /// File name of the run model inside a run directory.
 pub const RUN_FILE: &str = "run.json";
 
+mod build;
+
+pub use build::{BuildCause, BuildCauseKind, BuildFix, BuildRecord, BuildRetry, SuppliedTool};
 pub use ftreview_static::ScanReport;
 pub use tsan_parse::{Origin, Phase, Triage};
 
@@ -64,6 +67,9 @@ pub struct RunRecord {
     /// Each problem's reproducer and how often it reproduced when rerun, by problem id.
     #[serde(default)]
     pub reproductions: BTreeMap<String, crate::results::ReproducerRef>,
+    /// What the build stage found out beyond pass or fail; `None` before it ran.
+    #[serde(default)]
+    pub build: Option<BuildRecord>,
 }
 
 /// The run's time budget and each instrumented phase's share of it.
