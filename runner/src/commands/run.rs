@@ -69,8 +69,8 @@ pub struct RunArgs {
     /// Threads per stress scenario.
     #[arg(long, default_value_t = 4, value_name = "N")]
     pub stress_threads: usize,
-    /// Generate stress scenarios from introspection's catalogue of arguments only, without
-    /// the calls the test suite was seen making (modes, options, argument types).
+    /// Do not record the calls the test suite makes into the extension (modes, options,
+    /// argument types); stress scenarios take introspection's catalogue of arguments only.
     #[arg(long)]
     pub no_test_calls: bool,
     /// Instrumented phases to run.

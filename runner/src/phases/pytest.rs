@@ -37,6 +37,8 @@ pub(crate) struct PytestCommand<'a> {
     pub deadline: Option<SystemTime>,
     pub test_timeout: Option<Duration>,
     pub skip_benchmarks: bool,
+    /// Record the calls into the extension to [`recorded_calls`].
+    pub record_calls: bool,
     /// Written next to the phase's logs for the plugin.
     pub selection: Option<&'a Selection>,
 }
@@ -128,7 +130,7 @@ impl PytestCommand<'_> {
         if self.skip_benchmarks {
             step = step.env("FTREVIEW_SKIP_BENCHMARKS", "1");
         }
-        if self.phase == Phase::Tests && !self.collect_only {
+        if self.record_calls {
             step = step.env(
                 ftreview_stress::RECORD_CALLS_ENV,
                 recorded_calls(&ctx.run_dir).display().to_string(),
