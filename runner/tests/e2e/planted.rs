@@ -2,7 +2,7 @@
 //! in results.json and the plan, with its fix, a reproducer that reproduced, and the test
 //! that found it; `run` and `report` take one exit decision.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::path::Path;
 
 use ftreview_reports::model::Phase;
@@ -12,37 +12,6 @@ use crate::support::*;
 
 fn racy_run(python: &Path) -> Run {
     shared_run("racy_ext", python, &["--budget", "7m"])
-}
-
-/// Whether a problem lists a site in `function` at one of `lines`.
-fn has_site(problem: &Finding, function: &str, lines: &[u32]) -> bool {
-    problem.sites.iter().flat_map(|s| &s.locations).any(|l| {
-        l.function.as_deref() == Some(function) && l.line.is_some_and(|n| lines.contains(&n))
-    })
-}
-
-/// For each planted race, the problems that hold its sites.
-fn problems_of_planted(
-    problems: &[&Finding],
-    expected: &Expected,
-) -> BTreeMap<String, Vec<String>> {
-    expected
-        .races
-        .iter()
-        .map(|race| {
-            let ids = problems
-                .iter()
-                .filter(|p| has_site(p, &race.function, &race.lines))
-                .filter(|p| {
-                    race.peer
-                        .as_ref()
-                        .is_none_or(|peer| has_site(p, &peer.function, &peer.lines))
-                })
-                .map(|p| p.id.clone())
-                .collect();
-            (race.id.clone(), ids)
-        })
-        .collect()
 }
 
 #[test]

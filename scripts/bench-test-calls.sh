@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# Benchmark: what recording the test suite's calls buys the stress phase, and what it costs
+# the test phase, on the racy fixture.
+#   recall    planted races found by the plain suite + stress (`--phases tests,stress`, no
+#             pytest-run-parallel, so every race is the stress phase's) with the recorded
+#             calls and with --no-test-calls, per seed; overall and for the races that need
+#             the suite's arguments (`needs_test_calls` in expected.yaml)
+#   overhead  the plain test phase's duration (run.json) with recording and without, side by
+#             side, REPEAT times each; prints the ratio (target: <= 1.10)
+#
+# Usage: scripts/bench-test-calls.sh [SEED...]      (default seeds: 0 1 2)
+#   FTREVIEW_PYTHON  the TSan free-threaded interpreter (required)
+#   FTREVIEW         the ftreview binary (default: target/debug/ftreview, built if missing)
+#   BUDGET           --budget of each recall run (default: 5m)
+#   REPEAT           test-phase runs each way for the overhead (default: 3)
+# Each run builds the fixture once (cached after the first) and takes its budget; run it on a
+# quiet machine, the figures are only as steady as the machine.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+: "${FTREVIEW_PYTHON:?set FTREVIEW_PYTHON to the TSan free-threaded interpreter}"
+export FTREVIEW_PYTHON
+ftreview=${FTREVIEW:-target/debug/ftreview}
+[[ -x $ftreview ]] || cargo build -p ftreview
+budget=${BUDGET:-5m}
+repeat=${REPEAT:-3}
+seeds=("$@")
+[[ ${#seeds[@]} -gt 0 ]] || seeds=(0 1 2)
+fixture=test-fixtures/racy_ext
+work=$(mktemp -d "${TMPDIR:-/tmp}/bench-test-calls.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+echo "scratch: $work"
+
+run() { # DIR ARGS...: ftreview run on the fixture into DIR (exit 1 means findings)
+  local dir=$1
+  shift
+  "$ftreview" run "$fixture" -o "$dir" --json --quiet "$@" >"$dir.out" 2>"$dir.err" || [[ $? -eq 1 ]] ||
+    { tail -5 "$dir.err"; echo "ftreview run $* failed" >&2; exit 2; }
+}
+
+# found DIR: "<planted found>/<planted> <needing found>/<needing> <ids found>" of a run.
+found() {
+  python3 - "$fixture/expected.yaml" "$1/results.json" <<'EOF'
+import json, sys, yaml
+expected = yaml.safe_load(open(sys.argv[1]))["races"]
+findings = [f for f in json.load(open(sys.argv[2]))["findings"] if f["category"] == "race"]
+
+def has_site(finding, function, lines):
+    return any(l.get("function") == function and l.get("line") in lines
+               for s in finding["sites"] for l in s["locations"])
+
+def found(race):
+    peer = race.get("peer")
+    return any(has_site(f, race["function"], race["lines"])
+               and (peer is None or has_site(f, peer["function"], peer["lines"]))
+               for f in findings)
+
+hits = [r for r in expected if found(r)]
+needing = [r for r in expected if r.get("needs_test_calls")]
+print(f"{len(hits)}/{len(expected)} {sum(found(r) for r in needing)}/{len(needing)} "
+      + ",".join(r["id"] for r in hits))
+EOF
+}
+
+# phase_secs DIR PHASE: a phase's duration in run.json.
+phase_secs() {
+  jq -r --arg p "$2" '.phases[] | select(.phase == $p) | .duration_secs' "$1/run.json"
+}
+
+echo
+echo "recall (--phases tests,stress --budget $budget)"
+printf '%-6s %-16s %-16s %-22s %-22s\n' seed "all: recorded" "all: catalogue" "need-args: recorded" "need-args: catalogue"
+for seed in "${seeds[@]}"; do
+  run "$work/rec-$seed" --phases tests,stress --budget "$budget" --seed "$seed"
+  run "$work/cat-$seed" --phases tests,stress --budget "$budget" --seed "$seed" --no-test-calls
+  read -r rec_all rec_need rec_ids <<<"$(found "$work/rec-$seed")"
+  read -r cat_all cat_need cat_ids <<<"$(found "$work/cat-$seed")"
+  printf '%-6s %-16s %-16s %-22s %-22s\n' "$seed" "$rec_all" "$cat_all" "$rec_need" "$cat_need"
+  echo "       recorded:  $rec_ids"
+  echo "       catalogue: $cat_ids"
+done
+
+echo
+echo "test-phase overhead (--phases tests, $repeat runs each way, alternating)"
+with=()
+without=()
+for i in $(seq "$repeat"); do
+  run "$work/on-$i" --phases tests
+  run "$work/off-$i" --phases tests --no-test-calls
+  with+=("$(phase_secs "$work/on-$i" tests)")
+  without+=("$(phase_secs "$work/off-$i" tests)")
+  [[ -s $work/on-$i/logs/tests/api-calls.json ]] || { echo "run $i recorded nothing" >&2; exit 2; }
+done
+python3 - "${with[*]}" "${without[*]}" <<'EOF'
+import statistics, sys
+on, off = ([float(x) for x in arg.split()] for arg in sys.argv[1:])
+print("with recording:    " + " ".join(f"{x:.1f}s" for x in on) + f"  (median {statistics.median(on):.1f}s)")
+print("without recording: " + " ".join(f"{x:.1f}s" for x in off) + f"  (median {statistics.median(off):.1f}s)")
+print(f"ratio with/without (medians): {statistics.median(on) / statistics.median(off):.3f}  (target <= 1.10)")
+EOF
