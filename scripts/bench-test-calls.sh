@@ -5,14 +5,13 @@
 #             pytest-run-parallel, so every race is the stress phase's) with the recorded
 #             calls and with --no-test-calls, per seed; overall and for the races that need
 #             the suite's arguments (`needs_test_calls` in expected.yaml)
-#   overhead  the plain test phase's duration (run.json) with recording and without, side by
-#             side, REPEAT times each; prints the ratio (target: <= 1.10)
+#   overhead  the plain suite in those runs with recording and without: the test phase's wall
+#             time (run.json) and pytest's own session time; prints ratios (target: <= 1.10)
 #
 # Usage: scripts/bench-test-calls.sh [SEED...]      (default seeds: 0 1 2)
 #   FTREVIEW_PYTHON  the TSan free-threaded interpreter (required)
 #   FTREVIEW         the ftreview binary (default: target/debug/ftreview, built if missing)
-#   BUDGET           --budget of each recall run (default: 5m)
-#   REPEAT           test-phase runs each way for the overhead (default: 3)
+#   BUDGET           --budget of each run (default: 7m)
 # Each run builds the fixture once (cached after the first) and takes its budget; run it on a
 # quiet machine, the figures are only as steady as the machine.
 set -euo pipefail
@@ -22,8 +21,7 @@ cd "$(dirname "$0")/.."
 export FTREVIEW_PYTHON
 ftreview=${FTREVIEW:-target/debug/ftreview}
 [[ -x $ftreview ]] || cargo build -p ftreview
-budget=${BUDGET:-5m}
-repeat=${REPEAT:-3}
+budget=${BUDGET:-7m}
 seeds=("$@")
 [[ ${#seeds[@]} -gt 0 ]] || seeds=(0 1 2)
 fixture=test-fixtures/racy_ext
@@ -62,11 +60,6 @@ print(f"{len(hits)}/{len(expected)} {sum(found(r) for r in needing)}/{len(needin
 EOF
 }
 
-# phase_secs DIR PHASE: a phase's duration in run.json.
-phase_secs() {
-  jq -r --arg p "$2" '.phases[] | select(.phase == $p) | .duration_secs' "$1/run.json"
-}
-
 echo
 echo "recall (--phases tests,stress --budget $budget)"
 printf '%-6s %-16s %-16s %-22s %-22s\n' seed "all: recorded" "all: catalogue" "need-args: recorded" "need-args: catalogue"
@@ -81,20 +74,23 @@ for seed in "${seeds[@]}"; do
 done
 
 echo
-echo "test-phase overhead (--phases tests, $repeat runs each way, alternating)"
-with=()
-without=()
-for i in $(seq "$repeat"); do
-  run "$work/on-$i" --phases tests
-  run "$work/off-$i" --phases tests --no-test-calls
-  with+=("$(phase_secs "$work/on-$i" tests)")
-  without+=("$(phase_secs "$work/off-$i" tests)")
-  [[ -s $work/on-$i/logs/tests/api-calls.json ]] || { echo "run $i recorded nothing" >&2; exit 2; }
-done
-python3 - "${with[*]}" "${without[*]}" <<'EOF'
-import statistics, sys
-on, off = ([float(x) for x in arg.split()] for arg in sys.argv[1:])
-print("with recording:    " + " ".join(f"{x:.1f}s" for x in on) + f"  (median {statistics.median(on):.1f}s)")
-print("without recording: " + " ".join(f"{x:.1f}s" for x in off) + f"  (median {statistics.median(off):.1f}s)")
-print(f"ratio with/without (medians): {statistics.median(on) / statistics.median(off):.3f}  (target <= 1.10)")
+echo "test-phase overhead: the plain suite in the runs above, recording vs --no-test-calls"
+python3 - "$work" "${seeds[@]}" <<'EOF'
+import json, re, statistics, sys
+work, seeds = sys.argv[1], sys.argv[2:]
+
+def tests_phase(run):
+    """(the phase's wall time, pytest's own session time) of a run's plain suite."""
+    record = json.load(open(f"{work}/{run}/run.json"))
+    phase = next(p for p in record["phases"] if p["phase"] == "tests")
+    output = open(f"{work}/{run}/logs/tests/output.log").read()
+    session = re.findall(r" in ([0-9.]+)s", output)
+    return phase["duration_secs"], float(session[-1]) if session else float("nan")
+
+for label, column in (("phase wall time", 0), ("pytest session", 1)):
+    on = [tests_phase(f"rec-{s}")[column] for s in seeds]
+    off = [tests_phase(f"cat-{s}")[column] for s in seeds]
+    print(f"{label:16} with recording: " + " ".join(f"{x:.1f}s" for x in on)
+          + "; without: " + " ".join(f"{x:.1f}s" for x in off)
+          + f"; ratio of medians {statistics.median(on) / statistics.median(off):.3f} (target <= 1.10)")
 EOF

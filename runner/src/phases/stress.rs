@@ -4,6 +4,7 @@
 //! JSON to `$FTREVIEW_OUTCOME`; what each process left behind goes to the review as soon as it
 //! ends, so the first race is on screen while the phase still runs.
 
+use std::collections::{HashSet, VecDeque};
 use std::fs;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -93,65 +94,61 @@ pub(crate) async fn run_stress(
             return;
         }
     };
-    let mut ran = 0u64;
-    let mut generated = 0u64;
-    let mut not_run = 0u64;
-    let mut crashed = false;
-    let mut reports = 0u64;
+    let mut tally = Tally::default();
     let mut model = introspected.clone();
     let mut test_calls = TestCalls::new(options.test_calls.then(|| recorded_calls(&ctx.run_dir)));
     for round in 0.. {
         let round_started = Instant::now();
-        if test_calls.refresh(&introspected, &mut model, round) {
-            save_model(&ctx, &model, &events);
-        }
-        let scenarios = scenarios_of(&model, &config, round);
-        generated += scenarios.len() as u64;
+        let mut queue = VecDeque::new();
+        // This round's scenarios that started, by name and script: a model that changed
+        // mid-round replaces the queue with its scenarios, less those (see `requeue`).
+        let mut started = HashSet::new();
         let mut set = tokio::task::JoinSet::new();
-        for scenario in scenarios {
-            let (ctx, permits, options) = (ctx.clone(), permits.clone(), options.clone());
-            let deadline = inputs.deadline;
+        loop {
+            let refreshed = test_calls.refresh(&introspected, &mut model, round);
+            if refreshed {
+                save_model(&ctx, &model, &events);
+            }
+            if refreshed || (queue.is_empty() && started.is_empty()) {
+                queue = requeue(scenarios_of(&model, &config, round), &queue, &started);
+            }
+            let Some(scenario) = queue.pop_front() else {
+                break;
+            };
+            let Ok(permit) = permits.clone().acquire_owned().await else {
+                break;
+            };
+            if Instant::now() >= inputs.deadline || ctx.runner.cancelled() {
+                tally.not_run += 1 + queue.len() as u64;
+                break;
+            }
+            started.insert((scenario.name.clone(), scenario.script.clone()));
+            let (ctx, options, deadline) = (ctx.clone(), options.clone(), inputs.deadline);
             set.spawn(async move {
-                let _permit = permits.acquire_owned().await;
-                if Instant::now() >= deadline || ctx.runner.cancelled() {
-                    return None;
-                }
-                Some(run_scenario(&ctx, &scenario, &options, deadline).await)
+                let _permit = permit;
+                run_scenario(&ctx, &scenario, &options, deadline).await
             });
-        }
-        while let Some(joined) = set.join_next().await {
-            match joined {
-                Ok(Some(Ok(run))) => {
-                    ran += 1;
-                    crashed |= run.ended != EndKind::Finished;
-                    reports += run.evidence.reports.len() as u64;
-                    send(&sink, Collected::Evidence(run.evidence));
-                    send(
-                        &sink,
-                        Collected::SingleThreaded(single_threaded_anomalies(
-                            &run.record,
-                            &run.kinds,
-                        )),
-                    );
-                    send(
-                        &sink,
-                        Collected::Exercised {
-                            callables: run.callables,
-                            c_callables: run.c_callables,
-                        },
-                    );
-                    send(&sink, Collected::Scenario(run.record));
-                }
-                Ok(Some(Err(err))) => events.warn(&format!("a scenario could not run: {err:#}")),
-                Ok(None) => not_run += 1,
-                Err(err) => events.warn(&format!("a scenario task panicked: {err}")),
+            while let Some(joined) = set.try_join_next() {
+                tally.absorb(joined, &sink, &events);
             }
         }
+        while let Some(joined) = set.join_next().await {
+            tally.absorb(joined, &sink, &events);
+        }
+        tally.generated += started.len() as u64;
         let left = inputs.deadline.saturating_duration_since(Instant::now());
         if left < round_started.elapsed() || ctx.runner.cancelled() {
             break;
         }
     }
+    let Tally {
+        ran,
+        generated,
+        not_run,
+        crashed,
+        reports,
+    } = tally;
+    let generated = generated + not_run;
     notes.push(test_calls.note());
     let mut left_out = Vec::new();
     if not_run > 0 {
@@ -184,9 +181,69 @@ pub(crate) async fn run_stress(
     send(&sink, Collected::Phase(record));
 }
 
+/// The scenarios of a round still to run once its model changed: those the change added or
+/// altered first (they carry what the suite's calls taught), then those already queued, in
+/// budget order; none that started.
+fn requeue(
+    fresh: Vec<ScenarioSpec>,
+    queued: &VecDeque<ScenarioSpec>,
+    started: &HashSet<(String, String)>,
+) -> VecDeque<ScenarioSpec> {
+    let key = |s: &ScenarioSpec| (s.name.clone(), s.script.clone());
+    let queued: HashSet<_> = queued.iter().map(key).collect();
+    let (known, new): (Vec<_>, Vec<_>) = fresh
+        .into_iter()
+        .filter(|s| !started.contains(&key(s)))
+        .partition(|s| queued.contains(&key(s)));
+    new.into_iter().chain(known).collect()
+}
+
+/// What the phase's scenarios came to.
+#[derive(Debug, Default)]
+struct Tally {
+    ran: u64,
+    generated: u64,
+    not_run: u64,
+    crashed: bool,
+    reports: u64,
+}
+
+impl Tally {
+    /// Takes in a finished scenario and sends on what it left behind.
+    fn absorb(
+        &mut self,
+        joined: Result<anyhow::Result<ScenarioRun>, tokio::task::JoinError>,
+        sink: &Sink,
+        events: &Events,
+    ) {
+        let run = match joined {
+            Ok(Ok(run)) => run,
+            Ok(Err(err)) => return events.warn(&format!("a scenario could not run: {err:#}")),
+            Err(err) => return events.warn(&format!("a scenario task panicked: {err}")),
+        };
+        self.ran += 1;
+        self.crashed |= run.ended != EndKind::Finished;
+        self.reports += run.evidence.reports.len() as u64;
+        send(sink, Collected::Evidence(run.evidence));
+        send(
+            sink,
+            Collected::SingleThreaded(single_threaded_anomalies(&run.record, &run.kinds)),
+        );
+        send(
+            sink,
+            Collected::Exercised {
+                callables: run.callables,
+                c_callables: run.c_callables,
+            },
+        );
+        send(sink, Collected::Scenario(run.record));
+    }
+}
+
 /// The calls the plain suite recorded (`api-calls.json`), merged into the introspected model
-/// at the start of each round once the file exists or whenever it changed: the suite usually
-/// runs beside the first rounds, so round 0 works with what there is.
+/// before a scenario starts once the file exists or whenever it changed: the suite usually
+/// runs beside the first round, whose scenarios that have not started yet are then
+/// generated again from the merged model.
 struct TestCalls {
     /// `None` with `--no-test-calls`.
     path: Option<PathBuf>,

@@ -14,7 +14,7 @@ use crate::support::*;
 /// The plain suite (which records) and the stress phase only: no pytest-run-parallel, so
 /// every race found is the stress phase's.
 fn stress_run(python: &Path, test_calls: bool) -> Run {
-    let mut args = vec!["--phases", "tests,stress", "--budget", "4m"];
+    let mut args = vec!["--phases", "tests,stress", "--budget", "7m"];
     if !test_calls {
         args.push("--no-test-calls");
     }
