@@ -136,7 +136,7 @@ pub fn generate(model: &ApiModel, cfg: &GenConfig) -> Vec<Scenario> {
             specs.push(spec);
         }
     }
-    specs.extend(mixed_argument_scenarios(model, &vars, cfg));
+    specs.extend(mixed_argument_scenarios(model, &vars));
     specs.extend(targeted_scenarios(model, &vars, &cfg.targets));
     specs.extend(
         cfg.hints
@@ -199,19 +199,15 @@ fn function_ops(vars: &Vars, function: &Callable) -> Vec<Op> {
 }
 
 /// A scenario per callable that the tests called with arguments of their own and that has
-/// several argument sets, and per type the tests built with a constructor of their own: thread
-/// `t` takes the `t`-th of them (a window moved by the seed when there are more than threads).
-fn mixed_argument_scenarios<'a>(
-    model: &'a ApiModel,
-    vars: &'a Vars<'a>,
-    cfg: &GenConfig,
-) -> Vec<Spec<'a>> {
+/// several argument sets, and per type the tests built with a constructor of their own (see
+/// `mixed`).
+fn mixed_argument_scenarios<'a>(model: &'a ApiModel, vars: &'a Vars<'a>) -> Vec<Spec<'a>> {
     let mut specs = Vec::new();
     for function in model.modules.iter().flat_map(|m| &m.functions) {
         let calls = recorded_first(&function.arg_sets, |set| {
             ops::call_function(vars, function, set)
         });
-        if let Some(spec) = mixed(vars, &function.qualname, calls, cfg) {
+        if let Some(spec) = mixed(vars, &function.qualname, calls) {
             specs.push(spec);
         }
     }
@@ -220,14 +216,14 @@ fn mixed_argument_scenarios<'a>(
             let calls = recorded_first(&method.call.arg_sets, |set| {
                 ops::method_op(vars, ty, method, set, "S", None)
             });
-            if let Some(spec) = mixed(vars, &method.call.qualname, calls, cfg) {
+            if let Some(spec) = mixed(vars, &method.call.qualname, calls) {
                 specs.push(spec.with_subjects(ty, &["S"]));
             }
         }
         let builds: Vec<Vec<Op>> = (0..vars.variant_count(&ty.qualname))
             .filter_map(|choice| variant_ops(vars, ty, choice))
             .collect();
-        if let Some(spec) = mixed(vars, &ty.qualname, (builds.len() > 1, builds), cfg) {
+        if let Some(spec) = mixed(vars, &ty.qualname, (builds.len() > 1, builds)) {
             specs.push(spec);
         }
     }
@@ -266,26 +262,19 @@ fn variant_ops(vars: &Vars, ty: &TypeApi, choice: usize) -> Option<Vec<Op>> {
 }
 
 /// The mixed-arguments scenario of `subject` when the tests contributed and there are two
-/// argument sets (constructors) at least.
+/// argument sets (constructors) at least: every thread calls it with a set picked at random
+/// on each call, so different sets run side by side (modes, options) and so does one set in
+/// two threads (a path only one argument type or option takes).
 fn mixed<'a>(
     vars: &'a Vars<'a>,
     subject: &str,
-    (from_tests, mut per_set): (bool, Vec<Vec<Op>>),
-    cfg: &GenConfig,
+    (from_tests, per_set): (bool, Vec<Vec<Op>>),
 ) -> Option<Spec<'a>> {
     if !from_tests || per_set.len() < 2 {
         return None;
     }
-    let threads = cfg.threads.max(2);
-    if per_set.len() > threads {
-        let shift = (cfg.seed % per_set.len() as u64) as usize;
-        per_set.rotate_left(shift);
-        per_set.truncate(threads);
-    }
     let mut spec = Spec::new(ScenarioKind::MixedArguments, subject, vars);
-    for (index, ops) in per_set.into_iter().enumerate() {
-        spec.role(format!("arguments-{index}"), ops);
-    }
+    spec.role("arguments", per_set.into_iter().flatten().collect());
     Some(spec)
 }
 

@@ -4,7 +4,7 @@
 //! JSON to `$FTREVIEW_OUTCOME`; what each process left behind goes to the review as soon as it
 //! ends, so the first race is on screen while the phase still runs.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::fs;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -100,9 +100,9 @@ pub(crate) async fn run_stress(
     for round in 0.. {
         let round_started = Instant::now();
         let mut queue = VecDeque::new();
-        // This round's scenarios that started, by name and script: a model that changed
+        // This round's scenarios that started, script to name: a model that changed
         // mid-round replaces the queue with its scenarios, less those (see `requeue`).
-        let mut started = HashSet::new();
+        let mut started = HashMap::new();
         let mut set = tokio::task::JoinSet::new();
         loop {
             let refreshed = test_calls.refresh(&introspected, &mut model, round);
@@ -122,7 +122,7 @@ pub(crate) async fn run_stress(
                 tally.not_run += 1 + queue.len() as u64;
                 break;
             }
-            started.insert((scenario.name.clone(), scenario.script.clone()));
+            started.insert(scenario.script.clone(), scenario.name.clone());
             let (ctx, options, deadline) = (ctx.clone(), options.clone(), inputs.deadline);
             set.spawn(async move {
                 let _permit = permit;
@@ -181,21 +181,42 @@ pub(crate) async fn run_stress(
     send(&sink, Collected::Phase(record));
 }
 
-/// The scenarios of a round still to run once its model changed: those the change added or
-/// altered first (they carry what the suite's calls taught), then those already queued, in
-/// budget order; none that started.
+/// The scenarios of a round still to run once its model changed, none that started (scripts
+/// name their scenario, so a script is its key): first those the change added (new subjects,
+/// such as mixed arguments), then those it altered (named `NAME.with-test-calls`, `-2`, … when
+/// NAME already ran, so their logs stay apart), then those already queued, each in budget order.
 fn requeue(
     fresh: Vec<ScenarioSpec>,
     queued: &VecDeque<ScenarioSpec>,
-    started: &HashSet<(String, String)>,
+    started: &HashMap<String, String>,
 ) -> VecDeque<ScenarioSpec> {
-    let key = |s: &ScenarioSpec| (s.name.clone(), s.script.clone());
-    let queued: HashSet<_> = queued.iter().map(key).collect();
-    let (known, new): (Vec<_>, Vec<_>) = fresh
+    let queued_scripts: HashSet<&str> = queued.iter().map(|s| s.script.as_str()).collect();
+    let queued_names: HashSet<&str> = queued.iter().map(|s| s.name.as_str()).collect();
+    let ran: HashSet<&str> = started.values().map(String::as_str).collect();
+    let mut order: Vec<(u8, ScenarioSpec)> = fresh
         .into_iter()
-        .filter(|s| !started.contains(&key(s)))
-        .partition(|s| queued.contains(&key(s)));
-    new.into_iter().chain(known).collect()
+        .filter(|s| !started.contains_key(&s.script))
+        .map(|mut s| {
+            let rank = if queued_scripts.contains(s.script.as_str()) {
+                2
+            } else if ran.contains(s.name.as_str()) {
+                let renamed = format!("{}.with-test-calls", s.name);
+                let earlier = ran.iter().filter(|n| n.starts_with(&renamed)).count();
+                s.name = match earlier {
+                    0 => renamed,
+                    n => format!("{renamed}-{}", n + 1),
+                };
+                1
+            } else if queued_names.contains(s.name.as_str()) {
+                1
+            } else {
+                0
+            };
+            (rank, s)
+        })
+        .collect();
+    order.sort_by_key(|(rank, _)| *rank);
+    order.into_iter().map(|(_, s)| s).collect()
 }
 
 /// What the phase's scenarios came to.
@@ -831,6 +852,34 @@ fn static_targets(scan: &ScanReport) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn spec(name: &str, script: &str) -> ScenarioSpec {
+        ScenarioSpec {
+            name: name.into(),
+            kind: String::new(),
+            script: script.into(),
+            callables: Vec::new(),
+            c_callables: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_changed_model_requeues_new_then_altered_then_queued_scenarios_and_none_that_started() {
+        let queued: VecDeque<ScenarioSpec> = [spec("t.f", "f catalogue"), spec("t.g", "g")].into();
+        let started = HashMap::from([("a".to_string(), "t.a".to_string())]);
+        let fresh = vec![
+            spec("t.a", "a"),
+            spec("t.a", "a with recorded args"),
+            spec("t.g", "g"),
+            spec("t.f", "f with recorded args"),
+            spec("mixed.f", "mixed f"),
+        ];
+        let names: Vec<String> = requeue(fresh, &queued, &started)
+            .into_iter()
+            .map(|s| s.name)
+            .collect();
+        assert_eq!(names, ["mixed.f", "t.a.with-test-calls", "t.f", "t.g"]);
+    }
 
     fn scenario(kind: ScenarioKind, subject: &str) -> ftreview_stress::Scenario {
         ftreview_stress::Scenario {
