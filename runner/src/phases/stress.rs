@@ -802,7 +802,13 @@ fn budget_order(scenarios: Vec<ftreview_stress::Scenario>) -> Vec<ftreview_stres
         .into_iter()
         .enumerate()
         .map(|(i, s)| {
-            let turn = rank.entry(subject(&s)).or_insert(0);
+            // Each mixed-arguments scenario takes its own turn: only it reaches the code
+            // behind the suite's arguments (a type's constructor options, say).
+            let key = match s.kind {
+                ScenarioKind::MixedArguments => s.name.clone(),
+                _ => subject(&s),
+            };
+            let turn = rank.entry(key).or_insert(0);
             *turn += 1;
             (!s.reaches_c(), *turn, i, s)
         })
