@@ -18,6 +18,7 @@
 
 mod bindings;
 mod calls;
+mod contract;
 mod generate;
 mod hints;
 mod model;
@@ -35,6 +36,7 @@ pub use calls::{
     parse_api_calls, ApiCalls, MergeSummary, RecordedArgs, RecordedCallable, RecordedKeyword,
     RecordedKind, RecordedValue, API_CALLS_FILE, API_CALLS_FORMAT, RECORD_CALLS_ENV,
 };
+pub use contract::ContractBreak;
 pub use generate::{generate, GenConfig, Scenario, ScenarioKind};
 pub use hints::{HandScenario, Hints};
 pub use model::{

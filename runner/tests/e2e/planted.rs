@@ -11,7 +11,7 @@ use ftreview_reports::results::{Category, Finding, ReproducerKind};
 use crate::support::*;
 
 fn racy_run(python: &Path) -> Run {
-    shared_run("racy_ext", python, &["--budget", "7m"])
+    shared_run("racy_ext", python, PINNED_SHARES)
 }
 
 #[test]
@@ -190,7 +190,9 @@ fn the_racy_run_directory_is_complete_and_its_paths_open() {
         );
     }
     let schedule = record.schedule.as_ref().expect("the schedule");
-    assert_eq!(schedule.budget_secs, 420.0);
+    assert_eq!(schedule.budget_secs, 900.0, "the default budget");
+    let stress = schedule.shares.iter().find(|s| s.phase == Phase::Stress);
+    assert_eq!(stress.map(|s| s.secs), Some(240.0), "{schedule:?}");
     assert_eq!(record.gil.reenabled_on_import, Some(false));
     let summary: serde_json::Value =
         serde_json::from_str(&run.stdout).expect("--json summary on stdout");
@@ -200,6 +202,7 @@ fn the_racy_run_directory_is_complete_and_its_paths_open() {
         .findings
         .iter()
         .flat_map(|f| f.sites.iter().flat_map(|s| &s.locations))
+        .filter(|l| !l.in_interpreter)
     {
         assert!(
             record.target.source_dir.join(&location.file).is_file(),

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use assert_cmd::cargo::CommandCargoExt;
 use fs2::FileExt;
 use ftreview_reports::model::RunRecord;
-use ftreview_reports::results::Finding;
+use ftreview_reports::results::{Finding, SourceLocation};
 use ftreview_reports::Results;
 use serde::{Deserialize, Serialize};
 
@@ -107,6 +107,10 @@ pub fn ftreview(args: &[&str]) -> (i32, String, String) {
     )
 }
 
+/// Phase times fixed instead of shared out of the budget, so a slow build on a loaded machine
+/// cannot leave the phases only the budget's floor.
+pub const PINNED_SHARES: &[&str] = &["--stress-budget", "240", "--timeout", "150"];
+
 /// A run of `fixture` shared by every test that asks for it (across test processes), redone
 /// when anything it depends on changed: the fixture's sources, the interpreter, the binary.
 pub fn shared_run(fixture: &str, python: &Path, args: &[&str]) -> Run {
@@ -182,14 +186,29 @@ pub fn expected(fixture: &str) -> Expected {
     .unwrap()
 }
 
-/// Whether a problem lists a site in `function` at one of `lines`.
-pub fn has_site(problem: &Finding, function: &str, lines: &[u32]) -> bool {
-    problem.sites.iter().flat_map(|s| &s.locations).any(|l| {
-        l.function.as_deref() == Some(function) && l.line.is_some_and(|n| lines.contains(&n))
+fn at(location: &SourceLocation, function: &str, lines: &[u32]) -> bool {
+    location.function.as_deref() == Some(function)
+        && location.line.is_some_and(|n| lines.contains(&n))
+}
+
+/// Whether one of a problem's racing site pairs is the planted race: one side in its function
+/// at one of its lines and, when it names a peer, the other side at the peer.
+fn holds(problem: &Finding, race: &PlantedRace) -> bool {
+    problem.sites.iter().any(|site| {
+        let sides = &site.locations;
+        sides.iter().enumerate().any(|(i, side)| {
+            at(side, &race.function, &race.lines)
+                && race.peer.as_ref().is_none_or(|peer| {
+                    sides
+                        .iter()
+                        .enumerate()
+                        .any(|(j, other)| j != i && at(other, &peer.function, &peer.lines))
+                })
+        })
     })
 }
 
-/// For each planted race, the problems that hold its sites.
+/// For each planted race, the problems that hold it.
 pub fn problems_of_planted(
     problems: &[&Finding],
     expected: &Expected,
@@ -200,12 +219,7 @@ pub fn problems_of_planted(
         .map(|race| {
             let ids = problems
                 .iter()
-                .filter(|p| has_site(p, &race.function, &race.lines))
-                .filter(|p| {
-                    race.peer
-                        .as_ref()
-                        .is_none_or(|peer| has_site(p, &peer.function, &peer.lines))
-                })
+                .filter(|p| holds(p, race))
                 .map(|p| p.id.clone())
                 .collect();
             (race.id.clone(), ids)
