@@ -43,15 +43,19 @@ import json, sys, yaml
 expected = yaml.safe_load(open(sys.argv[1]))["races"]
 findings = [f for f in json.load(open(sys.argv[2]))["findings"] if f["category"] == "race"]
 
-def has_site(finding, function, lines):
-    return any(l.get("function") == function and l.get("line") in lines
-               for s in finding["sites"] for l in s["locations"])
+def at(location, function, lines):
+    return location.get("function") == function and location.get("line") in lines
+
+def holds(site, race):
+    # One side of the racing pair at the race and, when it names a peer, the other at the peer.
+    sides, peer = site["locations"], race.get("peer")
+    return any(at(side, race["function"], race["lines"])
+               and (peer is None or any(j != i and at(other, peer["function"], peer["lines"])
+                                        for j, other in enumerate(sides)))
+               for i, side in enumerate(sides))
 
 def found(race):
-    peer = race.get("peer")
-    return any(has_site(f, race["function"], race["lines"])
-               and (peer is None or has_site(f, peer["function"], peer["lines"]))
-               for f in findings)
+    return any(holds(site, race) for f in findings for site in f["sites"])
 
 hits = [r for r in expected if found(r)]
 needing = [r for r in expected if r.get("needs_test_calls")]

@@ -110,7 +110,7 @@ pub(crate) async fn run_stress(
                 save_model(&ctx, &model, &events);
             }
             if refreshed || (queue.is_empty() && started.is_empty()) {
-                queue = requeue(scenarios_of(&model, &config, round), &queue, &started);
+                queue = requeue(scenarios_of(&model, &config, round), &started);
             }
             let Some(scenario) = queue.pop_front() else {
                 break;
@@ -182,41 +182,26 @@ pub(crate) async fn run_stress(
 }
 
 /// The scenarios of a round still to run once its model changed, none that started (scripts
-/// name their scenario, so a script is its key): first those the change added (new subjects,
-/// such as mixed arguments), then those it altered (named `NAME.with-test-calls`, `-2`, … when
-/// NAME already ran, so their logs stay apart), then those already queued, each in budget order.
-fn requeue(
-    fresh: Vec<ScenarioSpec>,
-    queued: &VecDeque<ScenarioSpec>,
-    started: &HashMap<String, String>,
-) -> VecDeque<ScenarioSpec> {
-    let queued_scripts: HashSet<&str> = queued.iter().map(|s| s.script.as_str()).collect();
-    let queued_names: HashSet<&str> = queued.iter().map(|s| s.name.as_str()).collect();
+/// name their scenario, so a script is its key), in budget order: first those that have not
+/// run in any form (new subjects such as mixed arguments, queued ones, altered or not), then
+/// altered ones whose NAME already ran (renamed `NAME.with-test-calls`, `-2`, … so their logs
+/// stay apart). A scenario keeps its place however often the model changes before it starts.
+fn requeue(fresh: Vec<ScenarioSpec>, started: &HashMap<String, String>) -> VecDeque<ScenarioSpec> {
     let ran: HashSet<&str> = started.values().map(String::as_str).collect();
-    let mut order: Vec<(u8, ScenarioSpec)> = fresh
+    let (mut reruns, mut order): (Vec<ScenarioSpec>, Vec<ScenarioSpec>) = fresh
         .into_iter()
         .filter(|s| !started.contains_key(&s.script))
-        .map(|mut s| {
-            let rank = if queued_scripts.contains(s.script.as_str()) {
-                2
-            } else if ran.contains(s.name.as_str()) {
-                let renamed = format!("{}.with-test-calls", s.name);
-                let earlier = ran.iter().filter(|n| n.starts_with(&renamed)).count();
-                s.name = match earlier {
-                    0 => renamed,
-                    n => format!("{renamed}-{}", n + 1),
-                };
-                1
-            } else if queued_names.contains(s.name.as_str()) {
-                1
-            } else {
-                0
-            };
-            (rank, s)
-        })
-        .collect();
-    order.sort_by_key(|(rank, _)| *rank);
-    order.into_iter().map(|(_, s)| s).collect()
+        .partition(|s| ran.contains(s.name.as_str()));
+    for s in &mut reruns {
+        let renamed = format!("{}.with-test-calls", s.name);
+        let earlier = ran.iter().filter(|n| n.starts_with(&renamed)).count();
+        s.name = match earlier {
+            0 => renamed,
+            n => format!("{renamed}-{}", n + 1),
+        };
+    }
+    order.append(&mut reruns);
+    order.into()
 }
 
 /// What the phase's scenarios came to.
@@ -801,38 +786,35 @@ fn scenarios_of(model: &ApiModel, config: &GenConfig, round: u64) -> Vec<Scenari
 }
 
 /// The order scenarios start in, so a budget that runs out still covered every subject:
-/// targeted scenarios (aimed at statically flagged code) first, then scenarios that reach C
-/// code before pure-Python ones, one per subject (type or module) in turn.
+/// mixed-arguments scenarios first (only they reach the code behind the test suite's
+/// arguments: modes, constructor options, argument types; they exist only when the suite's
+/// calls were recorded), then targeted ones (aimed at statically flagged code), then those
+/// that reach C code before pure-Python ones, one per subject (type or module) in turn.
 fn budget_order(scenarios: Vec<ftreview_stress::Scenario>) -> Vec<ftreview_stress::Scenario> {
     let subject = |s: &ftreview_stress::Scenario| {
         s.name
             .split_once('.')
             .map_or(s.name.clone(), |(_, rest)| rest.to_string())
     };
-    let (targeted, others): (Vec<_>, Vec<_>) = scenarios
-        .into_iter()
-        .partition(|s| s.kind == ScenarioKind::Targeted);
-    let mut rank: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
-    let mut ranked: Vec<(bool, usize, usize, ftreview_stress::Scenario)> = others
+    let mut rank: HashMap<String, usize> = HashMap::new();
+    let mut ranked: Vec<((u8, bool, usize), usize, ftreview_stress::Scenario)> = scenarios
         .into_iter()
         .enumerate()
         .map(|(i, s)| {
-            // Each mixed-arguments scenario takes its own turn: only it reaches the code
-            // behind the suite's arguments (a type's constructor options, say).
             let key = match s.kind {
-                ScenarioKind::MixedArguments => s.name.clone(),
-                _ => subject(&s),
+                ScenarioKind::MixedArguments => (0, !s.reaches_c(), 0),
+                ScenarioKind::Targeted => (1, false, 0),
+                _ => {
+                    let turn = rank.entry(subject(&s)).or_insert(0);
+                    *turn += 1;
+                    (2, !s.reaches_c(), *turn)
+                }
             };
-            let turn = rank.entry(key).or_insert(0);
-            *turn += 1;
-            (!s.reaches_c(), *turn, i, s)
+            (key, i, s)
         })
         .collect();
-    ranked.sort_by_key(|(pure_python, turn, i, _)| (*pure_python, *turn, *i));
-    targeted
-        .into_iter()
-        .chain(ranked.into_iter().map(|(_, _, _, s)| s))
-        .collect()
+    ranked.sort_by_key(|(key, i, _)| (*key, *i));
+    ranked.into_iter().map(|(_, _, s)| s).collect()
 }
 
 /// Public packages first (their API re-exports the extension's), then the extension modules.
@@ -885,21 +867,26 @@ mod tests {
     }
 
     #[test]
-    fn a_changed_model_requeues_new_then_altered_then_queued_scenarios_and_none_that_started() {
-        let queued: VecDeque<ScenarioSpec> = [spec("t.f", "f catalogue"), spec("t.g", "g")].into();
+    fn a_changed_model_requeues_in_budget_order_what_has_not_run_then_reruns_of_what_has() {
         let started = HashMap::from([("a".to_string(), "t.a".to_string())]);
         let fresh = vec![
+            spec("mixed.f", "mixed f"),
             spec("t.a", "a"),
             spec("t.a", "a with recorded args"),
-            spec("t.g", "g"),
             spec("t.f", "f with recorded args"),
-            spec("mixed.f", "mixed f"),
+            spec("t.g", "g"),
         ];
-        let names: Vec<String> = requeue(fresh, &queued, &started)
+        let names: Vec<String> = requeue(fresh.clone(), &started)
             .into_iter()
             .map(|s| s.name)
             .collect();
-        assert_eq!(names, ["mixed.f", "t.a.with-test-calls", "t.f", "t.g"]);
+        assert_eq!(names, ["mixed.f", "t.f", "t.g", "t.a.with-test-calls"]);
+        // The model changing again before they start moves none of them.
+        let again: Vec<String> = requeue(fresh, &started)
+            .into_iter()
+            .map(|s| s.name)
+            .collect();
+        assert_eq!(again, names);
     }
 
     fn scenario(kind: ScenarioKind, subject: &str) -> ftreview_stress::Scenario {
@@ -914,7 +901,7 @@ mod tests {
     }
 
     #[test]
-    fn every_subject_gets_a_turn_before_any_gets_a_second() {
+    fn mixed_arguments_then_targeted_then_every_subject_a_turn_before_any_gets_a_second() {
         let ordered = budget_order(vec![
             scenario(ScenarioKind::SharedMutation, "m.A"),
             scenario(ScenarioKind::ReadWrite, "m.A"),
@@ -922,11 +909,15 @@ mod tests {
             scenario(ScenarioKind::SharedMutation, "m.B"),
             scenario(ScenarioKind::FunctionHammer, "m"),
             scenario(ScenarioKind::Targeted, "m.f"),
+            scenario(ScenarioKind::MixedArguments, "m.A"),
+            scenario(ScenarioKind::MixedArguments, "m.A.push"),
         ]);
         let names: Vec<&str> = ordered.iter().map(|s| s.name.as_str()).collect();
         assert_eq!(
             names,
             [
+                "mixed-arguments.m.A",
+                "mixed-arguments.m.A.push",
                 "targeted.m.f",
                 "shared-mutation.m.A",
                 "shared-mutation.m.B",

@@ -14,7 +14,8 @@ use crate::support::*;
 /// The plain suite (which records) and the stress phase only: no pytest-run-parallel, so
 /// every race found is the stress phase's.
 fn stress_run(python: &Path, test_calls: bool) -> Run {
-    let mut args = vec!["--phases", "tests,stress", "--budget", "7m"];
+    let mut args = vec!["--phases", "tests,stress"];
+    args.extend(PINNED_SHARES);
     if !test_calls {
         args.push("--no-test-calls");
     }
