@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use ftreview_reports::model::Phase;
-use ftreview_reports::results::{Category, Finding, ReproducerKind};
+use ftreview_reports::results::{Category, ReproducerKind};
 
 use crate::support::*;
 
@@ -20,11 +20,7 @@ fn every_planted_race_is_exactly_one_problem_in_results_json_and_the_plan() {
     let run = racy_run(&python);
     assert_eq!(run.code, 1, "findings exit with 1\n{}", run.stderr);
     let results = run.results();
-    let problems: Vec<&Finding> = results
-        .findings
-        .iter()
-        .filter(|f| f.category == Category::Race)
-        .collect();
+    let problems = races(&results);
     let planted = problems_of_planted(&problems, &expected("racy_ext"));
 
     let expected = expected("racy_ext");

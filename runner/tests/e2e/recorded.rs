@@ -6,7 +6,6 @@
 use std::path::Path;
 
 use ftreview_reports::model::{Phase, PhaseRecord, PhaseStatus};
-use ftreview_reports::results::{Category, Finding};
 use ftreview_stress::{ApiCalls, RecordedCallable, RecordedValue};
 
 use crate::support::*;
@@ -25,11 +24,6 @@ fn stress_run(python: &Path, test_calls: bool) -> Run {
 /// The planted races that need the suite's arguments, and whether the run found each.
 fn found_needing_test_calls(run: &Run) -> Vec<(String, bool)> {
     let results = run.results();
-    let races: Vec<&Finding> = results
-        .findings
-        .iter()
-        .filter(|f| f.category == Category::Race)
-        .collect();
     let expected = expected("racy_ext");
     let needing: Vec<&str> = expected
         .races
@@ -42,7 +36,7 @@ fn found_needing_test_calls(run: &Run) -> Vec<(String, bool)> {
         3,
         "the three argument-dependent planted bugs"
     );
-    problems_of_planted(&races, &expected)
+    problems_of_planted(&races(&results), &expected)
         .into_iter()
         .filter(|(id, _)| needing.contains(&id.as_str()))
         .map(|(id, problems)| (id, !problems.is_empty()))

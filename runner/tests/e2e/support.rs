@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use assert_cmd::cargo::CommandCargoExt;
 use fs2::FileExt;
 use ftreview_reports::model::RunRecord;
-use ftreview_reports::results::{Finding, SourceLocation};
+use ftreview_reports::results::{Category, Finding, SourceLocation};
 use ftreview_reports::Results;
 use serde::{Deserialize, Serialize};
 
@@ -184,6 +184,15 @@ pub fn expected(fixture: &str) -> Expected {
         &fs::read_to_string(fixtures().join(fixture).join("expected.yaml")).unwrap(),
     )
     .unwrap()
+}
+
+/// The problems of a run that are races.
+pub fn races(results: &Results) -> Vec<&Finding> {
+    results
+        .findings
+        .iter()
+        .filter(|f| f.category == Category::Race)
+        .collect()
 }
 
 fn at(location: &SourceLocation, function: &str, lines: &[u32]) -> bool {

@@ -161,7 +161,7 @@ Vector_extend(VectorObject *self, PyObject *iterable)
         VectorObject *other = (VectorObject *)iterable;
         Py_ssize_t n = other->size;  /* PLANTED object-field: other is read while it mutates */
         for (Py_ssize_t i = 0; i < n; i++) {
-            if (vector_push(self, other->items[i]) < 0) {
+            if (vector_push(self, other->items[i]) < 0) {  /* PLANTED object-field: and its items */
                 return NULL;
             }
         }
