@@ -209,6 +209,7 @@ async fn probe(ctx: &Ctx, strategy: LayoutStrategy, request: &LayoutRequest<'_>)
         deadline: None,
         test_timeout: None,
         skip_benchmarks: false,
+        record_calls: false,
         selection: None,
     };
     let Ok(step) = command.step(ctx, &logs) else {

@@ -104,6 +104,7 @@ pub(super) async fn run(
                 .unwrap_or(options.parallel_threads),
             test_timeout: options.test_timeout,
             skip_benchmarks: !options.benchmarks,
+            record_calls: options.stress.test_calls,
         },
         stress: StressInputs {
             installed,
@@ -401,6 +402,8 @@ struct SuiteSettings {
     parallel_threads: usize,
     test_timeout: std::time::Duration,
     skip_benchmarks: bool,
+    /// The plain suite records its calls into the extension for the stress phase.
+    record_calls: bool,
 }
 
 /// The phases on their lanes.
@@ -507,6 +510,7 @@ impl SuiteLane<'_> {
                 deadline: self.plan.deadline(phase, self.fixed),
                 test_timeout: self.settings.test_timeout,
                 skip_benchmarks: self.settings.skip_benchmarks,
+                record_calls: phase == Phase::Tests && self.settings.record_calls,
                 selection: selection.take(),
             };
             if options.deadline <= Instant::now() {

@@ -2,57 +2,16 @@
 //! in results.json and the plan, with its fix, a reproducer that reproduced, and the test
 //! that found it; `run` and `report` take one exit decision.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::path::Path;
 
 use ftreview_reports::model::Phase;
-use ftreview_reports::results::{Category, Finding, ReproducerKind, SourceLocation};
+use ftreview_reports::results::{Category, ReproducerKind};
 
 use crate::support::*;
 
 fn racy_run(python: &Path) -> Run {
     shared_run("racy_ext", python, PINNED_SHARES)
-}
-
-fn at(location: &SourceLocation, function: &str, lines: &[u32]) -> bool {
-    location.function.as_deref() == Some(function)
-        && location.line.is_some_and(|n| lines.contains(&n))
-}
-
-/// Whether one of a problem's racing site pairs is the planted race: one side in its function
-/// at one of its lines and, when it names a peer, the other side at the peer.
-fn holds(problem: &Finding, race: &PlantedRace) -> bool {
-    problem.sites.iter().any(|site| {
-        let sides = &site.locations;
-        sides.iter().enumerate().any(|(i, side)| {
-            at(side, &race.function, &race.lines)
-                && race.peer.as_ref().is_none_or(|peer| {
-                    sides
-                        .iter()
-                        .enumerate()
-                        .any(|(j, other)| j != i && at(other, &peer.function, &peer.lines))
-                })
-        })
-    })
-}
-
-/// For each planted race, the problems that hold it.
-fn problems_of_planted(
-    problems: &[&Finding],
-    expected: &Expected,
-) -> BTreeMap<String, Vec<String>> {
-    expected
-        .races
-        .iter()
-        .map(|race| {
-            let ids = problems
-                .iter()
-                .filter(|p| holds(p, race))
-                .map(|p| p.id.clone())
-                .collect();
-            (race.id.clone(), ids)
-        })
-        .collect()
 }
 
 #[test]
@@ -61,11 +20,7 @@ fn every_planted_race_is_exactly_one_problem_in_results_json_and_the_plan() {
     let run = racy_run(&python);
     assert_eq!(run.code, 1, "findings exit with 1\n{}", run.stderr);
     let results = run.results();
-    let problems: Vec<&Finding> = results
-        .findings
-        .iter()
-        .filter(|f| f.category == Category::Race)
-        .collect();
+    let problems = races(&results);
     let planted = problems_of_planted(&problems, &expected("racy_ext"));
 
     let expected = expected("racy_ext");

@@ -114,3 +114,32 @@ def test_hasher_digest_depends_on_input():
 def test_shared_hasher():
     SHARED_HASHER.update(b"x" * 64)
     assert len(SHARED_HASHER.hexdigest()) == 16
+
+
+def test_format_value_in_every_mode():
+    assert fx.format_value(255) == "255"
+    assert fx.format_value(255, "hex") == "ff"
+    assert fx.format_value(255, mode="HEX") == "FF"
+    assert fx.format_value(-8, mode="oct") == "-10"
+    with pytest.raises(ValueError):
+        fx.format_value(1, "roman")
+
+
+@pytest.mark.parametrize("mode, expected", [("bin", "1010"), ("dec", "10"), ("hex", "a")])
+def test_format_value_parametrized(mode, expected):
+    assert fx.format_value(10, mode) == expected
+
+
+def test_shared_vectors_publish_their_items():
+    v = fx.Vector([1, 2, 3], shared=True)
+    assert v.sum() == 6
+    assert len(fx.Vector(range(4), shared=False)) == 4
+
+
+def test_fingerprint_of_bytes_and_text():
+    payload = b"ftreview" * 20
+    assert fx.fingerprint(payload) == fx.fingerprint(payload)
+    assert fx.fingerprint(b"abc") != fx.fingerprint(b"abd")
+    assert fx.fingerprint("abc") == fx.fingerprint("abc")
+    assert fx.fingerprint(12) == fx.fingerprint("12")
+
