@@ -312,32 +312,35 @@ fn a_budget_of_a_minute_gives_a_partial_but_valid_plan_that_says_what_was_skippe
     );
 }
 
+/// One run for two requirement rules: one that cannot install is skipped with a note, and
+/// pytest-cov, when the suite brings it, is switched off (coverage tracing under TSan
+/// multiplies a suite's time) while the suite still runs.
 #[test]
-fn a_requirement_that_cannot_install_is_skipped_with_a_note_and_the_suite_runs() {
+fn a_requirement_that_cannot_install_is_skipped_and_pytest_cov_is_switched_off() {
     let Some(python) = interpreter() else { return };
     let test = "import ftfixture_racy\n\ndef test_bump():\n    assert ftfixture_racy.bump() > 0\n";
     let missing = "ftreview-no-such-requirement-0";
-    let (_tmp, run) = racy_with_tests(&python, "deps", test, &[missing], &[]);
+    let (_tmp, run) = racy_with_tests(&python, "deps", test, &[missing, "pytest-cov"], &[]);
     let record = run.record();
-    let message = |phase: Phase| {
-        let found = record.phases.iter().find(|p| p.phase == phase).unwrap();
-        (found.status, found.message.clone().unwrap_or_default())
-    };
-    let (status, note) = message(Phase::TestDeps);
-    assert_eq!(status, PhaseStatus::Passed, "{note}\n{}", run.stderr);
+    let phase = |wanted: Phase| record.phases.iter().find(|p| p.phase == wanted).unwrap();
+    let deps = phase(Phase::TestDeps);
+    let note = deps.message.clone().unwrap_or_default();
+    assert_eq!(deps.status, PhaseStatus::Passed, "{note}\n{}", run.stderr);
     assert!(
         note.contains("skipped test requirements that would not install") && note.contains(missing),
         "{note}"
     );
-    let tests = record
-        .phases
-        .iter()
-        .find(|p| p.phase == Phase::Tests)
-        .unwrap();
+    let tests = phase(Phase::Tests);
     assert_eq!(
         tests.coverage.as_ref().map(|c| c.ran),
         Some(1),
         "{}",
         run.stderr
     );
+    let commands = fs::read_to_string(run.dir.join("commands.jsonl")).unwrap();
+    let suite = commands
+        .lines()
+        .find(|l| l.contains("\"label\":\"tests\""))
+        .expect("the plain suite's command");
+    assert!(suite.contains("\"--no-cov\""), "{suite}");
 }

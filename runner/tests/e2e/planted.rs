@@ -10,8 +10,12 @@ use ftreview_reports::results::{Category, ReproducerKind};
 
 use crate::support::*;
 
+/// A stress share long enough for every kind of scenario to take its turn after the
+/// mixed-arguments and targeted ones (36 scenarios; 240 s ran 14 of them on a loaded machine).
+const RACY_SHARES: &[&str] = &["--stress-budget", "420", "--timeout", "150"];
+
 fn racy_run(python: &Path) -> Run {
-    shared_run("racy_ext", python, PINNED_SHARES)
+    shared_run("racy_ext", python, RACY_SHARES)
 }
 
 #[test]
@@ -25,18 +29,20 @@ fn every_planted_race_is_exactly_one_problem_in_results_json_and_the_plan() {
 
     let expected = expected("racy_ext");
     for (race, ids) in &planted {
+        let planted_race = expected.races.iter().find(|r| &r.id == race).unwrap();
+        // The races behind the suite's arguments are reached only by the mixed-arguments
+        // scenarios, which a pinned share may not all run; `recorded` asserts they are found.
+        // Found or not, none of them may split into two problems.
+        if planted_race.needs_test_calls && ids.is_empty() {
+            continue;
+        }
         assert_eq!(
             ids.len(),
             1,
             "planted race {race} is in {} problems: {ids:?}",
             ids.len()
         );
-        let kind = &expected
-            .races
-            .iter()
-            .find(|r| &r.id == race)
-            .unwrap()
-            .tsan_kind;
+        let kind = &planted_race.tsan_kind;
         let problem = problems.iter().find(|p| p.id == ids[0]).unwrap();
         assert!(
             problem.sites.iter().any(|s| &s.kind == kind),
@@ -45,9 +51,10 @@ fn every_planted_race_is_exactly_one_problem_in_results_json_and_the_plan() {
         );
     }
     let distinct: BTreeSet<&String> = planted.values().flatten().collect();
+    let found = planted.values().filter(|ids| !ids.is_empty()).count();
     assert_eq!(
         distinct.len(),
-        planted.len(),
+        found,
         "two planted races share a problem: {planted:?}"
     );
     let unplanned: Vec<(&str, &str)> = problems
@@ -66,7 +73,7 @@ fn every_planted_race_is_exactly_one_problem_in_results_json_and_the_plan() {
             "{id} has no section in the plan"
         );
     }
-    assert_eq!(results.counts.problems, planted.len());
+    assert_eq!(results.counts.problems, found);
 }
 
 #[test]
