@@ -246,7 +246,8 @@ fn the_racy_run_directory_is_complete_and_its_paths_open() {
     let schedule = record.schedule.as_ref().expect("the schedule");
     assert_eq!(schedule.budget_secs, 900.0, "the default budget");
     let stress = schedule.shares.iter().find(|s| s.phase == Phase::Stress);
-    assert_eq!(stress.map(|s| s.secs), Some(240.0), "{schedule:?}");
+    let pinned: f64 = RACY_SHARES[1].parse().unwrap();
+    assert_eq!(stress.map(|s| s.secs), Some(pinned), "{schedule:?}");
     assert_eq!(record.gil.reenabled_on_import, Some(false));
     let summary: serde_json::Value =
         serde_json::from_str(&run.stdout).expect("--json summary on stdout");
