@@ -25,6 +25,6 @@ review() {
   [[ -f "$out/$name/results.json" ]] || { echo "error: $name left no results.json; see $out/$name.log" >&2; exit 1; }
 }
 
-review racy "$root/test-fixtures/racy_ext" --stress-budget 240 --timeout 150
+review racy "$root/test-fixtures/racy_ext" --stress-budget 420 --timeout 150
 review multidict multidict==6.7.1
 python3 "$here/measure.py" "$out/racy" "$out/multidict"

@@ -229,6 +229,13 @@ enum Owner {
     Other,
 }
 
+impl Owner {
+    /// An interpreter access by `mechanism`.
+    fn is(&self, mechanism: Mechanism) -> bool {
+        matches!(self, Owner::Internal(access) if access.mechanism == Some(mechanism))
+    }
+}
+
 fn owner(stack: &Stack) -> Owner {
     let frames = access_frames(stack);
     let Some(top) = frames.last() else {
@@ -269,16 +276,7 @@ fn owner(stack: &Stack) -> Owner {
 /// with interning, not with anything the extension could lock. Only the extension's own code
 /// touching the string stays its access.
 fn with_interning_peers(owners: Vec<Owner>, sides: &[&Stack]) -> Vec<Owner> {
-    let interning = owners.iter().any(|owner| {
-        matches!(
-            owner,
-            Owner::Internal(InternalAccess {
-                mechanism: Some(Mechanism::Interning),
-                ..
-            })
-        )
-    });
-    if !interning {
+    if !owners.iter().any(|o| o.is(Mechanism::Interning)) {
         return owners;
     }
     (owners.into_iter().zip(sides))
@@ -343,15 +341,7 @@ pub(crate) fn internal_reason(
     if !matches!(kind, ReportKind::DataRace | ReportKind::DataRaceOnVptr) {
         return None;
     }
-    let against_try_incref = owners.iter().any(|owner| {
-        matches!(
-            owner,
-            Owner::Internal(InternalAccess {
-                mechanism: Some(Mechanism::TryIncref),
-                ..
-            })
-        )
-    });
+    let against_try_incref = owners.iter().any(|o| o.is(Mechanism::TryIncref));
     let accesses = (owners.into_iter().zip(sides))
         .map(|(owner, stack)| match owner {
             // The extension's own block, freed or reallocated by its call.
