@@ -493,6 +493,7 @@ impl SuiteLane<'_> {
             &LayoutRequest {
                 targets: &self.settings.targets,
                 no_addopts: false,
+                deadline: self.plan.suites_end(self.fixed),
             },
         )
         .await;
@@ -514,7 +515,7 @@ impl SuiteLane<'_> {
                 selection: selection.take(),
             };
             if options.deadline <= Instant::now() {
-                send(self.sink, Collected::Phase(skipped(phase, "not run: the time budget ran out before this phase's turn (setup took it; raise --budget)".into())));
+                send(self.sink, Collected::Phase(skipped(phase, "not run: the time budget ran out before this phase's turn (setup and the suite's collection probe took it; raise --budget)".into())));
                 continue;
             }
             let task = self.events.start(phase.name());
