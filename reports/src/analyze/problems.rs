@@ -131,7 +131,8 @@ fn problem(run: &RunRecord, owner: Owner, mut sites: Vec<Site>) -> Finding {
         .collect();
     variables.sort();
     variables.dedup();
-    let fix = problem_fix(&owner, &sites, &operations);
+    let site_fixes: Vec<&Fix> = sites.iter().map(|s| &s.fix).collect();
+    let fix = problem_fix(&owner, &site_fixes, &operations);
     let first = &sites[0];
     Finding {
         reproducer: run
@@ -178,13 +179,17 @@ pub(super) fn short_type(qualified: &str) -> &str {
     qualified.rsplit('.').next().unwrap_or(qualified)
 }
 
-/// The most specific fix the sites call for; a critical section names every operation.
-fn problem_fix(owner: &Owner, sites: &[Site], operations: &[String]) -> Fix {
+/// The most specific fix the sites call for; a critical section names every operation. An
+/// atomic makes one word whole, so it is the problem's fix only when every site asks for it:
+/// sites that need a lock as well are fixed by the lock.
+fn problem_fix(owner: &Owner, site_fixes: &[&Fix], operations: &[String]) -> Fix {
+    let all_atomic = site_fixes.iter().all(|f| f.kind == FixKind::Atomic);
     let chosen = FIX_PRIORITY
         .iter()
-        .find_map(|kind| sites.iter().find(|s| s.fix.kind == *kind))
-        .map(|s| s.fix.clone())
-        .unwrap_or_else(|| sites[0].fix.clone());
+        .filter(|kind| **kind != FixKind::Atomic || all_atomic)
+        .find_map(|kind| site_fixes.iter().find(|f| f.kind == *kind))
+        .map(|f| (*f).clone())
+        .unwrap_or_else(|| site_fixes[0].clone());
     match (chosen.kind, owner) {
         (FixKind::CriticalSection, Owner::Object { .. }) if !operations.is_empty() => Fix {
             action: format!(
@@ -258,5 +263,35 @@ fn title(owner: &Owner, operations: &[String]) -> String {
             "Data `{}` and its callers share without a lock{ops}",
             functions.join("`, `")
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fix(kind: FixKind) -> Fix {
+        Fix {
+            kind,
+            action: String::new(),
+            reason: String::new(),
+        }
+    }
+
+    fn object() -> Owner {
+        Owner::Object {
+            type_name: "T".into(),
+            receiver: Receiver::SelfObject,
+        }
+    }
+
+    #[test]
+    fn one_site_with_an_atomic_side_does_not_make_a_locked_objects_fix_an_atomic() {
+        let (atomic, lock) = (fix(FixKind::Atomic), fix(FixKind::CriticalSection));
+        let ops = ["T.add".to_string(), "T.pop".to_string()];
+        let chosen = problem_fix(&object(), &[&lock, &atomic, &lock], &ops);
+        assert_eq!(chosen.kind, FixKind::CriticalSection);
+        assert!(chosen.action.contains("`T.add`, `T.pop`"), "{}", chosen.action);
+        assert_eq!(problem_fix(&object(), &[&atomic, &atomic], &ops).kind, FixKind::Atomic);
     }
 }

@@ -64,8 +64,7 @@ pub(crate) async fn reproduce(
         tried += 1;
         let (context, permits) = (context.clone(), permits.clone());
         set.spawn(async move {
-            let _slot = permits.acquire_owned().await;
-            let result = prove(&context, &target, &script, options).await;
+            let result = prove(&context, &target, &script, options, &permits).await;
             (target.problem_id, result)
         });
     }
@@ -92,12 +91,15 @@ pub(crate) fn rerun_reproduced(result: &StepResult, shown: bool) -> bool {
     shown && !matches!(result.termination, Termination::TimedOut)
 }
 
-/// Writes the script to `RUN/repro/<id>.py` and reruns it.
+/// Writes the script to `RUN/repro/<id>.py` and reruns it. Each rerun waits for a slot of its
+/// own, and the slots go out first come first served, so the problems take turns: when time
+/// runs out every problem has had its first reruns, not a few problems all of theirs.
 async fn prove(
     context: &ReproContext,
     target: &ReproTarget,
     script: &str,
     options: ReproOptions,
+    permits: &Semaphore,
 ) -> anyhow::Result<ReproducerRef> {
     let (ctx, reader) = (&context.ctx, &context.reader);
     let relative = format!("repro/{}.py", target.problem_id);
@@ -107,6 +109,7 @@ async fn prove(
     let mut runs = 0;
     let mut reproduced = 0;
     for run in 0..options.runs {
+        let _slot = permits.acquire().await?;
         let left = options.deadline.saturating_duration_since(Instant::now());
         if left.is_zero() || ctx.runner.cancelled() {
             break;
