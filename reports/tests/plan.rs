@@ -417,3 +417,53 @@ fn a_run_whose_concurrent_phase_failed_says_so_in_the_verdict() {
     );
     assert!(render_markdown(&analysis).contains("**no multi-threaded phase completed**"));
 }
+
+#[test]
+fn a_long_run_lists_a_few_commands_per_phase_and_counts_the_rest() {
+    let mut run = fixture_record("racy");
+    let template = run.environment.commands[0].clone();
+    for n in 0..5 {
+        run.environment
+            .commands
+            .push(ftreview_reports::model::CommandRecord {
+                phase: Some(ftreview_reports::model::Phase::Stress),
+                label: format!("stress scenario-{n}"),
+                ..template.clone()
+            });
+    }
+    // The fixture's own stress command and the first added one are listed.
+    let plan = render_markdown(&analyze(&run, None));
+    assert!(plan.contains("# stress scenario-0 "), "{plan}");
+    assert!(!plan.contains("# stress scenario-1 "), "{plan}");
+    assert!(
+        plan.contains("# … 4 more `stress` command(s) in commands.jsonl"),
+        "{plan}"
+    );
+}
+
+#[test]
+fn a_problem_with_many_site_pairs_lists_the_most_reported_and_counts_the_rest() {
+    let run = fixture_record("racy");
+    let mut analysis = analyze(&run, None);
+    let problem = (analysis.results.findings.iter_mut())
+        .find(|f| f.category == Category::Race)
+        .unwrap();
+    let template = problem.sites[0].clone();
+    problem.sites = (0..25)
+        .map(|n| ftreview_reports::results::SitePair {
+            id: format!("tsan-pair-{n:02}"),
+            count: n,
+            ..template.clone()
+        })
+        .collect();
+    let plan = render_markdown(&analysis);
+    assert!(plan.contains("| `tsan-pair-24` |"), "{plan}");
+    assert!(plan.contains("| `tsan-pair-05` |"), "{plan}");
+    assert!(!plan.contains("| `tsan-pair-04` |"), "{plan}");
+    assert!(
+        plan.contains(
+            "… 5 more site pair(s) with 10 report(s): this problem's `sites` in `results.json`."
+        ),
+        "{plan}"
+    );
+}

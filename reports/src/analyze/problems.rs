@@ -291,7 +291,14 @@ mod tests {
         let ops = ["T.add".to_string(), "T.pop".to_string()];
         let chosen = problem_fix(&object(), &[&lock, &atomic, &lock], &ops);
         assert_eq!(chosen.kind, FixKind::CriticalSection);
-        assert!(chosen.action.contains("`T.add`, `T.pop`"), "{}", chosen.action);
-        assert_eq!(problem_fix(&object(), &[&atomic, &atomic], &ops).kind, FixKind::Atomic);
+        assert!(
+            chosen.action.contains("`T.add`, `T.pop`"),
+            "{}",
+            chosen.action
+        );
+        assert_eq!(
+            problem_fix(&object(), &[&atomic, &atomic], &ops).kind,
+            FixKind::Atomic
+        );
     }
 }

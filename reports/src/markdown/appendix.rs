@@ -1,5 +1,7 @@
 //! The environment appendix.
 
+use std::collections::HashMap;
+
 use super::*;
 
 pub(super) fn appendix(out: &mut String, a: &Analysis) {
@@ -39,7 +41,13 @@ pub(super) fn appendix(out: &mut String, a: &Analysis) {
         return;
     }
     out.push_str("<details><summary>Commands, in order</summary>\n\n```sh\n");
+    let mut shown_of_kind: HashMap<&str, usize> = HashMap::new();
     for command in &run.environment.commands {
+        let shown = shown_of_kind.entry(command_kind(command)).or_default();
+        *shown += 1;
+        if *shown > MAX_COMMANDS_PER_KIND {
+            continue;
+        }
         let env: Vec<String> = command
             .env
             .iter()
@@ -59,7 +67,21 @@ pub(super) fn appendix(out: &mut String, a: &Analysis) {
             argv.join(" ")
         );
     }
+    let mut left: Vec<(&str, usize)> = shown_of_kind
+        .into_iter()
+        .filter(|(_, n)| *n > MAX_COMMANDS_PER_KIND)
+        .map(|(kind, n)| (kind, n - MAX_COMMANDS_PER_KIND))
+        .collect();
+    left.sort();
+    for (kind, n) in left {
+        let _ = writeln!(out, "# … {n} more `{kind}` command(s) in commands.jsonl");
+    }
     out.push_str("```\n\n</details>\n");
+}
+
+/// What a command is, for counting: its phase (`stress`, `repro`), or its label for setup steps.
+fn command_kind(command: &crate::model::CommandRecord) -> &str {
+    command.phase.map_or(&command.label, |phase| phase.name())
 }
 
 /// How much was read, and whether TSan itself failed anywhere (then its results are suspect).

@@ -71,7 +71,11 @@ pub(super) fn event_dumps(out: &mut String, a: &Analysis, finding: &Finding) {
     };
     for (title, dump) in dumps {
         if let Some(text) = dump {
-            let lines: Vec<&str> = text.lines().collect();
+            let native = title.starts_with("Native");
+            let lines: Vec<&str> = text
+                .lines()
+                .filter(|line| !native || native_line_kept(line, &a.tree))
+                .collect();
             let kept = &lines[..lines.len().min(MAX_DUMP_LINES)];
             let cut = lines.len() - kept.len();
             let _ = writeln!(
@@ -85,6 +89,27 @@ pub(super) fn event_dumps(out: &mut String, a: &Analysis, finding: &Finding) {
             out.push_str("```\n\n</details>\n\n");
         }
     }
+}
+
+/// Of a debugger's native stacks, the lines a maintainer reads: thread headers, each thread's
+/// innermost frame, and frames in the extension's own sources. The debugger's chatter and the
+/// interpreter's frames go (the run directory keeps the whole dump).
+fn native_line_kept(line: &str, tree: &SourceTree) -> bool {
+    const CHATTER: [&str; 3] = ["[New LWP", "[Thread debugging", "Using host libthread_db"];
+    if CHATTER.iter().any(|c| line.starts_with(c)) {
+        return false;
+    }
+    let Some(frame) = line.strip_prefix('#') else {
+        return true;
+    };
+    if frame.starts_with("0 ") {
+        return true;
+    }
+    let file = frame
+        .rsplit_once(" at ")
+        .and_then(|(_, at)| at.rsplit_once(':'))
+        .map(|(file, _)| file);
+    file.is_some_and(|file| tree.resolve(file).is_some())
 }
 
 /// Bugs one thread is enough for: worth fixing, outside the free-threading verdict.
@@ -114,4 +139,31 @@ pub(super) fn single_threaded(out: &mut String, a: &Analysis) {
         );
     }
     out.push('\n');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn native_stacks_keep_thread_headers_top_frames_and_the_extensions_frames() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("pkg")).unwrap();
+        std::fs::write(dir.path().join("pkg/table.h"), "").unwrap();
+        let tree = SourceTree::new(dir.path());
+        let dump = "[New LWP 4998]\n\
+            Using host libthread_db library \"/lib/x86_64-linux-gnu/libthread_db.so.1\".\n\
+            Thread 2 (Thread 0x7f (LWP 5002) \"python\"):\n\
+            #0  0x000055a310d44d22 in __tsan_read2 ()\n\
+            #1  0x00007f6fe13406d2 in get_index (keys=0x7f, i=191) at pkg/table.h:112\n\
+            #2  0x000055a310e01397 in method_vectorcall (func=0x7f) at Objects/descrobject.c:420\n";
+        let kept: Vec<&str> = dump
+            .lines()
+            .filter(|l| native_line_kept(l, &tree))
+            .collect();
+        assert_eq!(kept.len(), 3, "{kept:#?}");
+        assert!(kept[0].starts_with("Thread 2"));
+        assert!(kept[1].contains("__tsan_read2"));
+        assert!(kept[2].contains("pkg/table.h:112"));
+    }
 }

@@ -28,6 +28,11 @@ pub use issue::issue_body;
 const MAX_STATIC_ROWS: usize = 40;
 /// Lines kept from a crash or hang dump.
 const MAX_DUMP_LINES: usize = 40;
+/// Rows of a problem's site-pair table, the most reported first; the rest are in
+/// `results.json`.
+const MAX_SITE_ROWS: usize = 20;
+/// Commands of one kind listed in the appendix; the rest are counted (`commands.jsonl` has all).
+const MAX_COMMANDS_PER_KIND: usize = 2;
 /// Non-extension frames shown above the extension frames of a crash stack.
 const CRASH_CONTEXT_FRAMES: usize = 3;
 

@@ -184,7 +184,9 @@ fn site_table(out: &mut String, problem: &Finding) {
         "<details><summary>{} site pair(s)</summary>\n\n| Site pair | Kind | Sides | Field | Reports |\n|---|---|---|---|--:|",
         problem.sites.len()
     );
-    for site in &problem.sites {
+    let mut sites: Vec<_> = problem.sites.iter().collect();
+    sites.sort_by_key(|s| std::cmp::Reverse(s.count));
+    for site in sites.iter().take(MAX_SITE_ROWS) {
         let sides: Vec<String> = site
             .locations
             .iter()
@@ -205,6 +207,14 @@ fn site_table(out: &mut String, problem: &Finding) {
                 .map(|v| format!("`{v}`"))
                 .unwrap_or_default(),
             site.count
+        );
+    }
+    if let Some(rest) = sites.get(MAX_SITE_ROWS..).filter(|rest| !rest.is_empty()) {
+        let reports: u64 = rest.iter().map(|s| s.count).sum();
+        let _ = writeln!(
+            out,
+            "\n… {} more site pair(s) with {reports} report(s): this problem's `sites` in `results.json`.",
+            rest.len()
         );
     }
     out.push_str("\n</details>\n\n");
