@@ -7,6 +7,7 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::fs;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -49,6 +50,11 @@ pub(crate) struct StressInputs {
     pub scan: Option<ScanReport>,
     /// No scenario starts after this.
     pub deadline: Instant,
+    /// The review's count of distinct sets of racing extension functions so far, and
+    /// whether the phase may stop before its deadline once a reseeded round adds none: the
+    /// budget's share is a ceiling, a fixed `--stress-budget` is spent whole.
+    pub found: Arc<AtomicUsize>,
+    pub until_nothing_new: bool,
 }
 
 /// One scenario to run.
@@ -97,8 +103,10 @@ pub(crate) async fn run_stress(
     let mut tally = Tally::default();
     let mut model = introspected.clone();
     let mut test_calls = TestCalls::new(options.test_calls.then(|| recorded_calls(&ctx.run_dir)));
+    let mut converged = None;
     for round in 0.. {
         let round_started = Instant::now();
+        let found_before = inputs.found.load(Ordering::Relaxed);
         let mut queue = VecDeque::new();
         // This round's scenarios that started, script to name: a model that changed
         // mid-round replaces the queue with its scenarios, less those (see `requeue`).
@@ -140,6 +148,16 @@ pub(crate) async fn run_stress(
         if left < round_started.elapsed() || ctx.runner.cancelled() {
             break;
         }
+        let found_new = inputs.found.load(Ordering::Relaxed) > found_before;
+        if inputs.until_nothing_new && round_adds_nothing(round, found_new) {
+            converged = Some(round);
+            break;
+        }
+    }
+    if let Some(round) = converged {
+        notes.push(format!(
+            "stopped before its share ran out: reseeded round {round} found no new racing functions"
+        ));
     }
     let Tally {
         ran,
@@ -179,6 +197,12 @@ pub(crate) async fn run_stress(
     };
     task.finish(&format!("{ran} scenarios run of {generated} generated"));
     send(&sink, Collected::Phase(record));
+}
+
+/// Whether the phase has stopped paying: a reseeded round (round 1 on; round 0 is the first
+/// pass) that saw no extension functions racing together that earlier rounds had not.
+fn round_adds_nothing(round: u64, found_new: bool) -> bool {
+    round >= 1 && !found_new
 }
 
 /// The scenarios of a round still to run once its model changed, none that started (scripts
@@ -854,6 +878,18 @@ fn static_targets(scan: &ScanReport) -> Vec<String> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn reseeding_stops_after_a_reseeded_round_that_found_nothing_new() {
+        assert!(
+            !round_adds_nothing(0, false),
+            "the first pass is never a reseed"
+        );
+        assert!(!round_adds_nothing(1, true));
+        assert!(round_adds_nothing(1, false));
+        assert!(round_adds_nothing(4, false));
+    }
+
     use super::*;
 
     fn spec(name: &str, script: &str) -> ScenarioSpec {

@@ -2,9 +2,11 @@
 //! clustering kept up to date (so the first sight of each race is announced at once), and
 //! `run.json` rewritten after each step so a failure or Ctrl-C keeps everything so far.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::OpenOptions;
 use std::io::Write;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
 use ftreview_reports::model::{CommandRecord, Phase, PhaseRecord, PhaseStatus, RunRecord};
@@ -24,6 +26,10 @@ pub(crate) struct Review {
     started: Instant,
     clusterer: Clusterer,
     reader: Option<ReportReader>,
+    /// Distinct sets of extension functions seen racing (or crashing) together, and their
+    /// count, which the stress phase reads to stop reseeding once rounds add none.
+    function_sets: BTreeSet<BTreeSet<String>>,
+    found: Arc<AtomicUsize>,
 }
 
 impl Review {
@@ -36,7 +42,14 @@ impl Review {
             started: Instant::now(),
             clusterer: Clusterer::new(Classifier::default(), ClusterOptions::default()),
             reader: None,
+            function_sets: BTreeSet::new(),
+            found: Arc::default(),
         }
+    }
+
+    /// The count of distinct sets of racing extension functions so far, as it grows.
+    pub fn found(&self) -> Arc<AtomicUsize> {
+        self.found.clone()
     }
 
     /// How reports are read from here on.
@@ -124,24 +137,36 @@ impl Review {
             if let Some(reader) = &self.reader {
                 reader.prepare(&mut report);
             }
-            if self.clusterer.add(report.clone()) == Added::NewRootCause && report.crash.is_none() {
-                let classifier = self
-                    .reader
-                    .as_ref()
-                    .map(|r| r.classifier.clone())
-                    .unwrap_or_default();
-                let sites = extension_sites(&classifier, &report);
-                let origin = report
-                    .origin
-                    .as_ref()
-                    .map(|o| o.to_string())
-                    .unwrap_or_default();
-                self.announce(report.kind.to_string(), sites, origin);
+            if self.clusterer.add(report.clone()) == Added::NewRootCause {
+                self.first_sight(&report);
             }
             kept.push(report);
         }
         self.append_findings(&kept);
         self.save();
+    }
+
+    /// A new root cause: counted as something new when its extension functions were not seen
+    /// racing together before, and announced (a crash is announced with its record).
+    fn first_sight(&mut self, report: &Report) {
+        let classifier = self
+            .reader
+            .as_ref()
+            .map(|r| r.classifier.clone())
+            .unwrap_or_default();
+        let frames = extension_frames(&classifier, report);
+        if (self.function_sets).insert(frames.iter().map(|f| f.function.clone()).collect()) {
+            self.found.fetch_add(1, Ordering::Relaxed);
+        }
+        if report.crash.is_none() {
+            let origin = report
+                .origin
+                .as_ref()
+                .map(|o| o.to_string())
+                .unwrap_or_default();
+            let sites = frames.iter().map(ExtensionFrame::site).collect();
+            self.announce(report.kind.to_string(), sites, origin);
+        }
     }
 
     fn announce(&self, kind: String, sites: Vec<String>, origin: String) {
@@ -197,7 +222,22 @@ fn command_records(runner: &Runner) -> Vec<CommandRecord> {
 }
 
 /// `file:line (function)` of the extension frame nearest the top of each side.
-fn extension_sites(classifier: &Classifier, report: &Report) -> Vec<String> {
+/// The innermost extension frame of one side of a report.
+struct ExtensionFrame {
+    file: String,
+    line: Option<u32>,
+    function: String,
+}
+
+impl ExtensionFrame {
+    /// `file.c:12 (function)`, for the progress display.
+    fn site(&self) -> String {
+        let line = self.line.map(|l| format!(":{l}")).unwrap_or_default();
+        format!("{}{line} ({})", self.file, self.function)
+    }
+}
+
+fn extension_frames(classifier: &Classifier, report: &Report) -> Vec<ExtensionFrame> {
     let mut report = report.clone();
     classifier.classify_report(&mut report);
     report
@@ -211,10 +251,11 @@ fn extension_sites(classifier: &Classifier, report: &Report) -> Vec<String> {
                 .iter()
                 .find(|f| f.origin == FrameOrigin::Extension)?;
             let file = frame.file.as_deref()?;
-            let file = file.rsplit('/').next().unwrap_or(file);
-            let line = frame.line.map(|l| format!(":{l}")).unwrap_or_default();
-            let function = frame.function.as_deref().unwrap_or("?");
-            Some(format!("{file}{line} ({function})"))
+            Some(ExtensionFrame {
+                file: file.rsplit('/').next().unwrap_or(file).to_string(),
+                line: frame.line,
+                function: frame.function.as_deref().unwrap_or("?").to_string(),
+            })
         })
         .collect()
 }
