@@ -155,7 +155,7 @@ impl Review {
             .map(|r| r.classifier.clone())
             .unwrap_or_default();
         let frames = extension_frames(&classifier, report);
-        if (self.function_sets).insert(frames.iter().map(|f| f.function.clone()).collect()) {
+        if self.function_sets.insert(racing_functions(&frames)) {
             self.found.fetch_add(1, Ordering::Relaxed);
         }
         if report.crash.is_none() {
@@ -237,6 +237,11 @@ impl ExtensionFrame {
     }
 }
 
+/// What makes a root cause new at a maintainer's grain: the functions racing, not their lines.
+fn racing_functions(frames: &[ExtensionFrame]) -> BTreeSet<String> {
+    frames.iter().map(|f| f.function.clone()).collect()
+}
+
 fn extension_frames(classifier: &Classifier, report: &Report) -> Vec<ExtensionFrame> {
     let mut report = report.clone();
     classifier.classify_report(&mut report);
@@ -267,4 +272,29 @@ fn crash_site(crash: &ftreview_reports::model::CrashRecord) -> Vec<String> {
         .and_then(|s| s.lines().next())
         .map(|l| vec![l.trim().to_string()])
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LOG: &str =
+        include_str!("../../../tsan-parse/tests/fixtures/logs/pyext/clang_stress_1.log");
+
+    fn functions(report: &Report) -> BTreeSet<String> {
+        racing_functions(&extension_frames(&Classifier::default(), report))
+    }
+
+    #[test]
+    fn the_same_functions_racing_at_other_lines_are_nothing_new() {
+        let reports = tsan_parse::parse_str(LOG);
+        let first = functions(&reports[0]);
+        assert!(!first.is_empty(), "{:?}", reports[0]);
+        let mut moved = reports[0].clone();
+        for frame in moved.accesses.iter_mut().flat_map(|a| &mut a.stack.frames) {
+            frame.line = frame.line.map(|line| line + 3);
+        }
+        assert_eq!(functions(&moved), first);
+        assert_ne!(functions(&reports[1]), first);
+    }
 }
