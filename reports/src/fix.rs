@@ -131,7 +131,7 @@ fn data_race_fix(evidence: &RaceEvidence) -> Fix {
             word_sized,
         );
     }
-    match memory_owner(evidence, &lines) {
+    match memory_owner(evidence) {
         MemoryOwner::Module => module_state_fix(read_modify_write && word_sized),
         _ if mixed_atomic && word_sized => Fix {
             kind: FixKind::Atomic,
@@ -249,10 +249,11 @@ pub(crate) enum MemoryOwner {
 /// The allocation stack decides when TSan printed one; objects and buffers from mimalloc (the
 /// free-threaded allocator) have none, so the static pass's view of the racing code and the
 /// racing lines themselves decide then.
-pub(crate) fn memory_owner(evidence: &RaceEvidence, lines: &[String]) -> MemoryOwner {
+pub(crate) fn memory_owner(evidence: &RaceEvidence) -> MemoryOwner {
     if let Some(owner) = heap_owner(evidence.root_cause) {
         return owner;
     }
+    let lines = own_access_lines(evidence);
     let rules: Vec<Rule> = evidence.statics.iter().map(|f| f.rule).collect();
     if rules.contains(&Rule::ModuleStateMutation) {
         return MemoryOwner::Module;
@@ -360,6 +361,17 @@ fn written_by_bulk_copy(rc: &RootCause) -> bool {
             .iter()
             .flat_map(|s| &s.access_kinds)
             .any(|k| *k == AccessKind::Write)
+}
+
+/// The racing lines of the sides whose access is the line's own. A side whose innermost frame
+/// is a callee (an allocator filling a new object, `tp_new`) raced inside that callee: the
+/// members its line names say nothing about the memory.
+fn own_access_lines(evidence: &RaceEvidence) -> Vec<String> {
+    (evidence.root_cause.sides.iter())
+        .filter(|s| s.top_frame.is_none())
+        .filter_map(|s| s.frame.as_ref())
+        .map(|f| racing_line(f, evidence.tree).unwrap_or_default())
+        .collect()
 }
 
 fn side_frames(rc: &RootCause) -> impl Iterator<Item = &Frame> {

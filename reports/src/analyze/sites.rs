@@ -106,13 +106,14 @@ fn owner_of(evidence: &RaceEvidence) -> Owner {
             type_name: evidence.entry_type.clone(),
         };
     }
+    // Both sides' lines, for whether the other side's object is a second one.
     let lines: Vec<String> = rc
         .sides
         .iter()
         .filter_map(|s| s.frame.as_ref())
         .map(|f| racing_line(f, evidence.tree).unwrap_or_default())
         .collect();
-    match (memory_owner(evidence, &lines), &evidence.entry_type) {
+    match (memory_owner(evidence), &evidence.entry_type) {
         (MemoryOwner::Module, _) => Owner::ModuleState {
             field: rc
                 .sides
