@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
-pub use analyze::{analyze, reproduces, Analysis};
+pub use analyze::{analyze, reproduces, same_problem, shown_owners, Analysis};
 pub use baseline::{load_baseline, Baseline};
 pub use markdown::{issue_body, render_markdown};
 pub use model::RunRecord;

@@ -16,6 +16,7 @@ pub mod exit;
 mod phases;
 mod process;
 mod registry;
+mod regression_tests;
 mod review;
 mod rundir;
 mod target;

@@ -33,7 +33,9 @@ pub(crate) use gil_check::gil_check;
 pub(crate) use layout::{choose_layout, LayoutRequest};
 pub(crate) use pytest::Selection;
 pub(crate) use reading::ReportReader;
-pub(crate) use repro::{reproduce, ReproContext, ReproOptions, ReproTarget};
+pub(crate) use repro::{
+    api_model, hints, reproduce, RecordedProblems, ReproContext, ReproOptions, ReproTarget,
+};
 pub(crate) use stress::{run_stress, StressInputs, StressOptions};
 pub(crate) use suite::{run_suite, SuiteOptions};
 
