@@ -21,6 +21,7 @@ use crate::source::SourceTree;
 use crate::xref::{cross_reference, exercised_functions};
 
 pub use commands::shell_quote;
+pub use problems::problem_id;
 pub(crate) use sites::{frame_location, python_names};
 pub use verdict::phase_status_label;
 

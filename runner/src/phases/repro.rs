@@ -21,6 +21,7 @@ use crate::process::Step;
 use crate::registry::{PackageOverrides, Registry};
 
 /// One problem to prove.
+#[derive(Clone)]
 pub(crate) struct ReproTarget {
     pub problem_id: String,
     pub owner: Owner,

@@ -168,7 +168,6 @@ pub(crate) struct Installation {
     /// directory, and how reports are read from its build.
     pub review: Review,
     pub ctx: Arc<Ctx>,
-    pub target: Target,
 }
 
 /// Sets `spec` up in `run_dir`. A failure keeps the record written so far and says why.
@@ -186,11 +185,7 @@ pub(crate) async fn install(
         .map_err(|e| format!("{e:#}"))?;
     let mut review = Review::new(run_dir, record, runner, events.clone());
     match installed(spec, interpreter, options, &mut review).await {
-        Ok((ctx, target)) => Ok(Installation {
-            review,
-            ctx,
-            target,
-        }),
+        Ok(ctx) => Ok(Installation { review, ctx }),
         Err(err) => {
             review.record.stopped_by = Some(err.clone());
             review.save();
@@ -204,9 +199,9 @@ async fn installed(
     interpreter: &Interpreter,
     options: &RunOptions,
     review: &mut Review,
-) -> Result<(Arc<Ctx>, Target), String> {
+) -> Result<Arc<Ctx>, String> {
     let target = set_up(spec, interpreter, options, review).await?;
     let ctx = instrumented::context(review, interpreter, options, &target)?;
     instrumented::scan(review, &ctx, &target).await;
-    Ok((ctx, target))
+    Ok(ctx)
 }

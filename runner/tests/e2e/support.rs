@@ -108,9 +108,14 @@ pub fn ftreview(args: &[&str]) -> (i32, String, String) {
 /// A run of `fixture` shared by every test that asks for it (across test processes), redone
 /// when anything it depends on changed: the fixture's sources, the interpreter, the binary.
 pub fn shared_run(fixture: &str, python: &Path, args: &[&str]) -> Run {
+    shared_run_as(fixture, fixture, python, args)
+}
+
+/// [`shared_run`] kept under its own `slot`: runs of one fixture with other arguments.
+pub fn shared_run_as(slot: &str, fixture: &str, python: &Path, args: &[&str]) -> Run {
     let base = Path::new(env!("CARGO_TARGET_TMPDIR")).join("e2e");
     fs::create_dir_all(&base).unwrap();
-    let lock = fs::File::create(base.join(format!("{fixture}.lock"))).unwrap();
+    let lock = fs::File::create(base.join(format!("{slot}.lock"))).unwrap();
     lock.lock_exclusive().unwrap();
     let binary = assert_cmd::cargo::cargo_bin("ftreview");
     let key = format!(
@@ -119,7 +124,7 @@ pub fn shared_run(fixture: &str, python: &Path, args: &[&str]) -> Run {
         ftreview_testkit::content_hash(&[python]),
         args.join(" ")
     );
-    let result_file = base.join(format!("{fixture}.result.json"));
+    let result_file = base.join(format!("{slot}.result.json"));
     if let Some((old_key, run)) = fs::read_to_string(&result_file)
         .ok()
         .and_then(|t| serde_json::from_str::<(String, Run)>(&t).ok())
@@ -128,7 +133,7 @@ pub fn shared_run(fixture: &str, python: &Path, args: &[&str]) -> Run {
             return run;
         }
     }
-    let dir = base.join(fixture);
+    let dir = base.join(slot);
     let _ = fs::remove_dir_all(&dir);
     let target = fixtures().join(fixture);
     let mut all = vec![target.to_str().unwrap()];
