@@ -28,8 +28,8 @@ pub use results::{Outcome, Results};
 pub use sarif::sarif;
 pub use summary::summary_table;
 pub use verification::{
-    latest_verification, Tally, Verification, VerifiedProblem, VerifyStatus, VERIFICATION_FILE,
-    VERIFICATION_MARKDOWN, VERIFY_DIR_PREFIX,
+    latest_verification, verification_dirs, Tally, Verification, VerifiedProblem, VerifyStatus,
+    VERIFICATION_FILE, VERIFICATION_MARKDOWN, VERIFY_DIR_PREFIX,
 };
 
 pub const MARKDOWN_FILE: &str = "migration-plan.md";

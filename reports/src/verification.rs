@@ -151,10 +151,11 @@ impl Verification {
     }
 }
 
-/// The newest verification of the run in `run_dir` (its directory and record), if any.
-pub fn latest_verification(run_dir: &Path) -> Option<(PathBuf, Verification)> {
+/// The verification directories of the run in `run_dir`, oldest first.
+pub fn verification_dirs(run_dir: &Path) -> Vec<PathBuf> {
     let mut dirs: Vec<PathBuf> = std::fs::read_dir(run_dir)
-        .ok()?
+        .into_iter()
+        .flatten()
         .filter_map(Result::ok)
         .filter(|e| {
             e.file_name()
@@ -164,10 +165,18 @@ pub fn latest_verification(run_dir: &Path) -> Option<(PathBuf, Verification)> {
         .map(|e| e.path())
         .collect();
     dirs.sort();
-    dirs.into_iter().rev().find_map(|dir| {
-        let text = std::fs::read_to_string(dir.join(VERIFICATION_FILE)).ok()?;
-        Some((dir, serde_json::from_str(&text).ok()?))
-    })
+    dirs
+}
+
+/// The newest verification of the run in `run_dir` (its directory and record), if any.
+pub fn latest_verification(run_dir: &Path) -> Option<(PathBuf, Verification)> {
+    verification_dirs(run_dir)
+        .into_iter()
+        .rev()
+        .find_map(|dir| {
+            let text = std::fs::read_to_string(dir.join(VERIFICATION_FILE)).ok()?;
+            Some((dir, serde_json::from_str(&text).ok()?))
+        })
 }
 
 /// The plan's line about the latest verification, linked relative to the plan.

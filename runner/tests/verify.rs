@@ -11,7 +11,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use ftreview_reports::{Verification, VerifyStatus, VERIFICATION_FILE, VERIFY_DIR_PREFIX};
+use ftreview_reports::{verification_dirs, Verification, VerifyStatus, VERIFICATION_FILE};
 use support::{fixtures, ftreview, interpreter, shared_run_as, Run};
 
 /// The racy fixture reviewed by its stress phase alone.
@@ -60,7 +60,7 @@ fn copy_tree(from: &Path, to: &Path) {
 
 /// `ftreview verify RUN --source TREE --runs 3`, and the verification it wrote.
 fn verify(run: &Run, tree: &Path) -> (i32, Verification, PathBuf, String) {
-    let before: Vec<PathBuf> = verify_dirs(&run.dir);
+    let before: Vec<PathBuf> = verification_dirs(&run.dir);
     let (code, _, stderr) = ftreview(&[
         "verify",
         run.dir.to_str().unwrap(),
@@ -70,26 +70,13 @@ fn verify(run: &Run, tree: &Path) -> (i32, Verification, PathBuf, String) {
         "3",
         "--quiet",
     ]);
-    let dir = verify_dirs(&run.dir)
+    let dir = verification_dirs(&run.dir)
         .into_iter()
         .find(|d| !before.contains(d))
         .unwrap_or_else(|| panic!("no new verify directory (exit {code}):\n{stderr}"));
     let text = fs::read_to_string(dir.join(VERIFICATION_FILE))
         .unwrap_or_else(|e| panic!("{e} (exit {code}):\n{stderr}"));
     (code, serde_json::from_str(&text).unwrap(), dir, stderr)
-}
-
-fn verify_dirs(run_dir: &Path) -> Vec<PathBuf> {
-    fs::read_dir(run_dir)
-        .unwrap()
-        .filter_map(Result::ok)
-        .filter(|e| {
-            e.file_name()
-                .to_string_lossy()
-                .starts_with(VERIFY_DIR_PREFIX)
-        })
-        .map(|e| e.path())
-        .collect()
 }
 
 /// Runs one generated test file with pytest in `venv`'s python under TSan; whether it passed.
