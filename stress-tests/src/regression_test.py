@@ -6,7 +6,8 @@ It fails when an operation raises an exception it never raises from one thread, 
 object no longer agrees with itself (len() against iteration, iterated keys `in` it), when the
 process crashes or the threads get stuck, and under a ThreadSanitizer interpreter logging to a file (TSAN_OPTIONS
 log_path=...) when TSan reports a race in the extension during the test.
-Run it with a free-threaded CPython and PYTHON_GIL=0.
+Run it with a free-threaded CPython and PYTHON_GIL=0 (under TSan, keep its default exitcode: with
+exitcode=0 a crash it ends would exit 0).
 """
 
 import faulthandler
