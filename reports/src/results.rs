@@ -254,22 +254,31 @@ impl StaticStatus {
     }
 }
 
-/// A place in the extension's sources, relative to the source tree when inside it.
+/// A place in the extension's sources, relative to the source tree when inside it; or, for an
+/// access the interpreter makes on the extension's behalf (a member read in the eval loop), in
+/// CPython's sources, relative to their root.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct SourceLocation {
     pub file: String,
     pub line: Option<u32>,
     pub column: Option<u32>,
     pub function: Option<String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub in_interpreter: bool,
 }
 
 impl SourceLocation {
-    /// `file:line[:col]`.
+    /// `file:line[:col]`, with `CPython ` before an interpreter file.
     pub fn display(&self) -> String {
-        match (self.line, self.column) {
+        let place = match (self.line, self.column) {
             (Some(line), Some(column)) => format!("{}:{line}:{column}", self.file),
             (Some(line), None) => format!("{}:{line}", self.file),
             _ => self.file.clone(),
+        };
+        if self.in_interpreter {
+            format!("CPython {place}")
+        } else {
+            place
         }
     }
 }

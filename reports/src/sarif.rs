@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use serde_json::{json, Value};
 
 use crate::analyze::Analysis;
-use crate::results::{Category, Finding, Severity, StaticStatus};
+use crate::results::{Category, Finding, Severity, SourceLocation, StaticStatus};
 
 const SARIF_SCHEMA: &str = "https://json.schemastore.org/sarif-2.1.0.json";
 const INFORMATION_URI: &str = "https://github.com/ftreview/ftreview";
@@ -95,12 +95,20 @@ fn rule_description(f: &Finding) -> String {
 /// One result per finding at its primary location; the rest of its lines (for a problem:
 /// every side of every site pair) are related locations.
 fn result(f: &Finding, rule_index: usize) -> Value {
-    let mut locations: Vec<Value> = f.locations.iter().map(location).collect();
+    // CPython's files are not in the repository the results are uploaded for.
+    let in_repository = |l: &&SourceLocation| !l.in_interpreter;
+    let mut locations: Vec<Value> = f
+        .locations
+        .iter()
+        .filter(in_repository)
+        .map(location)
+        .collect();
     let mut others: Vec<Value> = locations.drain(locations.len().min(1)..).collect();
     others.extend(
         f.sites
             .iter()
             .flat_map(|s| &s.locations)
+            .filter(in_repository)
             .filter(|l| f.locations.first().is_none_or(|first| first != *l))
             .map(location),
     );

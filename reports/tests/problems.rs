@@ -64,3 +64,24 @@ fn gcc_and_clang_reports_make_the_same_problems_with_the_same_ids() {
         "{owners:?}"
     );
 }
+
+/// The one decision behind every rerun's count (`--repro-runs`, `ftreview repro`): a rerun
+/// whose triage holds the problem's reports reproduces it; one without them does not.
+#[test]
+fn a_rerun_reproduces_the_problems_its_reports_show_and_no_other() {
+    let run = common::fixture_record("racy");
+    let results = ftreview_reports::analyze(&run, None).results;
+    let owners: Vec<&Owner> = (results.findings.iter())
+        .filter(|f| f.category == Category::Race)
+        .filter_map(|f| f.owner.as_ref())
+        .collect();
+    assert!(!owners.is_empty());
+    for owner in &owners {
+        assert!(
+            ftreview_reports::reproduces(&run, &run.triage, owner),
+            "the run's own reports reproduce {owner:?}"
+        );
+        let empty = tsan_parse::Triage::default();
+        assert!(!ftreview_reports::reproduces(&run, &empty, owner));
+    }
+}

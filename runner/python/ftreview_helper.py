@@ -204,8 +204,14 @@ def installed(dist_name):
     return {"name": dist.metadata["Name"], "version": dist.version, "extensions": modules, "top_level": sorted(tops)}
 
 
+def _gil_enabled():
+    """True on a GIL build (which has no `sys._is_gil_enabled`): the GIL is always on there."""
+    probe = getattr(sys, "_is_gil_enabled", None)
+    return True if probe is None else probe()
+
+
 def gil_check(module):
-    before = sys._is_gil_enabled()
+    before = _gil_enabled()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
@@ -216,7 +222,7 @@ def gil_check(module):
     return {
         "module": module,
         "gil_before": before,
-        "gil_after": sys._is_gil_enabled(),
+        "gil_after": _gil_enabled(),
         "warnings": [str(w.message) for w in caught],
         "error": error,
     }

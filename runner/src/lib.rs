@@ -13,6 +13,8 @@ pub mod commands;
 mod env;
 mod events;
 pub mod exit;
+#[cfg(test)]
+mod helper_contract;
 mod phases;
 mod process;
 mod registry;

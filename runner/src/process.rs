@@ -213,6 +213,8 @@ pub struct StepResult {
     /// For a timed-out step: the file holding gdb's native stacks of every process in the group
     /// (Python stacks from faulthandler follow in `log`).
     pub hang_stacks: Option<PathBuf>,
+    /// The process ftreview started (0 when unknown); its subprocesses have others.
+    pub pid: u32,
 }
 
 impl StepResult {
@@ -303,6 +305,7 @@ impl Runner {
             seconds: started.elapsed().as_secs_f64(),
             log: step.log.clone(),
             hang_stacks,
+            pid: pid as u32,
         };
         self.journal(&result);
         Ok(result)

@@ -14,6 +14,7 @@
 //! This crate spawns no process; the runner does.
 
 mod bindings;
+mod contract;
 mod generate;
 mod hints;
 mod model;
@@ -28,6 +29,7 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 
 pub use bindings::{BindingKind, BindingSpec};
+pub use contract::ContractBreak;
 pub use generate::{generate, GenConfig, Scenario, ScenarioKind};
 pub use hints::{HandScenario, Hints};
 pub use model::{

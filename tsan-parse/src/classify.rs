@@ -184,20 +184,35 @@ pub(crate) fn is_cpython_header(file: &str) -> bool {
     file.contains("/include/python3") || file.contains("/Include/")
 }
 
+/// The top-level directories of CPython's source tree that its compiled code comes from.
+const CPYTHON_SOURCE_DIRS: [&str; 5] = ["Objects", "Python", "Modules", "Parser", "Include"];
+
 fn is_cpython(module: &str, file: &str) -> bool {
     module.contains("/lib-dynload/")
-        || [
-            "/Objects/",
-            "/Python/",
-            "/Modules/",
-            "/Parser/",
-            "/Include/",
-        ]
-        .iter()
-        .any(|dir| file.contains(dir))
-        || ["Objects/", "Python/", "Modules/", "Parser/"]
+        || CPYTHON_SOURCE_DIRS
             .iter()
-            .any(|dir| file.starts_with(dir))
+            .any(|dir| file.contains(&format!("/{dir}/")))
+        || CPYTHON_SOURCE_DIRS[..4]
+            .iter()
+            .any(|dir| file.starts_with(&format!("{dir}/")))
+}
+
+/// A CPython file as its source tree names it (`Python/ceval.c`, `Include/object.h`),
+/// whatever directory it was built in; installed headers (`include/python3.13t/…`) come from
+/// `Include/`. Other paths keep only their file name.
+pub fn cpython_relative(file: &str) -> String {
+    let parts: Vec<&str> = file.split('/').collect();
+    let installed_header = parts
+        .windows(2)
+        .rposition(|w| w[0] == "include" && w[1].starts_with("python3"))
+        .filter(|at| at + 2 < parts.len());
+    if let Some(at) = installed_header {
+        return format!("Include/{}", parts[at + 2..].join("/"));
+    }
+    match parts.iter().rposition(|p| CPYTHON_SOURCE_DIRS.contains(p)) {
+        Some(root) if root + 1 < parts.len() => parts[root..].join("/"),
+        _ => parts.last().copied().unwrap_or(file).to_string(),
+    }
 }
 
 fn is_libc(module_name: &str) -> bool {
@@ -320,5 +335,26 @@ mod tests {
             )),
             FrameOrigin::Other
         );
+    }
+
+    #[test]
+    fn cpython_files_are_named_from_their_source_root() {
+        for (printed, named) in [
+            (
+                "/root/.cache/x/work/build-1/src/Python-3.13.15/Python/generated_cases.c.h",
+                "Python/generated_cases.c.h",
+            ),
+            (
+                "/src/cpython/./Include/internal/pycore_call.h",
+                "Include/internal/pycore_call.h",
+            ),
+            (
+                "/opt/py/include/python3.13t/cpython/pyatomic_gcc.h",
+                "Include/cpython/pyatomic_gcc.h",
+            ),
+            ("ceval.c", "ceval.c"),
+        ] {
+            assert_eq!(cpython_relative(printed), named);
+        }
     }
 }

@@ -65,6 +65,9 @@ pub enum Mechanism {
     TryIncref,
     /// The cyclic garbage collector.
     Gc,
+    /// String interning: the interpreter-wide table of interned strings and their
+    /// immortalization, shared by every caller of `PyDict_SetItemString`, attribute names, …
+    Interning,
 }
 
 /// Object allocation and initialization of a fresh object's header.
@@ -116,6 +119,16 @@ const TRY_INCREF_FUNCTIONS: &[&str] = &[
     "_Py_TryXGetStackRef",
 ];
 
+/// Interning and the interned table's own lookups (found anywhere in the interpreter part of
+/// a stack: the racing access is often a dict lookup or an incref deeper inside).
+const INTERNING_FUNCTIONS: &[&str] = &[
+    "intern_common",
+    "immortalize_interned",
+    "_PyUnicode_InternImmortal",
+    "_PyUnicode_InternMortal",
+    "PyUnicode_InternInPlace",
+];
+
 const GC_FILES: &[&str] = &[
     "Python/gc_free_threading.c",
     "Python/gc.c",
@@ -148,6 +161,7 @@ impl Mechanism {
             Mechanism::Release => "the allocator freeing or reallocating a block",
             Mechanism::TryIncref => "a speculative incref that revalidates its source",
             Mechanism::Gc => "the garbage collector",
+            Mechanism::Interning => "string interning",
         }
     }
 }
@@ -228,8 +242,13 @@ fn owner(stack: &Stack) -> Owner {
         .iter()
         .find_map(|frame| Mechanism::of(frame).map(|m| (m, frame)))
         .map(|(mechanism, frame)| match mechanism {
-            Mechanism::Allocator if releases_a_block(stack) => (Mechanism::Release, frame),
+            Mechanism::Allocator if passes_through(stack, RELEASE_FUNCTIONS).is_some() => {
+                (Mechanism::Release, frame)
+            }
             other => (other, frame),
+        })
+        .or_else(|| {
+            passes_through(stack, INTERNING_FUNCTIONS).map(|frame| (Mechanism::Interning, frame))
         });
     match mechanism {
         Some((mechanism, frame)) => Owner::Internal(InternalAccess {
@@ -245,17 +264,17 @@ fn owner(stack: &Stack) -> Owner {
     }
 }
 
-/// The interpreter part of the stack above the extension (all of it without one) passes
-/// through an entry point that frees or reallocates its caller's block.
-fn releases_a_block(stack: &Stack) -> bool {
+/// The first frame of the interpreter part of the stack above the extension (all of it
+/// without one) that is one of `functions`.
+fn passes_through<'s>(stack: &'s Stack, functions: &[&str]) -> Option<&'s Frame> {
     stack
         .frames
         .iter()
         .take_while(|frame| frame.origin != FrameOrigin::Extension)
         .filter(|frame| frame.origin == FrameOrigin::Cpython)
-        .filter_map(|frame| frame.function.as_deref())
-        .any(|function| {
-            RELEASE_FUNCTIONS
+        .find(|frame| {
+            let function = frame.function.as_deref().unwrap_or_default();
+            functions
                 .iter()
                 .any(|name| is_function_named(function, name))
         })

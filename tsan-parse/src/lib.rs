@@ -31,7 +31,7 @@ mod suppress;
 mod symbolize;
 mod triage;
 
-pub use classify::Classifier;
+pub use classify::{cpython_relative, Classifier};
 pub use cluster::{Added, ClusterOptions, Clusterer};
 pub use files::{
     cluster, expand_inputs, parse_file, parse_paths, record_file, triage_paths, FileSummary,

@@ -551,3 +551,26 @@ fn reallocating_the_extensions_own_block_is_the_extensions() {
         .collect();
     assert_eq!(frames, [(Some("vector_push"), Some(132)); 2]);
 }
+
+/// Two threads of the racy fixture's lazy-init race each building the unit table
+/// (`PyDict_SetItemString` interns its keys; the reports are verbatim from an ftreview run):
+/// one immortalizes an interned key while the other looks it up in, or increfs it from, the
+/// interned table. Interpreter state the extension cannot lock: noise, not a root cause
+/// filed under the extension's `build_unit_table`.
+#[test]
+fn interning_races_inside_the_interpreter_are_noise() {
+    let options = TriageOptions {
+        classifier: Classifier::new(vec!["ftfixture_racy".into()], vec![]),
+        ..TriageOptions::default()
+    };
+    let triage = triage(&[fixture("logs/pyext_interning/racy_lookup.log")], &options);
+    assert_eq!(triage.stats.reports, 2);
+    assert!(triage.root_causes.is_empty(), "{}", render(&triage));
+    let reasons: Vec<String> = (triage.interpreter_noise.iter())
+        .map(|n| n.internal.as_ref().unwrap().to_string())
+        .collect();
+    assert!(
+        reasons.iter().all(|r| r.contains("string interning")),
+        "{reasons:?}"
+    );
+}

@@ -121,6 +121,11 @@ fn faulting_function(crash: &CrashRecord) -> String {
         .native_stack
         .as_deref()
         .and_then(|stack| stack.lines().next())
+        // Without stacks the record holds TSan's description (`SEGV on unknown address …`).
+        .filter(|line| {
+            let signal = crash.kind.split_whitespace().next().unwrap_or_default();
+            !line.starts_with(signal)
+        })
         .map(|line| {
             let line =
                 line.trim_start_matches(|c: char| c == '#' || c.is_ascii_digit() || c == ' ');

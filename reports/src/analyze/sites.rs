@@ -146,11 +146,18 @@ pub fn tsan_rule(kind: &ReportKind) -> String {
 }
 
 pub fn frame_location(frame: &tsan_parse::Frame, tree: &SourceTree) -> Option<SourceLocation> {
+    let printed = frame.file.as_deref()?;
+    let in_interpreter = frame.origin == FrameOrigin::Cpython && tree.resolve(printed).is_none();
     Some(SourceLocation {
-        file: tree.display(frame.file.as_deref()?),
+        file: if in_interpreter {
+            tsan_parse::cpython_relative(printed)
+        } else {
+            tree.display(printed)
+        },
         line: frame.line,
         column: frame.column,
         function: frame.function.as_deref().map(str::to_string),
+        in_interpreter,
     })
 }
 

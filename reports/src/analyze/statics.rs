@@ -45,6 +45,7 @@ pub(super) fn static_finding(
             line: Some(finding.span.line as u32),
             column: Some(finding.span.column as u32),
             function: finding.function.clone(),
+            in_interpreter: false,
         }],
         count: 1,
         origins: Vec::new(),

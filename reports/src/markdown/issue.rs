@@ -49,13 +49,7 @@ pub fn issue_body(a: &Analysis, problem_id: &str) -> Option<String> {
     if let Some(reproducer) = &problem.reproducer {
         reproducer_block(&mut out, a, reproducer);
     }
-    let _ = writeln!(
-        out,
-        "**Suggested fix ({}):** {}\n\n{}\n",
-        problem.fix.kind.label(),
-        problem.fix.action,
-        problem.fix.reason
-    );
+    super::problems::fix_paragraph(&mut out, &problem.fix);
     let version = run.target.version.as_deref().unwrap_or("(local tree)");
     let _ = writeln!(
         out,

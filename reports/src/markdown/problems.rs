@@ -67,13 +67,7 @@ fn section(out: &mut String, a: &Analysis, n: usize, problem: &Finding) {
         racing_lines(out, a, rc);
         stacks(out, a, rc);
     }
-    let _ = writeln!(
-        out,
-        "**Fix — {}:** {}\n\n*Why:* {}\n",
-        problem.fix.kind.label(),
-        problem.fix.action,
-        problem.fix.reason
-    );
+    fix_paragraph(out, &problem.fix);
     if let Some(reproducer) = &problem.reproducer {
         reproducer_block(out, a, reproducer);
     }
@@ -214,4 +208,15 @@ fn site_table(out: &mut String, problem: &Finding) {
         );
     }
     out.push_str("\n</details>\n\n");
+}
+
+/// A problem's fix: its kind, the edit, and why (the plan and the issue body alike).
+pub(super) fn fix_paragraph(out: &mut String, fix: &crate::results::Fix) {
+    let _ = writeln!(
+        out,
+        "**Fix — {}:** {}\n\n*Why:* {}\n",
+        fix.kind.label(),
+        fix.action,
+        fix.reason
+    );
 }

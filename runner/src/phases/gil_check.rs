@@ -10,12 +10,15 @@ use super::Ctx;
 use crate::env::{helper_output, quiet_env};
 use crate::process::Step;
 
+/// What `ftreview_helper.py gil-check MODULE` prints.
 #[derive(Debug, Deserialize)]
-struct GilProbe {
-    module: String,
-    gil_after: bool,
-    warnings: Vec<String>,
-    error: Option<String>,
+pub(crate) struct GilProbe {
+    pub module: String,
+    /// Always true on a GIL build, so only a change counts.
+    pub gil_before: bool,
+    pub gil_after: bool,
+    pub warnings: Vec<String>,
+    pub error: Option<String>,
 }
 
 pub(crate) async fn gil_check(ctx: &Ctx, modules: &[String]) -> anyhow::Result<GilCheck> {
@@ -37,7 +40,7 @@ pub(crate) async fn gil_check(ctx: &Ctx, modules: &[String]) -> anyhow::Result<G
         .timeout(Duration::from_secs(300));
         match helper_output::<GilProbe>(step, &ctx.runner).await {
             Ok(probe) => {
-                reenabled |= probe.gil_after;
+                reenabled |= probe.gil_after && !probe.gil_before;
                 if let Some(error) = probe.error {
                     messages.push(format!("{}: import failed: {error}", probe.module));
                 }

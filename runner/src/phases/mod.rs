@@ -30,6 +30,8 @@ use crate::rundir::RunDir;
 
 pub(crate) use attribution::read_reports;
 pub(crate) use gil_check::gil_check;
+#[cfg(test)]
+pub(crate) use gil_check::GilProbe;
 pub(crate) use layout::{choose_layout, LayoutRequest};
 pub(crate) use pytest::Selection;
 pub(crate) use reading::ReportReader;

@@ -413,7 +413,10 @@ async fn prepare(
         }
     };
     notes.extend(introspection_notes(&model));
-    send(sink, Collected::SingleThreaded(crashed_trials(&model)));
+    send(
+        sink,
+        Collected::SingleThreaded(single_threaded_trials(&model)),
+    );
     let config = GenConfig {
         seed: options.seed,
         threads: options.threads,
@@ -555,8 +558,19 @@ fn introspection_notes(model: &ApiModel) -> Vec<String> {
     notes
 }
 
-/// Trial calls that killed or hung the interpreter in one thread.
-fn crashed_trials(model: &ApiModel) -> Vec<SingleThreadedBug> {
+/// Trial calls that killed or hung the interpreter, or broke the C-API contract, in one
+/// thread.
+fn single_threaded_trials(model: &ApiModel) -> Vec<SingleThreadedBug> {
+    let introspection = || Origin::new(Phase::Stress, "introspection");
+    let contract_breaks = model
+        .contract_breaks()
+        .into_iter()
+        .map(|b| SingleThreadedBug {
+            kind: SingleThreadedKind::InternalError,
+            call: Some(b.call),
+            detail: b.error,
+            origin: introspection(),
+        });
     model
         .crashed_trials
         .iter()
@@ -571,8 +585,9 @@ fn crashed_trials(model: &ApiModel) -> Vec<SingleThreadedBug> {
                 .clone()
                 .or_else(|| trial.signal.clone())
                 .or_else(|| trial.exit_code.map(|c| format!("exit code {c}"))),
-            origin: Origin::new(Phase::Stress, "introspection"),
+            origin: introspection(),
         })
+        .chain(contract_breaks)
         .collect()
 }
 

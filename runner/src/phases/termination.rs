@@ -51,7 +51,10 @@ pub(crate) struct ProcessEvidence<'a> {
 /// Decides how the process ended and builds its crash and hang records.
 pub(crate) fn classify(evidence: ProcessEvidence<'_>) -> Ending {
     let python_stack = faulthandler_dump(evidence.output);
-    let mut crashes = deadly_reports(evidence.reports, &evidence.origin, &evidence.reproducer);
+    let deadly = deadly_reports(&evidence);
+    // A subprocess the suite or scenario started can die while the process itself goes on.
+    let died_itself = deadly.iter().any(|(in_subprocess, _)| !in_subprocess);
+    let mut crashes: Vec<CrashRecord> = deadly.into_iter().map(|(_, c)| c).collect();
     let crash = |kind: String, signal: Option<i32>, native: Option<String>| CrashRecord {
         origin: evidence.origin.clone(),
         kind,
@@ -97,7 +100,7 @@ pub(crate) fn classify(evidence: ProcessEvidence<'_>) -> Ending {
             }
             EndKind::Crashed
         }
-        Termination::Exited { .. } if !crashes.is_empty() => EndKind::Crashed,
+        Termination::Exited { .. } if died_itself => EndKind::Crashed,
         Termination::Exited { code } if evidence.died_mid_run => {
             crashes.push(crash(format!("died (exit code {code})"), None, None));
             EndKind::Crashed
@@ -116,13 +119,12 @@ pub(crate) fn classify(evidence: ProcessEvidence<'_>) -> Ending {
     }
 }
 
-/// Crash records for the deadly signals TSan caught (`ThreadSanitizer:DEADLYSIGNAL`).
-fn deadly_reports(
-    reports: &[Report],
-    origin: &Origin,
-    reproducer: &Reproducer,
-) -> Vec<CrashRecord> {
-    reports
+/// Crash records for the deadly signals TSan caught (`ThreadSanitizer:DEADLYSIGNAL`), each
+/// with whether a subprocess died rather than the process itself (its kind says so too).
+fn deadly_reports(evidence: &ProcessEvidence<'_>) -> Vec<(bool, CrashRecord)> {
+    let (origin, reproducer) = (&evidence.origin, &evidence.reproducer);
+    evidence
+        .reports
         .iter()
         .filter_map(|r| {
             let crash = r.crash.as_ref()?;
@@ -133,14 +135,24 @@ fn deadly_reports(
                     .collect::<Vec<_>>()
                     .join("\n")
             });
-            Some(CrashRecord {
-                origin: r.origin.clone().unwrap_or_else(|| origin.clone()),
-                kind: r.kind.header_text().to_string(),
-                signal: signal_number(r.kind.header_text()),
-                python_stack: None,
-                native_stack: native.or_else(|| Some(crash.description.clone())),
-                reproducer: Some(reproducer.clone()),
-            })
+            let kind = r.kind.header_text();
+            let subprocess = r
+                .pid
+                .filter(|pid| evidence.result.pid != 0 && *pid != evidence.result.pid);
+            Some((
+                subprocess.is_some(),
+                CrashRecord {
+                    origin: r.origin.clone().unwrap_or_else(|| origin.clone()),
+                    kind: match subprocess {
+                        Some(pid) => format!("{kind} in a subprocess (pid {pid})"),
+                        None => kind.to_string(),
+                    },
+                    signal: signal_number(kind),
+                    python_stack: None,
+                    native_stack: native.or_else(|| Some(crash.description.clone())),
+                    reproducer: Some(reproducer.clone()),
+                },
+            ))
         })
         .collect()
 }
@@ -344,5 +356,48 @@ Thread 1 (Thread 0x2 (LWP 1) \"python\"):
         assert!(dump.ends_with("line 3 in test_hang"), "{dump}");
         assert!(!dump.contains("llvm"));
         assert!(faulthandler_dump("all good").is_none());
+    }
+
+    /// A real clang TSan report of a SEGV (pid 13205), as a process with `pid` saw it.
+    fn classify_segv_seen_by(pid: u32) -> Ending {
+        let log = include_str!("../../../tsan-parse/tests/fixtures/logs/clang/segv.log");
+        let reports = tsan_parse::parse_str(log);
+        let result = StepResult {
+            label: "tests".into(),
+            phase: None,
+            command: String::new(),
+            argv: Vec::new(),
+            cwd: ".".into(),
+            env: Vec::new(),
+            termination: Termination::Exited { code: 0 },
+            seconds: 1.0,
+            log: "output.log".into(),
+            hang_stacks: None,
+            pid,
+        };
+        let origin = Origin::new(ftreview_reports::model::Phase::Tests, "t.py::test");
+        classify(ProcessEvidence {
+            result: &result,
+            output: "",
+            reports: &reports,
+            origin,
+            reproducer: Reproducer {
+                command: "pytest".into(),
+                cwd: ".".into(),
+                script: None,
+            },
+            died_mid_run: false,
+            progressing: false,
+        })
+    }
+
+    #[test]
+    fn a_deadly_signal_of_the_process_itself_is_its_crash_and_a_subprocesss_is_not() {
+        let itself = classify_segv_seen_by(13205);
+        assert_eq!(itself.kind, EndKind::Crashed);
+        assert_eq!(itself.crashes[0].kind, "SEGV");
+        let parent = classify_segv_seen_by(4000);
+        assert_eq!(parent.kind, EndKind::Finished, "the suite went on");
+        assert_eq!(parent.crashes[0].kind, "SEGV in a subprocess (pid 13205)");
     }
 }

@@ -10,7 +10,7 @@
 //! one after the other. `--stress-budget` and `--timeout` fix a phase's share instead.
 //!
 //! A setup that spent the whole budget (a slow build on a loaded machine) still leaves the
-//! stress phase a floor, past the budget: a review that exercised nothing answers nothing.
+//! phases a floor, past the budget: a review that exercised nothing answers nothing.
 
 use std::time::{Duration, Instant};
 
@@ -23,9 +23,9 @@ const REPORT_RESERVE: Duration = Duration::from_secs(30);
 const REPRO_SHARE: f64 = 0.15;
 const REPRO_MIN: Duration = Duration::from_secs(20);
 const REPRO_MAX: Duration = Duration::from_secs(150);
-/// The stress phase's least share, a tenth of the budget within these bounds.
-const STRESS_FLOOR_MIN: Duration = Duration::from_secs(30);
-const STRESS_FLOOR_MAX: Duration = Duration::from_secs(90);
+/// The phases' least time, a tenth of the budget within these bounds.
+const FLOOR_MIN: Duration = Duration::from_secs(30);
+const FLOOR_MAX: Duration = Duration::from_secs(90);
 /// Relative yield of each phase, for sharing out the time.
 const WEIGHTS: [(Phase, u32); 3] = [
     (Phase::Stress, 5),
@@ -57,8 +57,9 @@ impl Budget {
         self.started + self.total.saturating_sub(REPORT_RESERVE)
     }
 
-    fn stress_floor(&self) -> Duration {
-        (self.total / 10).clamp(STRESS_FLOOR_MIN, STRESS_FLOOR_MAX)
+    /// The phases' least time, however much setup spent.
+    fn floor(&self) -> Duration {
+        (self.total / 10).clamp(FLOOR_MIN, FLOOR_MAX)
     }
 }
 
@@ -68,6 +69,16 @@ pub(crate) struct FixedShares {
     pub stress: Option<Duration>,
     /// Each test phase.
     pub test_phase: Option<Duration>,
+}
+
+impl FixedShares {
+    /// The share fixed for `phase`, if any.
+    fn of(&self, phase: Phase) -> Option<Duration> {
+        match phase {
+            Phase::Stress => self.stress,
+            _ => self.test_phase,
+        }
+    }
 }
 
 /// Which phases share the time, and how.
@@ -84,24 +95,19 @@ pub(crate) struct Plan {
 
 impl Plan {
     /// Shares out the time until the budget's end between `phases` (in run order): each lane
-    /// gives fixed shares first and splits the rest by weight.
+    /// gives fixed shares first and splits the rest by weight. The lanes get at least the
+    /// budget's floor, and fixed shares even past the budget; the reproducers come after both.
     pub fn new(budget: &Budget, phases: &[Phase], jobs: usize, fixed: FixedShares) -> Plan {
         let now = Instant::now();
-        let repro_end = budget.phases_end().max(now);
+        let until_reports = budget.phases_end().saturating_duration_since(now);
         let repro = if phases.contains(&Phase::Repro) {
-            (repro_end - now)
+            until_reports
                 .mul_f64(REPRO_SHARE)
                 .clamp(REPRO_MIN, REPRO_MAX)
         } else {
             Duration::ZERO
         };
-        let floor = match (phases.contains(&Phase::Stress), fixed.stress) {
-            (true, None) => budget.stress_floor(),
-            _ => Duration::ZERO,
-        };
-        let end = repro_end.checked_sub(repro).unwrap_or(now).max(now + floor);
-        let repro_end = repro_end.max(end + repro);
-        let left = end - now;
+        let left = until_reports.saturating_sub(repro).max(budget.floor());
         let phases: Vec<Phase> = phases
             .iter()
             .copied()
@@ -115,11 +121,9 @@ impl Plan {
         } else {
             vec![phases.to_vec()]
         };
-        let fixed_share = |phase: Phase| match phase {
-            Phase::Stress => fixed.stress,
-            _ => fixed.test_phase,
-        };
+        let fixed_share = |phase: Phase| fixed.of(phase);
         let mut shares = Vec::new();
+        let mut longest_lane = left;
         for lane in lanes {
             let taken: Duration = lane.iter().filter_map(|p| fixed_share(*p)).sum();
             let free = left.saturating_sub(taken);
@@ -132,14 +136,12 @@ impl Plan {
                 let share = fixed_share(phase).unwrap_or_else(|| {
                     free.mul_f64(f64::from(weight(phase)) / f64::from(free_weight.max(1)))
                 });
-                let share = if phase == Phase::Stress {
-                    share.max(floor)
-                } else {
-                    share
-                };
                 shares.push((phase, share));
             }
+            longest_lane = longest_lane.max(taken);
         }
+        let end = now + longest_lane;
+        let repro_end = end + repro;
         // Back in run order.
         shares.sort_by_key(|(p, _)| phases.iter().position(|q| q == p));
         if !repro.is_zero() {
@@ -169,11 +171,7 @@ impl Plan {
             .iter()
             .find(|(p, _)| *p == phase)
             .map_or(Duration::ZERO, |(_, s)| *s);
-        let fixed_here = match phase {
-            Phase::Stress => fixed.stress.is_some(),
-            _ => fixed.test_phase.is_some(),
-        };
-        if fixed_here {
+        if fixed.of(phase).is_some() {
             return now + share;
         }
         let last_of_lane = self
@@ -278,23 +276,31 @@ mod tests {
     }
 
     #[test]
-    fn a_budget_spent_by_setup_still_leaves_stress_its_floor_and_the_rest_nothing() {
+    fn a_budget_spent_by_setup_still_leaves_the_phases_a_floor() {
         let budget = Budget::start(Duration::from_secs(10));
         let mut phases = ALL.to_vec();
         phases.push(Phase::Repro);
-        let plan = Plan::new(&budget, &phases, 1, FixedShares::default());
+        let plan = Plan::new(&budget, &phases, 2, FixedShares::default());
         assert_eq!(secs(&plan, Phase::Stress), 30);
+        assert_eq!(secs(&plan, Phase::Tests), 12);
+        assert_eq!(secs(&plan, Phase::ParallelTests), 18);
+        assert_eq!(secs(&plan, Phase::Repro), 20);
         let stress_end = plan.deadline(Phase::Stress, FixedShares::default());
         assert!(stress_end >= Instant::now() + Duration::from_secs(29));
         assert!(plan.deadline(Phase::Repro, FixedShares::default()) > plan.end);
-        // Once stress has used the floor, the suites' deadlines have passed.
-        assert!(plan.end <= Instant::now() + Duration::from_secs(30));
     }
 
     #[test]
-    fn a_budget_spent_by_setup_without_stress_leaves_deadlines_of_now() {
-        let budget = Budget::start(Duration::from_secs(10));
-        let plan = Plan::new(&budget, &[Phase::Tests], 1, FixedShares::default());
-        assert!(plan.deadline(Phase::Tests, FixedShares::default()) <= Instant::now());
+    fn fixed_shares_past_the_budget_push_the_reproducers_after_them() {
+        let budget = Budget::start(Duration::from_secs(60));
+        let fixed = FixedShares {
+            stress: Some(Duration::from_secs(200)),
+            test_phase: None,
+        };
+        let phases = [Phase::Stress, Phase::Tests, Phase::Repro];
+        let plan = Plan::new(&budget, &phases, 2, fixed);
+        assert_eq!(secs(&plan, Phase::Stress), 200);
+        assert!(plan.end >= Instant::now() + Duration::from_secs(199));
+        assert!(plan.deadline(Phase::Repro, fixed) >= plan.end + Duration::from_secs(20));
     }
 }

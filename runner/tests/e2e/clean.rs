@@ -28,7 +28,7 @@ fn is_allocator_reuse(report: &tsan_parse::Report) -> bool {
 #[test]
 fn the_clean_twin_has_no_extension_finding_by_an_oracle_of_its_own() {
     let Some(python) = interpreter() else { return };
-    let run = shared_run("clean_ext", &python, &["--budget", "6m"]);
+    let run = shared_run("clean_ext", &python, PINNED_SHARES);
     let results = run.results();
     let findings: Vec<(&str, &str)> = results
         .findings
@@ -75,7 +75,7 @@ fn the_clean_twin_has_no_extension_finding_by_an_oracle_of_its_own() {
 #[test]
 fn single_threaded_bugs_are_reported_apart_and_the_verdict_stays_ready() {
     let Some(python) = interpreter() else { return };
-    let run = shared_run("quirky_ext", &python, &["--budget", "5m"]);
+    let run = shared_run("quirky_ext", &python, PINNED_SHARES);
     let results = run.results();
     let single: Vec<_> = results
         .findings

@@ -12,7 +12,7 @@ fn a_package_at_the_top_of_the_tree_is_tested_installed_and_its_race_found() {
     let run = shared_run(
         "toplevel_ext",
         &python,
-        &["--phases", "tests,parallel", "--budget", "5m"],
+        &["--phases", "tests,parallel", "--timeout", "180"],
     );
     let record = run.record();
     let layout = record
@@ -63,7 +63,7 @@ fn a_reused_build_keeps_the_second_run_self_contained() {
     let first = shared_run(
         "toplevel_ext",
         &python,
-        &["--phases", "tests,parallel", "--budget", "5m"],
+        &["--phases", "tests,parallel", "--timeout", "180"],
     );
     let tmp = tempfile::tempdir().unwrap();
     // A copy of the first run directory stands in for it, so deleting it harms no other test.
@@ -77,8 +77,8 @@ fn a_reused_build_keeps_the_second_run_self_contained() {
             target.to_str().unwrap(),
             "--phases",
             "tests,parallel",
-            "--budget",
-            "4m",
+            "--timeout",
+            "120",
             "--repro-runs",
             "0",
         ],

@@ -6,22 +6,37 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use ftreview_reports::model::Phase;
-use ftreview_reports::results::{Category, Finding, ReproducerKind};
+use ftreview_reports::results::{Category, Finding, ReproducerKind, SourceLocation};
 
 use crate::support::*;
 
 fn racy_run(python: &Path) -> Run {
-    shared_run("racy_ext", python, &["--budget", "7m"])
+    shared_run("racy_ext", python, PINNED_SHARES)
 }
 
-/// Whether a problem lists a site in `function` at one of `lines`.
-fn has_site(problem: &Finding, function: &str, lines: &[u32]) -> bool {
-    problem.sites.iter().flat_map(|s| &s.locations).any(|l| {
-        l.function.as_deref() == Some(function) && l.line.is_some_and(|n| lines.contains(&n))
+fn at(location: &SourceLocation, function: &str, lines: &[u32]) -> bool {
+    location.function.as_deref() == Some(function)
+        && location.line.is_some_and(|n| lines.contains(&n))
+}
+
+/// Whether one of a problem's racing site pairs is the planted race: one side in its function
+/// at one of its lines and, when it names a peer, the other side at the peer.
+fn holds(problem: &Finding, race: &PlantedRace) -> bool {
+    problem.sites.iter().any(|site| {
+        let sides = &site.locations;
+        sides.iter().enumerate().any(|(i, side)| {
+            at(side, &race.function, &race.lines)
+                && race.peer.as_ref().is_none_or(|peer| {
+                    sides
+                        .iter()
+                        .enumerate()
+                        .any(|(j, other)| j != i && at(other, &peer.function, &peer.lines))
+                })
+        })
     })
 }
 
-/// For each planted race, the problems that hold its sites.
+/// For each planted race, the problems that hold it.
 fn problems_of_planted(
     problems: &[&Finding],
     expected: &Expected,
@@ -32,12 +47,7 @@ fn problems_of_planted(
         .map(|race| {
             let ids = problems
                 .iter()
-                .filter(|p| has_site(p, &race.function, &race.lines))
-                .filter(|p| {
-                    race.peer
-                        .as_ref()
-                        .is_none_or(|peer| has_site(p, &peer.function, &peer.lines))
-                })
+                .filter(|p| holds(p, race))
                 .map(|p| p.id.clone())
                 .collect();
             (race.id.clone(), ids)
@@ -221,7 +231,9 @@ fn the_racy_run_directory_is_complete_and_its_paths_open() {
         );
     }
     let schedule = record.schedule.as_ref().expect("the schedule");
-    assert_eq!(schedule.budget_secs, 420.0);
+    assert_eq!(schedule.budget_secs, 900.0, "the default budget");
+    let stress = schedule.shares.iter().find(|s| s.phase == Phase::Stress);
+    assert_eq!(stress.map(|s| s.secs), Some(240.0), "{schedule:?}");
     assert_eq!(record.gil.reenabled_on_import, Some(false));
     let summary: serde_json::Value =
         serde_json::from_str(&run.stdout).expect("--json summary on stdout");
@@ -231,6 +243,7 @@ fn the_racy_run_directory_is_complete_and_its_paths_open() {
         .findings
         .iter()
         .flat_map(|f| f.sites.iter().flat_map(|s| &s.locations))
+        .filter(|l| !l.in_interpreter)
     {
         assert!(
             record.target.source_dir.join(&location.file).is_file(),

@@ -105,6 +105,10 @@ pub fn ftreview(args: &[&str]) -> (i32, String, String) {
     )
 }
 
+/// Phase times fixed instead of shared out of the budget, so a slow build on a loaded machine
+/// cannot leave the phases only the budget's floor.
+pub const PINNED_SHARES: &[&str] = &["--stress-budget", "240", "--timeout", "150"];
+
 /// A run of `fixture` shared by every test that asks for it (across test processes), redone
 /// when anything it depends on changed: the fixture's sources, the interpreter, the binary.
 pub fn shared_run(fixture: &str, python: &Path, args: &[&str]) -> Run {
