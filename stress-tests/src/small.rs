@@ -5,7 +5,7 @@
 use std::fmt::Write as _;
 
 use crate::hints::Hints;
-use crate::model::{ApiModel, Callable};
+use crate::model::{ApiModel, ArgSet, Callable, Method, TypeApi};
 use crate::ops::{usable_sets, Vars};
 
 /// What to reproduce.
@@ -42,11 +42,20 @@ impl SmallReproducer {
     /// `None` when the model cannot build the shared object or call any of the operations.
     pub fn new(model: &ApiModel, hints: &Hints, request: &ReproducerRequest) -> Option<Self> {
         let vars = Vars::new(model, hints);
-        let calls: Vec<Call> = request
+        let mut calls: Vec<Call> = request
             .operations
             .iter()
             .filter_map(|op| resolve(&vars, model, op, request.on_argument))
             .collect();
+        // Both racing stacks may have entered through the method given the second object (one
+        // thread's `a.extend(b)` reads `b` while another's `b.extend(…)` changes it): when no
+        // recorded operation changes `other`, those methods called on it do.
+        if request.on_argument && !calls.iter().any(|c| c.changes_other) {
+            let changers: Vec<Call> = (request.operations.iter())
+                .filter_map(|op| change_argument(&vars, model, op))
+                .collect();
+            calls.extend(changers);
+        }
         if calls.is_empty() {
             return None;
         }
@@ -135,6 +144,8 @@ pub fn small_reproducer(
 struct Call {
     setup: Vec<(String, String)>,
     expression: String,
+    /// It runs on the second object of a race on an argument (`other.append(1)`).
+    changes_other: bool,
 }
 
 fn resolve(vars: &Vars, model: &ApiModel, op: &str, on_argument: bool) -> Option<Call> {
@@ -146,15 +157,12 @@ fn resolve(vars: &Vars, model: &ApiModel, op: &str, on_argument: bool) -> Option
         return Some(Call {
             setup: Vec::new(),
             expression: format!("{}({args})", function.qualname),
+            changes_other: false,
         });
     }
-    let ty = model
-        .types()
-        .find(|t| t.name == owner && vars.fresh(&t.qualname).is_some())?;
-    let method = ty.methods.iter().find(|m| m.call.name == name)?;
+    let (ty, method) = type_method(vars, model, owner, name)?;
     let set = usable_sets(&method.call.arg_sets).next();
-    let takes_same_type =
-        set.is_some_and(|s| s.args.iter().any(|a| a == &format!("@{}", ty.qualname)));
+    let takes_same_type = set.is_some_and(|s| takes_type(s, ty));
     // On an argument: methods given the second object run on the first; the rest change the
     // second one.
     let (target, other) = match (on_argument, takes_same_type) {
@@ -166,14 +174,55 @@ fn resolve(vars: &Vars, model: &ApiModel, op: &str, on_argument: bool) -> Option
         Some(set) => vars.call_args(&set.args, other)?,
         None => String::new(),
     };
+    Some(Call {
+        setup: shared_objects(vars, ty, on_argument)?,
+        expression: format!("{target}.{name}({args})"),
+        changes_other: target == "other",
+    })
+}
+
+/// `other.method(…)` for a method that can be given the second object: called on it with
+/// arguments of another kind (a fresh object when it takes no other), it changes `other`.
+fn change_argument(vars: &Vars, model: &ApiModel, op: &str) -> Option<Call> {
+    let (owner, name) = op.rsplit_once('.')?;
+    let (ty, method) = type_method(vars, model, owner, name)?;
+    let sets: Vec<&ArgSet> = usable_sets(&method.call.arg_sets).collect();
+    if !sets.iter().any(|s| takes_type(s, ty)) {
+        return None;
+    }
+    let set = (sets.iter().find(|s| !takes_type(s, ty))).or(sets.first())?;
+    Some(Call {
+        setup: shared_objects(vars, ty, true)?,
+        expression: format!("other.{name}({})", vars.call_args(&set.args, None)?),
+        changes_other: true,
+    })
+}
+
+/// The type named `owner` whose objects the model can make, and its method `name`.
+fn type_method<'m>(
+    vars: &Vars,
+    model: &'m ApiModel,
+    owner: &str,
+    name: &str,
+) -> Option<(&'m TypeApi, &'m Method)> {
+    let ty = model
+        .types()
+        .find(|t| t.name == owner && vars.fresh(&t.qualname).is_some())?;
+    let method = ty.methods.iter().find(|m| m.call.name == name)?;
+    Some((ty, method))
+}
+
+fn takes_type(set: &ArgSet, ty: &TypeApi) -> bool {
+    set.args.iter().any(|a| a == &format!("@{}", ty.qualname))
+}
+
+/// `shared`, and `other` for a race on an argument.
+fn shared_objects(vars: &Vars, ty: &TypeApi, on_argument: bool) -> Option<Vec<(String, String)>> {
     let mut setup = vec![("shared".to_string(), vars.fresh(&ty.qualname)?)];
     if on_argument {
         setup.push(("other".to_string(), vars.fresh(&ty.qualname)?));
     }
-    Some(Call {
-        setup,
-        expression: format!("{target}.{name}({args})"),
-    })
+    Some(setup)
 }
 
 fn module_function<'m>(model: &'m ApiModel, module: &str, name: &str) -> Option<&'m Callable> {
@@ -239,6 +288,28 @@ mod tests {
         );
         assert!(script.contains("lambda: shared.extend(other)"), "{script}");
         assert!(script.contains("lambda: other.append("), "{script}");
+    }
+
+    #[test]
+    fn a_race_on_an_argument_seen_only_through_the_method_given_it_changes_the_argument_too() {
+        let script = small_reproducer(
+            &racy_model(),
+            &Hints::default(),
+            &request(&["Vector.extend"], true),
+        )
+        .unwrap();
+        assert!(script.contains("lambda: shared.extend(other)"), "{script}");
+        assert!(
+            script.contains("lambda: other.extend([1, 2, 3])"),
+            "{script}"
+        );
+        let both = small_reproducer(
+            &racy_model(),
+            &Hints::default(),
+            &request(&["Vector.extend", "Vector.append"], true),
+        )
+        .unwrap();
+        assert!(!both.contains("other.extend("), "{both}");
     }
 
     #[test]
