@@ -86,13 +86,7 @@ impl SmallReproducer {
         py.push_str("    os.execve(sys.executable, [sys.executable, *sys.argv], {**os.environ, \"PYTHON_GIL\": \"0\"})\n\n");
         self.render_imports(&mut py);
         py.push('\n');
-        for (name, make) in &self.shared {
-            let _ = writeln!(py, "{name} = {make}");
-        }
-        py.push_str("OPERATIONS = [\n");
-        for operation in &self.operations {
-            let _ = writeln!(py, "    lambda: {operation},");
-        }
+        self.render_objects(&mut py, "");
         let _ = writeln!(
             py,
             "]\nTHREADS = {}\nSECONDS = {:.1}\nbarrier = threading.Barrier(THREADS)\n",
@@ -110,17 +104,22 @@ impl SmallReproducer {
         let mut py = String::from("import json\n");
         self.render_imports(&mut py);
         py.push_str("\ntry:\n");
-        for (name, make) in &self.shared {
-            let _ = writeln!(py, "    {name} = {make}");
-        }
-        py.push_str("    OPERATIONS = [\n");
-        for operation in &self.operations {
-            let _ = writeln!(py, "        lambda: {operation},");
-        }
+        self.render_objects(&mut py, "    ");
         py.push_str("    ]\nexcept Exception as exc:\n    print(json.dumps({\"setup\": f\"{type(exc).__name__}: {exc}\", \"operations\": []}))\n    raise SystemExit(0)\n");
         py.push_str("raised = []\nfor operation in OPERATIONS:\n    try:\n        operation()\n        raised.append(None)\n    except Exception as exc:\n        raised.append(type(exc).__name__)\n");
         py.push_str("print(json.dumps({\"setup\": None, \"operations\": raised}))\n");
         py
+    }
+
+    /// The shared objects and an open `OPERATIONS = [` list of the operations, at `indent`.
+    fn render_objects(&self, py: &mut String, indent: &str) {
+        for (name, make) in &self.shared {
+            let _ = writeln!(py, "{indent}{name} = {make}");
+        }
+        let _ = writeln!(py, "{indent}OPERATIONS = [");
+        for operation in &self.operations {
+            let _ = writeln!(py, "{indent}    lambda: {operation},");
+        }
     }
 
     fn render_imports(&self, py: &mut String) {
