@@ -85,3 +85,39 @@ fn a_rerun_reproduces_the_problems_its_reports_show_and_no_other() {
         assert!(!ftreview_reports::reproduces(&run, &empty, owner));
     }
 }
+
+/// Two threads in the first `lookup` calls: one checks the static `table` while another sets
+/// it (the check-then-set), and one reads the table through the static while its builder is
+/// still filling it (the memory is the dict, not the static). Both are the static's problem.
+/// The log is real: the racy fixture's `targeted.ftfixture_racy.lookup` scenario.
+#[test]
+fn an_object_read_through_a_lazy_static_while_it_is_built_is_the_statics_problem() {
+    let mut run = common::fixture_record("racy");
+    let log = fixtures().join("logs/pyext_publication/lazy_table.log");
+    let options = TriageOptions {
+        classifier: Classifier::new(vec!["ftfixture_racy".into()], Vec::new()),
+        ..TriageOptions::default()
+    };
+    run.triage = triage_paths(&[log], &options, &|_| None).unwrap();
+    assert_eq!(
+        run.triage.root_causes.len(),
+        2,
+        "{:#?}",
+        run.triage.root_causes
+    );
+    let races: Vec<_> = analyze(&run, None)
+        .results
+        .findings
+        .into_iter()
+        .filter(|f| f.category == Category::Race)
+        .collect();
+    assert_eq!(races.len(), 1, "{races:#?}");
+    assert_eq!(
+        races[0].owner,
+        Some(Owner::Global {
+            name: "table".into(),
+            function: Some("fixture_lookup".into()),
+        })
+    );
+    assert_eq!(races[0].sites.len(), 2);
+}

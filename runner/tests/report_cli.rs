@@ -99,3 +99,22 @@ fn a_directory_without_run_json_is_a_harness_error_with_the_reason() {
             "a run directory written by `ftreview run`?",
         ));
 }
+
+#[test]
+fn a_run_directory_of_an_older_schema_is_refused_with_what_to_do_and_left_as_it_was() {
+    let dir = run_dir();
+    let path = dir.path().join("run.json");
+    let mut run: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let current = run["schema_version"].as_u64().unwrap();
+    run["schema_version"] = (current - 1).into();
+    let older = run.to_string();
+    std::fs::write(&path, &older).unwrap();
+    report(dir.path())
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("written by an older ftreview"))
+        .stderr(predicate::str::contains("rerun `ftreview run`"));
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), older);
+    assert!(!dir.path().join("migration-plan.md").exists());
+}

@@ -12,18 +12,25 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use ftreview_reports::{verification_dirs, Verification, VerifyStatus, VERIFICATION_FILE};
-use support::{fixtures, ftreview, interpreter, shared_run_as, Run, PINNED_SHARES};
+use support::{fixtures, ftreview, interpreter, racy_run, Run};
 
-/// The racy fixture reviewed by its stress phase alone, its time pinned (not a budget's share).
-fn stress_run(python: &Path) -> Run {
-    let args = [&["--phases", "stress", "--repro-runs", "0"], PINNED_SHARES].concat();
-    let run = shared_run_as("racy_ext-stress", "racy_ext", python, &args);
+/// The racy fixture's shared review, and the problems whose small reproducer reproduced in it
+/// (the ones a verification can prove fixed).
+fn reproduced_problems(python: &Path) -> (Run, Vec<String>) {
+    let run = racy_run(python);
+    let ids: Vec<String> = run
+        .results()
+        .findings
+        .iter()
+        .filter(|f| f.reproducer.as_ref().is_some_and(|r| r.reproduced > 0))
+        .map(|f| f.id.clone())
+        .collect();
     assert!(
-        run.results().counts.problems >= 2,
-        "the stress phase found too few problems to verify:\n{}",
+        ids.len() >= 2,
+        "too few problems reproduced to verify:\n{}",
         run.stderr
     );
-    run
+    (run, ids)
 }
 
 /// A copy of the racy fixture whose C code is the clean twin's, renamed into the racy module.
@@ -51,10 +58,10 @@ fn copy_tree(from: &Path, to: &Path) {
     }
 }
 
-/// `ftreview verify RUN --source TREE --runs 3`, and the verification it wrote.
-fn verify(run: &Run, tree: &Path) -> (i32, Verification, PathBuf, String) {
+/// `ftreview verify RUN --source TREE --runs 3 --problem ID...`, and the verification it wrote.
+fn verify(run: &Run, tree: &Path, problems: &[String]) -> (i32, Verification, PathBuf, String) {
     let before: Vec<PathBuf> = verification_dirs(&run.dir);
-    let (code, _, stderr) = ftreview(&[
+    let mut args = vec![
         "verify",
         run.dir.to_str().unwrap(),
         "--source",
@@ -62,7 +69,11 @@ fn verify(run: &Run, tree: &Path) -> (i32, Verification, PathBuf, String) {
         "--runs",
         "3",
         "--quiet",
-    ]);
+    ];
+    for id in problems {
+        args.extend(["--problem", id.as_str()]);
+    }
+    let (code, _, stderr) = ftreview(&args);
     let dir = verification_dirs(&run.dir)
         .into_iter()
         .find(|d| !before.contains(d))
@@ -104,16 +115,16 @@ fn pytest_passes(venv: &Path, test: &Path, run: &Run, logs: &Path) -> (bool, Str
 #[test]
 fn a_fixed_copy_verifies_fixed_and_the_regression_tests_tell_the_builds_apart() {
     let Some(python) = interpreter() else { return };
-    let run = stress_run(&python);
+    let (run, problems) = reproduced_problems(&python);
     let scratch = tempfile::tempdir().unwrap();
     let tree = fixed_copy(scratch.path());
     let (fixed_hash, racy_hash) = (
         ftreview_testkit::content_hash(&[&tree]),
         ftreview_testkit::content_hash(&[&fixtures().join("racy_ext")]),
     );
-    let (code, verification, dir, stderr) = verify(&run, &tree);
+    let (code, verification, dir, stderr) = verify(&run, &tree, &problems);
     assert_eq!(code, 0, "{stderr}");
-    assert_eq!(verification.problems.len(), run.results().counts.problems);
+    assert_eq!(verification.problems.len(), problems.len());
     for problem in &verification.problems {
         assert_eq!(problem.status, VerifyStatus::Fixed, "{problem:?}\n{stderr}");
         assert!(
@@ -135,13 +146,20 @@ fn a_fixed_copy_verifies_fixed_and_the_regression_tests_tell_the_builds_apart() 
         "the racy fixture changed"
     );
 
-    let (code, _, stderr) = ftreview(&["report", run.dir.to_str().unwrap()]);
+    // Written elsewhere: the shared run's own plan stays as the other tests read it.
+    let reports = scratch.path().join("reports");
+    let (code, _, stderr) = ftreview(&[
+        "report",
+        run.dir.to_str().unwrap(),
+        "--out",
+        reports.to_str().unwrap(),
+    ]);
     assert_eq!(code, 1, "{stderr}");
+    let plan = fs::read_to_string(reports.join("migration-plan.md")).unwrap();
     let name = dir.file_name().unwrap().to_string_lossy().into_owned();
     assert!(
-        run.plan().contains(&format!("({name}/verification.md)")),
-        "the plan links the verification:\n{}",
-        run.plan()
+        plan.contains(&format!("({name}/verification.md)")),
+        "the plan links the verification:\n{plan}"
     );
 
     let tests = scratch.path().join("regression");
@@ -152,16 +170,19 @@ fn a_fixed_copy_verifies_fixed_and_the_regression_tests_tell_the_builds_apart() 
         tests.to_str().unwrap(),
     ]);
     assert_eq!(code, 1, "{stderr}");
-    let files: Vec<PathBuf> = stdout
-        .lines()
-        .map(PathBuf::from)
-        .filter(|p| p.starts_with(&tests) && p.file_name().unwrap() != "conftest.py")
+    let written: Vec<PathBuf> = stdout.lines().map(PathBuf::from).collect();
+    // The tests of the problems that reproduced: the others may not race in a test's seconds.
+    let files: Vec<PathBuf> = problems
+        .iter()
+        .map(|id| tests.join(format!("test_{}.py", id.replace('-', "_"))))
         .collect();
-    assert_eq!(
-        files.len(),
-        verification.problems.len(),
-        "{stdout}\n{stderr}"
-    );
+    for file in &files {
+        assert!(
+            written.contains(file),
+            "no {}:\n{stdout}\n{stderr}",
+            file.display()
+        );
+    }
     let racy_venv = run.dir.join("test-venv");
     let fixed_venv = dir.join("after/test-venv");
     for (n, test) in files.iter().enumerate() {
@@ -184,10 +205,10 @@ fn a_fixed_copy_verifies_fixed_and_the_regression_tests_tell_the_builds_apart() 
 #[test]
 fn the_racy_tree_itself_still_reproduces() {
     let Some(python) = interpreter() else { return };
-    let run = stress_run(&python);
+    let (run, problems) = reproduced_problems(&python);
     let racy = fixtures().join("racy_ext");
     let hash = ftreview_testkit::content_hash(&[&racy]);
-    let (code, verification, _, stderr) = verify(&run, &racy);
+    let (code, verification, _, stderr) = verify(&run, &racy, &problems[..1]);
     assert_eq!(code, 1, "{stderr}");
     assert!(
         verification

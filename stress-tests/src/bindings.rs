@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::model::{
-    ApiModel, ArgSet, Callable, Constructor, Method, ModelSource, ModuleApi, Mutation, OperatorUse,
-    Property, Protocols, PythonInfo, TrialOutcome, TypeApi, API_MODEL_FORMAT,
+    ApiModel, ArgSet, ArgSource, Callable, Constructor, Method, ModelSource, ModuleApi, Mutation,
+    OperatorUse, Property, Protocols, PythonInfo, TrialOutcome, TypeApi, API_MODEL_FORMAT,
 };
 
 /// A Python-visible name bound to C code, as the static pass found it.
@@ -127,8 +127,10 @@ fn empty_module(name: &str) -> ModuleApi {
 fn untried(args: &[&str]) -> ArgSet {
     ArgSet {
         args: args.iter().map(|a| a.to_string()).collect(),
+        keywords: Vec::new(),
         outcome: TrialOutcome::Untried,
         error: None,
+        source: ArgSource::Catalogue,
     }
 }
 
@@ -155,9 +157,7 @@ fn empty_type(module: &str, tp_name: &str) -> TypeApi {
         doc: None,
         constructors: CATALOGUE_CONSTRUCTORS
             .iter()
-            .map(|args| Constructor {
-                args: args.iter().map(|a| a.to_string()).collect(),
-            })
+            .map(|args| Constructor::positional(args.iter().map(|a| a.to_string()).collect()))
             .collect(),
         constructor_error: None,
         subclassable: false,

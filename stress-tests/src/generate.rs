@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::hints::{HandScenario, Hints};
-use crate::model::{ApiModel, Callable, Method, ModelSource, TypeApi};
+use crate::model::{ApiModel, ArgSet, ArgSource, Callable, Method, ModelSource, TypeApi};
 use crate::ops::{self, Op, Vars};
 use crate::repro::{ReproContext, OP_HELPERS};
 
@@ -68,6 +68,9 @@ pub enum ScenarioKind {
     Targeted,
     /// From the package's hints.
     HandWritten,
+    /// Threads calling one callable (or constructor) with different argument sets, some
+    /// recorded from the test suite: modes, options and argument types side by side.
+    MixedArguments,
 }
 
 impl ScenarioKind {
@@ -81,6 +84,7 @@ impl ScenarioKind {
             ScenarioKind::PropertySetter => "property-setter",
             ScenarioKind::Targeted => "targeted",
             ScenarioKind::HandWritten => "hand-written",
+            ScenarioKind::MixedArguments => "mixed-arguments",
         }
     }
 }
@@ -132,6 +136,7 @@ pub fn generate(model: &ApiModel, cfg: &GenConfig) -> Vec<Scenario> {
             specs.push(spec);
         }
     }
+    specs.extend(mixed_argument_scenarios(model, &vars));
     specs.extend(targeted_scenarios(model, &vars, &cfg.targets));
     specs.extend(
         cfg.hints
@@ -189,8 +194,88 @@ fn type_scenarios<'a>(vars: &'a Vars<'a>, ty: &'a TypeApi) -> Vec<Spec<'a>> {
 
 fn function_ops(vars: &Vars, function: &Callable) -> Vec<Op> {
     ops::usable_sets(&function.arg_sets)
-        .filter_map(|set| ops::call_function(vars, function, &set.args))
+        .filter_map(|set| ops::call_function(vars, function, set))
         .collect()
+}
+
+/// A scenario per callable that the tests called with arguments of their own and that has
+/// several argument sets, and per type the tests built with a constructor of their own (see
+/// `mixed`).
+fn mixed_argument_scenarios<'a>(model: &'a ApiModel, vars: &'a Vars<'a>) -> Vec<Spec<'a>> {
+    let mut specs = Vec::new();
+    for function in model.modules.iter().flat_map(|m| &m.functions) {
+        let calls = recorded_first(&function.arg_sets, |set| {
+            ops::call_function(vars, function, set)
+        });
+        if let Some(spec) = mixed(vars, &function.qualname, calls) {
+            specs.push(spec);
+        }
+    }
+    for ty in vars.constructible() {
+        for method in &ty.methods {
+            let calls = recorded_first(&method.call.arg_sets, |set| {
+                ops::method_op(vars, ty, method, set, "S", None)
+            });
+            if let Some(spec) = mixed(vars, &method.call.qualname, calls) {
+                specs.push(spec.with_subjects(ty, &["S"]));
+            }
+        }
+        let builds: Vec<Vec<Op>> = (0..vars.variant_count(&ty.qualname))
+            .filter_map(|choice| variant_ops(vars, ty, choice))
+            .collect();
+        if let Some(spec) = mixed(vars, &ty.qualname, (builds.len() > 1, builds)) {
+            specs.push(spec);
+        }
+    }
+    specs
+}
+
+/// The ops of a callable's usable argument sets, the tests' first, one list per set, and
+/// whether the tests made any of them.
+fn recorded_first<'s>(
+    sets: &'s [ArgSet],
+    op: impl Fn(&'s ArgSet) -> Option<Op>,
+) -> (bool, Vec<Vec<Op>>) {
+    let (tests, catalogue): (Vec<&ArgSet>, Vec<&ArgSet>) =
+        ops::usable_sets(sets).partition(|s| s.source == ArgSource::Tests);
+    let calls = tests
+        .iter()
+        .chain(&catalogue)
+        .filter_map(|set| op(set))
+        .map(|op| vec![op])
+        .collect();
+    (!tests.is_empty(), calls)
+}
+
+/// What a thread does with objects built by one constructor: builds and drops them, and
+/// changes fresh ones (state they share behind the scenes races then).
+fn variant_ops(vars: &Vars, ty: &TypeApi, choice: usize) -> Option<Vec<Op>> {
+    let build = vars.construction_variant(ty, choice)?;
+    let make = vars.make_variant(&ty.qualname, choice as u64)?;
+    let mut ops = vec![build];
+    ops.extend(
+        ops::writers(vars, ty, "x", None)
+            .iter()
+            .map(|op| op.on_fresh_object("x", &make)),
+    );
+    Some(ops)
+}
+
+/// The mixed-arguments scenario of `subject` when the tests contributed and there are two
+/// argument sets (constructors) at least: every thread calls it with a set picked at random
+/// on each call, so different sets run side by side (modes, options) and so does one set in
+/// two threads (a path only one argument type or option takes).
+fn mixed<'a>(
+    vars: &'a Vars<'a>,
+    subject: &str,
+    (from_tests, per_set): (bool, Vec<Vec<Op>>),
+) -> Option<Spec<'a>> {
+    if !from_tests || per_set.len() < 2 {
+        return None;
+    }
+    let mut spec = Spec::new(ScenarioKind::MixedArguments, subject, vars);
+    spec.role("arguments", per_set.into_iter().flatten().collect());
+    Some(spec)
 }
 
 /// A scenario per flagged callable: every thread on that function, or half the threads on
@@ -283,7 +368,7 @@ struct Spec<'a> {
     /// Shared objects (`S`, `O`) of this type, checked for invariants at the end.
     subjects: Vec<(&'static str, &'a TypeApi)>,
     pool: Option<&'a TypeApi>,
-    roles: Vec<(&'static str, Vec<Op>)>,
+    roles: Vec<(String, Vec<Op>)>,
     first_calls: Vec<Op>,
     hand_setup: Option<&'a str>,
 }
@@ -307,8 +392,8 @@ impl<'a> Spec<'a> {
         self
     }
 
-    fn role(&mut self, name: &'static str, ops: Vec<Op>) {
-        self.roles.push((name, ops));
+    fn role(&mut self, name: impl Into<String>, ops: Vec<Op>) {
+        self.roles.push((name.into(), ops));
     }
 
     fn name(&self) -> String {
@@ -324,9 +409,14 @@ impl<'a> Spec<'a> {
             .collect()
     }
 
+    /// Aimed scenarios wait for one pair of operations to interleave (the flagged callable
+    /// against a writer, `a.op(b)` against `b`'s writer), so they loop longer; the process
+    /// start under TSan costs more than the extra iterations.
     fn iterations(&self, cfg: &GenConfig) -> u64 {
         match self.kind {
-            ScenarioKind::Targeted => cfg.iterations * TARGETED_ITERATION_FACTOR,
+            ScenarioKind::Targeted | ScenarioKind::TwoObject => {
+                cfg.iterations * TARGETED_ITERATION_FACTOR
+            }
             _ => cfg.iterations,
         }
     }
@@ -348,10 +438,11 @@ impl<'a> Spec<'a> {
         set.into_iter().collect()
     }
 
-    fn repro(&self) -> ReproContext<'_> {
+    fn repro(&self, seed: u64) -> ReproContext<'_> {
         ReproContext {
             vars: self.vars,
             subjects: &self.subjects,
+            constructor_choice: seed,
             pool: self.pool.map(|ty| (ty, POOL_SIZE)),
             hand_setup: self.hand_setup,
         }
@@ -359,11 +450,13 @@ impl<'a> Spec<'a> {
 
     fn render(self, cfg: &GenConfig) -> Scenario {
         let name = self.name();
+        // The scenario's seed also picks the constructor its shared objects are built by.
+        let seed = splitmix64(cfg.seed ^ fnv1a(name.as_bytes()));
         let mut py = String::new();
-        self.render_header(&mut py, &name, cfg);
+        self.render_header(&mut py, &name, seed, cfg);
         self.vars.render_makers(&mut py);
-        self.render_setup(&mut py);
-        self.render_ops(&mut py, cfg.threads);
+        self.render_setup(&mut py, seed);
+        self.render_ops(&mut py, seed, cfg.threads);
         py.push_str(OP_HELPERS);
         py.push_str(HARNESS);
         Scenario {
@@ -376,8 +469,7 @@ impl<'a> Spec<'a> {
         }
     }
 
-    fn render_header(&self, py: &mut String, name: &str, cfg: &GenConfig) {
-        let seed = splitmix64(cfg.seed ^ fnv1a(name.as_bytes()));
+    fn render_header(&self, py: &mut String, name: &str, seed: u64, cfg: &GenConfig) {
         let _ = writeln!(py, "#!/usr/bin/env python3");
         let _ = writeln!(
             py,
@@ -422,7 +514,7 @@ impl<'a> Spec<'a> {
         );
     }
 
-    fn render_setup(&self, py: &mut String) {
+    fn render_setup(&self, py: &mut String, seed: u64) {
         let mut globals: Vec<&str> = self.subjects.iter().map(|(name, _)| *name).collect();
         if self.pool.is_some() {
             globals.push("POOL");
@@ -435,14 +527,16 @@ impl<'a> Spec<'a> {
             let _ = writeln!(
                 py,
                 "    {name} = {}",
-                self.vars.make(&ty.qualname).unwrap_or_default()
+                self.vars
+                    .make_variant(&ty.qualname, seed)
+                    .unwrap_or_default()
             );
         }
         if let Some(ty) = self.pool {
             let _ = writeln!(
                 py,
-                "    POOL = [{} for _ in range({POOL_SIZE})]",
-                self.vars.make(&ty.qualname).unwrap_or_default()
+                "    POOL = {}",
+                self.vars.pool(&ty.qualname, POOL_SIZE).unwrap_or_default()
             );
         }
         if let Some(code) = self.hand_setup {
@@ -452,8 +546,8 @@ impl<'a> Spec<'a> {
     }
 
     /// The op tables: `(label, function, one-line reproducer)` per op.
-    fn render_ops(&self, py: &mut String, threads: usize) {
-        let repro = self.repro();
+    fn render_ops(&self, py: &mut String, seed: u64, threads: usize) {
+        let repro = self.repro(seed);
         let mut index = 0;
         let mut table = String::new();
         let mut first = String::new();
@@ -479,7 +573,7 @@ impl<'a> Spec<'a> {
             }
         }
         let roles: Vec<String> = (0..threads.max(1))
-            .map(|t| py_str(self.roles[t % self.roles.len()].0))
+            .map(|t| py_str(&self.roles[t % self.roles.len()].0))
             .collect();
         let invariants: Vec<String> = self
             .subjects

@@ -5,8 +5,11 @@
 //!    ([`parse_api_model`]) and its log on stderr. Trial calls that crash or hang the
 //!    interpreter are survived and listed ([`ApiModel::crashed_trials`]).
 //!    When it fails anyway, [`ApiModel::from_bindings`] builds a model from the static pass.
-//! 2. [`generate`] turns the model into [`Scenario`]s: standalone Python scripts.
-//! 3. Run each script in its own process (`PYTHON_GIL=0`, [`OUTCOME_ENV`] set to a path) and
+//! 2. Optionally, [`ApiModel::merge_test_calls`] adds the calls the package's test suite made
+//!    ([`parse_api_calls`] reads the `api-calls.json` the runner's pytest plugin writes when
+//!    [`RECORD_CALLS_ENV`] names it): modes, options and argument types the catalogue lacks.
+//! 3. [`generate`] turns the model into [`Scenario`]s: standalone Python scripts.
+//! 4. Run each script in its own process (`PYTHON_GIL=0`, [`OUTCOME_ENV`] set to a path) and
 //!    read what it wrote with [`parse_outcome`]. Before an anomaly counts as concurrency
 //!    corruption, rerun the script with [`SINGLE_THREAD_ENV`]`=1` in a fresh process and ask
 //!    [`same_anomaly_in_control`].
@@ -14,6 +17,7 @@
 //! This crate spawns no process; the runner does.
 
 mod bindings;
+mod calls;
 mod contract;
 mod generate;
 mod hints;
@@ -29,13 +33,17 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 
 pub use bindings::{BindingKind, BindingSpec};
+pub use calls::{
+    parse_api_calls, ApiCalls, MergeSummary, RecordedArgs, RecordedCallable, RecordedKeyword,
+    RecordedKind, RecordedValue, API_CALLS_FILE, API_CALLS_FORMAT, RECORD_CALLS_ENV,
+};
 pub use contract::ContractBreak;
 pub use generate::{generate, GenConfig, Scenario, ScenarioKind};
 pub use hints::{HandScenario, Hints};
 pub use model::{
-    ApiModel, ArgSet, Callable, Constructor, CrashOutcome, CrashedTrial, Method, ModelSource,
-    ModuleApi, Mutation, OperatorUse, Property, Protocols, PythonInfo, SkippedObject, TrialOutcome,
-    TypeApi, API_MODEL_FORMAT,
+    ApiModel, ArgSet, ArgSource, Callable, Constructor, CrashOutcome, CrashedTrial, Keyword,
+    Method, ModelSource, ModuleApi, Mutation, OperatorUse, Property, Protocols, PythonInfo,
+    SkippedObject, TrialOutcome, TypeApi, API_MODEL_FORMAT,
 };
 pub use outcome::{
     same_anomaly_in_control, Anomaly, AnomalyKind, ExceptionRecord, OutcomeStatus, ScenarioOutcome,

@@ -1,7 +1,9 @@
 //! The API model: what the introspection script found in an extension.
 //!
 //! Argument values are Python expressions (source text). `"@KEY"` stands for a fresh instance
-//! of the type whose `qualname` is KEY, built by its first constructor.
+//! of the type whose `qualname` is KEY, built by its first constructor. Argument sets and
+//! constructors come from introspection's catalogue or, merged in later, from the calls the
+//! test suite made ([`ArgSource`]).
 
 use serde::{Deserialize, Serialize};
 
@@ -132,9 +134,40 @@ pub struct Callable {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ArgSet {
     pub args: Vec<String>,
+    /// Keyword arguments after the positional ones (recorded calls pass them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub keywords: Vec<Keyword>,
     pub outcome: TrialOutcome,
     #[serde(default)]
     pub error: Option<String>,
+    #[serde(default, skip_serializing_if = "ArgSource::is_catalogue")]
+    pub source: ArgSource,
+}
+
+/// `name=value` in a call; the value is an expression like a positional argument.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Keyword {
+    pub name: String,
+    pub value: String,
+}
+
+/// Where an argument set or constructor came from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ArgSource {
+    /// Introspection's catalogue of values (tried, or untried for a model from bindings),
+    /// or the package's hints.
+    #[default]
+    Catalogue,
+    /// A call the package's test suite made (`api-calls.json`, merged with
+    /// [`ApiModel::merge_test_calls`]).
+    Tests,
+}
+
+impl ArgSource {
+    pub fn is_catalogue(&self) -> bool {
+        *self == ArgSource::Catalogue
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -153,6 +186,8 @@ pub enum TrialOutcome {
     InternalError,
     /// Never called: arguments from the catalogue for a model built from static bindings.
     Untried,
+    /// Not tried by introspection: the test suite made this call (source `tests`).
+    Recorded,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -198,6 +233,21 @@ pub struct TypeApi {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Constructor {
     pub args: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub keywords: Vec<Keyword>,
+    #[serde(default, skip_serializing_if = "ArgSource::is_catalogue")]
+    pub source: ArgSource,
+}
+
+impl Constructor {
+    /// Positional arguments only, from the catalogue or hints.
+    pub fn positional(args: Vec<String>) -> Constructor {
+        Constructor {
+            args,
+            keywords: Vec::new(),
+            source: ArgSource::Catalogue,
+        }
+    }
 }
 
 /// A method: a callable whose trials ran on private instances.
@@ -314,6 +364,7 @@ impl ArgSet {
                 | TrialOutcome::Raised
                 | TrialOutcome::InternalError
                 | TrialOutcome::Untried
+                | TrialOutcome::Recorded
         )
     }
 }

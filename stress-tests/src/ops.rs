@@ -6,7 +6,10 @@
 use std::fmt::Write as _;
 
 use crate::hints::Hints;
-use crate::model::{ApiModel, ArgSet, Callable, Method, ModelSource, Mutation, TypeApi};
+use crate::model::{
+    ApiModel, ArgSet, ArgSource, Callable, Constructor, Keyword, Method, ModelSource, Mutation,
+    TrialOutcome, TypeApi,
+};
 
 /// Tried argument sets per callable turned into operations (untried ones are all used: most
 /// fail with `TypeError`).
@@ -96,6 +99,17 @@ impl Op {
         }
     }
 
+    /// The same op applied to a fresh object built by `make`.
+    pub fn on_fresh_object(&self, var: &str, make: &str) -> Op {
+        Op {
+            label: format!("fresh {make}: {}", self.label),
+            body: format!("{var} = {make}\n{}", self.body),
+            callable: self.callable.clone(),
+            reaches_c: self.reaches_c,
+            call: None,
+        }
+    }
+
     /// `bind_N()`, returning the call as a zero-argument callable (see the harness's
     /// `_first_calls`); `None` for ops that are not plain calls.
     pub fn render_binder(&self, py: &mut String, index: usize) -> Option<()> {
@@ -121,8 +135,25 @@ struct TypeEntry<'a> {
     /// Python expression for the type object.
     access: String,
     maker: String,
-    /// Constructor argument lists (`["=expr"]` for a whole expression).
-    constructors: Vec<Vec<String>>,
+    /// The catalogue's constructors (the hints' when it has none), then the tests'.
+    constructors: Vec<Constructor>,
+}
+
+impl TypeEntry<'_> {
+    /// The constructors objects are built by: the first, and every one the tests used.
+    fn variants(&self) -> Vec<usize> {
+        (0..self.constructors.len())
+            .filter(|&i| i == 0 || self.constructors[i].source == ArgSource::Tests)
+            .collect()
+    }
+
+    /// The maker function building with constructor `index`.
+    fn maker_of(&self, index: usize) -> String {
+        match index {
+            0 => self.maker.clone(),
+            _ => format!("{}_{index}", self.maker),
+        }
+    }
 }
 
 /// The types of a model, how to reach and build them.
@@ -136,12 +167,19 @@ impl<'a> Vars<'a> {
         let mut types: Vec<TypeEntry> = Vec::new();
         for module in &model.modules {
             for api in &module.types {
-                let mut constructors: Vec<Vec<String>> =
-                    api.constructors.iter().map(|c| c.args.clone()).collect();
+                let (catalogue, tests): (Vec<Constructor>, Vec<Constructor>) = api
+                    .constructors
+                    .iter()
+                    .cloned()
+                    .partition(|c| c.source == ArgSource::Catalogue);
+                let mut constructors = catalogue;
                 if constructors.is_empty() {
                     let hinted = hints.constructors.get(&api.qualname).into_iter().flatten();
-                    constructors.extend(hinted.map(|expr| vec![format!("={expr}")]));
+                    constructors.extend(
+                        hinted.map(|expr| Constructor::positional(vec![format!("={expr}")])),
+                    );
                 }
+                constructors.extend(tests);
                 let maker = format!("make_{}_{}", types.len(), identifier(&api.name));
                 types.push(TypeEntry {
                     api,
@@ -175,6 +213,26 @@ impl<'a> Vars<'a> {
         self.entry(qualname).map(|t| format!("{}()", t.maker))
     }
 
+    /// A call building a fresh instance with the `choice`-th (modulo their number) of the
+    /// constructors objects are built by.
+    pub fn make_variant(&self, qualname: &str, choice: u64) -> Option<String> {
+        let entry = self.entry(qualname)?;
+        let variants = entry.variants();
+        let index = variants[(choice % variants.len() as u64) as usize];
+        Some(format!("{}()", entry.maker_of(index)))
+    }
+
+    /// A list of `size` fresh instances built by each constructor in turn.
+    pub fn pool(&self, qualname: &str, size: usize) -> Option<String> {
+        if self.variant_count(qualname) == 1 {
+            return Some(format!("[{} for _ in range({size})]", self.make(qualname)?));
+        }
+        let built: Option<Vec<String>> = (0..size as u64)
+            .map(|i| self.make_variant(qualname, i))
+            .collect();
+        Some(format!("[{}]", built?.join(", ")))
+    }
+
     pub fn imports(&self) -> Vec<&'a str> {
         let mut names: Vec<&str> = self
             .model
@@ -189,29 +247,38 @@ impl<'a> Vars<'a> {
     }
 
     pub fn render_makers(&self, py: &mut String) {
-        for entry in self.types.iter().filter(|t| !t.constructors.is_empty()) {
-            let _ = writeln!(py, "\ndef {}():", entry.maker);
-            let _ = writeln!(py, "    return {}", self.maker_expression(entry));
+        for (entry, index) in self.makers() {
+            let _ = writeln!(py, "\ndef {}():", entry.maker_of(index));
+            let _ = writeln!(py, "    return {}", self.maker_expression(entry, index));
         }
     }
 
-    /// What a maker returns: the first constructor, or with untried constructors (a model
-    /// from static bindings) the first that builds at run time.
-    fn maker_expression(&self, entry: &TypeEntry) -> String {
-        let built = |args: &Vec<String>| {
-            self.construct(entry, args, &Subst::None)
+    /// Every maker: each constructible type with each constructor objects are built by.
+    fn makers(&self) -> impl Iterator<Item = (&TypeEntry<'a>, usize)> + '_ {
+        self.types
+            .iter()
+            .filter(|t| !t.constructors.is_empty())
+            .flat_map(|t| t.variants().into_iter().map(move |i| (t, i)))
+    }
+
+    /// What a maker returns: its constructor, or with untried constructors (a model from
+    /// static bindings) the first that builds at run time.
+    fn maker_expression(&self, entry: &TypeEntry, index: usize) -> String {
+        let built = |ctor: &Constructor| {
+            self.construct(entry, ctor, &Subst::None)
                 .unwrap_or_default()
         };
-        match self.model.source {
-            ModelSource::Introspection => built(&entry.constructors[0]),
-            ModelSource::StaticBindings => {
+        match (self.model.source, index) {
+            (ModelSource::StaticBindings, 0) => {
                 let makers: Vec<String> = entry
                     .constructors
                     .iter()
-                    .map(|args| format!("lambda: {}", built(args)))
+                    .filter(|c| c.source == ArgSource::Catalogue)
+                    .map(|ctor| format!("lambda: {}", built(ctor)))
                     .collect();
                 format!("_first_built({})", makers.join(", "))
             }
+            _ => built(&entry.constructors[index]),
         }
     }
 
@@ -221,10 +288,10 @@ impl<'a> Vars<'a> {
         let mut out = text.to_string();
         for _ in 0..=self.types.len() {
             let before = out.clone();
-            for entry in self.types.iter().filter(|t| !t.constructors.is_empty()) {
-                let call = format!("{}()", entry.maker);
+            for (entry, index) in self.makers() {
+                let call = format!("{}()", entry.maker_of(index));
                 if out.contains(&call) {
-                    out = out.replace(&call, &self.maker_expression(entry));
+                    out = out.replace(&call, &self.maker_expression(entry, index));
                 }
             }
             if out == before {
@@ -239,10 +306,11 @@ impl<'a> Vars<'a> {
         self.make(qualname).map(|call| self.inline_makers(&call))
     }
 
-    /// Argument expressions with `@Type` as fresh instances, or as `var` for `other`'s type.
-    pub fn call_args(&self, args: &[String], other: Option<(&str, &str)>) -> Option<String> {
+    /// The arguments of `set` with `@Type` as fresh instances, or as `var` for `other`'s type.
+    pub fn call_args(&self, set: &ArgSet, other: Option<(&str, &str)>) -> Option<String> {
         let subst = other.map_or(Subst::None, |(qualname, var)| Subst::Var { qualname, var });
-        self.args(args, &subst).map(|a| self.inline_makers(&a))
+        self.args(&set.args, &set.keywords, &subst)
+            .map(|a| self.inline_makers(&a))
     }
 
     /// Constructing an instance runs C code (tp_new or tp_init of an extension type).
@@ -250,18 +318,27 @@ impl<'a> Vars<'a> {
         ty.slot_reaches_c("__new__") || ty.slot_reaches_c("__init__")
     }
 
-    fn construct(&self, entry: &TypeEntry, args: &[String], subst: &Subst) -> Option<String> {
-        if let [whole] = args {
+    fn construct(&self, entry: &TypeEntry, ctor: &Constructor, subst: &Subst) -> Option<String> {
+        if let ([whole], []) = (ctor.args.as_slice(), ctor.keywords.as_slice()) {
             if let Some(expr) = whole.strip_prefix('=') {
                 return Some(expr.to_string());
             }
         }
-        Some(format!("{}({})", entry.access, self.args(args, subst)?))
+        Some(format!(
+            "{}({})",
+            entry.access,
+            self.args(&ctor.args, &ctor.keywords, subst)?
+        ))
     }
 
-    /// Renders argument expressions; `None` when one names a type without constructor.
-    fn args(&self, args: &[String], subst: &Subst) -> Option<String> {
-        let rendered: Option<Vec<String>> = args.iter().map(|arg| self.arg(arg, subst)).collect();
+    /// Renders positional and keyword arguments; `None` when one names a type without
+    /// constructor.
+    fn args(&self, args: &[String], keywords: &[Keyword], subst: &Subst) -> Option<String> {
+        let positional = args.iter().map(|arg| self.arg(arg, subst));
+        let named = keywords
+            .iter()
+            .map(|k| Some(format!("{}={}", k.name, self.arg(&k.value, subst)?)));
+        let rendered: Option<Vec<String>> = positional.chain(named).collect();
         rendered.map(|r| r.join(", "))
     }
 
@@ -277,20 +354,23 @@ impl<'a> Vars<'a> {
 
     /// Constructor calls of any type that take an instance of `ty`, with `var` as that instance.
     fn constructors_taking(&self, ty: &TypeApi, var: &str) -> Vec<Op> {
-        let needle = format!("@{}", ty.qualname);
         let subst = Subst::Var {
             qualname: &ty.qualname,
             var,
         };
         let mut ops = Vec::new();
         for entry in self.types.iter() {
-            for args in entry
+            for ctor in entry
                 .constructors
                 .iter()
-                .filter(|args| args.contains(&needle))
+                .filter(|c| takes_instance(&c.args, &c.keywords, ty))
             {
-                if let Some(call) = self.construct(entry, args, &subst) {
-                    let label = format!("{}({})", entry.api.name, label_args(args));
+                if let Some(call) = self.construct(entry, ctor, &subst) {
+                    let label = format!(
+                        "{}({})",
+                        entry.api.name,
+                        label_args(&ctor.args, &ctor.keywords)
+                    );
                     ops.push(Op::statement(label, format!("_touch({call})")).exercising(
                         entry.api.qualname.clone(),
                         Self::construction_reaches_c(entry.api),
@@ -300,6 +380,57 @@ impl<'a> Vars<'a> {
         }
         ops
     }
+
+    /// `new T(args)` for each constructor objects of `ty` are built by (the catalogue's
+    /// first few, every one of the tests).
+    pub fn constructions(&self, ty: &TypeApi) -> Vec<Op> {
+        let Some(entry) = self.entry(&ty.qualname) else {
+            return Vec::new();
+        };
+        (0..entry.constructors.len())
+            .filter(|&i| {
+                i < CONSTRUCTORS_PER_TYPE || entry.constructors[i].source == ArgSource::Tests
+            })
+            .filter_map(|i| self.construction(entry, i))
+            .collect()
+    }
+
+    /// How many constructors objects of the type are built by (see [`Vars::make_variant`]).
+    pub fn variant_count(&self, qualname: &str) -> usize {
+        self.entry(qualname).map_or(0, |e| e.variants().len())
+    }
+
+    /// `new T(args)` with the `choice`-th constructor objects are built by.
+    pub fn construction_variant(&self, ty: &TypeApi, choice: usize) -> Option<Op> {
+        let entry = self.entry(&ty.qualname)?;
+        let index = *entry.variants().get(choice)?;
+        self.construction(entry, index)
+    }
+
+    fn construction(&self, entry: &TypeEntry, index: usize) -> Option<Op> {
+        let ctor = &entry.constructors[index];
+        let call = self.construct(entry, ctor, &Subst::None)?;
+        let ty = entry.api;
+        Some(
+            Op::statement(
+                format!(
+                    "new {}({})",
+                    ty.name,
+                    label_args(&ctor.args, &ctor.keywords)
+                ),
+                format!("x = {call}\ndel x"),
+            )
+            .exercising(ty.qualname.clone(), Self::construction_reaches_c(ty)),
+        )
+    }
+}
+
+/// An argument (positional or keyword) is an instance of `ty`.
+fn takes_instance(args: &[String], keywords: &[Keyword], ty: &TypeApi) -> bool {
+    let needle = format!("@{}", ty.qualname);
+    args.iter()
+        .chain(keywords.iter().map(|k| &k.value))
+        .any(|a| *a == needle)
 }
 
 /// Which `@Type` argument stands for a shared object instead of a fresh instance.
@@ -316,56 +447,73 @@ pub(crate) fn method_ops(
     var: &str,
     other: Option<&str>,
 ) -> Vec<Op> {
+    usable_sets(&method.call.arg_sets)
+        .filter_map(|set| method_op(vars, ty, method, set, var, other))
+        .collect()
+}
+
+/// `obj.method(args)` with one argument set.
+pub(crate) fn method_op(
+    vars: &Vars,
+    ty: &TypeApi,
+    method: &Method,
+    set: &ArgSet,
+    var: &str,
+    other: Option<&str>,
+) -> Option<Op> {
     let subst = other.map_or(Subst::None, |o| Subst::Var {
         qualname: &ty.qualname,
         var: o,
     });
-    usable_sets(&method.call.arg_sets)
-        .filter_map(|set| {
-            let label = format!(
-                "{}.{}({})",
-                ty.name,
-                method.call.name,
-                label_args(&set.args)
-            );
-            let args = vars.args(&set.args, &subst)?;
-            // A reader's result is read too: views and iterators walk the object's internals.
-            if method.mutation == Mutation::None {
-                return Some(
-                    Op::statement(label, format!("_touch({var}.{}({args}))", method.call.name))
-                        .exercising(method.call.qualname.clone(), method.call.reaches_c),
-                );
-            }
-            Some(Op::call(
-                label,
-                format!("{var}.{}", method.call.name),
-                args,
-                &method.call,
-            ))
-        })
-        .collect()
+    let label = format!(
+        "{}.{}({})",
+        ty.name,
+        method.call.name,
+        label_args(&set.args, &set.keywords)
+    );
+    let args = vars.args(&set.args, &set.keywords, &subst)?;
+    // A reader's result is read too: views and iterators walk the object's internals.
+    if method.mutation == Mutation::None {
+        return Some(
+            Op::statement(label, format!("_touch({var}.{}({args}))", method.call.name))
+                .exercising(method.call.qualname.clone(), method.call.reaches_c),
+        );
+    }
+    Some(Op::call(
+        label,
+        format!("{var}.{}", method.call.name),
+        args,
+        &method.call,
+    ))
 }
 
-/// The argument sets a scenario calls: the first tried ones that were accepted, or all untried.
+/// The argument sets a scenario calls: the first tried ones of the catalogue that were
+/// accepted (all of them when untried), then every one the tests made.
 pub(crate) fn usable_sets(sets: &[ArgSet]) -> impl Iterator<Item = &ArgSet> {
-    let untried = sets
-        .iter()
-        .any(|s| s.outcome == crate::model::TrialOutcome::Untried);
+    let untried = sets.iter().any(|s| s.outcome == TrialOutcome::Untried);
     let limit = if untried {
         usize::MAX
     } else {
         ARG_SETS_PER_CALLABLE
     };
-    sets.iter().filter(|s| s.usable()).take(limit)
+    let catalogue = sets
+        .iter()
+        .filter(|s| s.source == ArgSource::Catalogue && s.usable())
+        .take(limit);
+    catalogue.chain(sets.iter().filter(|s| s.source == ArgSource::Tests))
 }
 
-pub(crate) fn call_function(vars: &Vars, function: &Callable, args: &[String]) -> Option<Op> {
+pub(crate) fn call_function(vars: &Vars, function: &Callable, set: &ArgSet) -> Option<Op> {
     let module = function.qualname.rsplit_once('.').map_or("", |(m, _)| m);
-    let label = format!("{}({})", function.name, label_args(args));
+    let label = format!(
+        "{}({})",
+        function.name,
+        label_args(&set.args, &set.keywords)
+    );
     Some(Op::call(
         label,
         format!("{module}.{}", function.name),
-        vars.args(args, &Subst::None)?,
+        vars.args(&set.args, &set.keywords, &Subst::None)?,
         function,
     ))
 }
@@ -578,7 +726,6 @@ pub(crate) fn readers(vars: &Vars, ty: &TypeApi, var: &str, other: Option<&str>)
 /// Operations between the two shared objects: methods taking another instance, binary and
 /// in-place operators, comparisons.
 pub(crate) fn pair_ops(vars: &Vars, ty: &TypeApi, var: &str, other: &str) -> Vec<Op> {
-    let needle = format!("@{}", ty.qualname);
     let mut ops: Vec<Op> = ty
         .methods
         .iter()
@@ -586,7 +733,7 @@ pub(crate) fn pair_ops(vars: &Vars, ty: &TypeApi, var: &str, other: &str) -> Vec
             m.call
                 .arg_sets
                 .iter()
-                .any(|s| s.usable() && s.args.contains(&needle))
+                .any(|s| s.usable() && takes_instance(&s.args, &s.keywords, ty))
         })
         .flat_map(|m| {
             method_ops(vars, ty, m, var, Some(other))
@@ -636,24 +783,17 @@ pub(crate) fn pair_ops(vars: &Vars, ty: &TypeApi, var: &str, other: &str) -> Vec
 /// replaced (deallocated by whichever thread drops the last reference) while others use
 /// them, objects built from the shared one, and GC.
 pub(crate) fn churn(vars: &Vars, ty: &TypeApi, shared: &str, pool_size: usize) -> Vec<Op> {
-    let mut ops = Vec::new();
-    if let Some(entry) = vars.entry(&ty.qualname) {
-        for args in entry.constructors.iter().take(CONSTRUCTORS_PER_TYPE) {
-            if let Some(call) = vars.construct(entry, args, &Subst::None) {
-                ops.push(
-                    Op::statement(
-                        format!("new {}({})", ty.name, label_args(args)),
-                        format!("x = {call}\ndel x"),
-                    )
-                    .exercising(ty.qualname.clone(), Vars::construction_reaches_c(ty)),
-                );
-            }
-        }
-    }
-    if let Some(make) = vars.make(&ty.qualname) {
+    let mut ops = vars.constructions(ty);
+    for choice in 0..vars.variant_count(&ty.qualname) {
+        let Some(make) = vars.make_variant(&ty.qualname, choice as u64) else {
+            continue;
+        };
         ops.push(
             Op::statement(
-                format!("replace pool {}", ty.name),
+                match choice {
+                    0 => format!("replace pool {}", ty.name),
+                    _ => format!("replace pool {} by {make}", ty.name),
+                },
                 format!("POOL[rng.randrange({pool_size})] = {make}"),
             )
             .exercising(ty.qualname.clone(), Vars::construction_reaches_c(ty)),
@@ -686,15 +826,18 @@ fn key_variants(key: &str) -> Vec<String> {
     keys
 }
 
-fn label_args(args: &[String]) -> String {
-    let short: Vec<String> = args
-        .iter()
-        .map(|a| match a.strip_prefix('@') {
+fn label_args(args: &[String], keywords: &[Keyword]) -> String {
+    let short = |a: &str| -> String {
+        match a.strip_prefix('@') {
             Some(q) => format!("<{}>", q.rsplit('.').next().unwrap_or(q)),
             None => a.strip_prefix('=').unwrap_or(a).chars().take(40).collect(),
-        })
-        .collect();
-    short.join(", ")
+        }
+    };
+    let named = keywords
+        .iter()
+        .map(|k| format!("{}={}", k.name, short(&k.value)));
+    let all: Vec<String> = args.iter().map(|a| short(a)).chain(named).collect();
+    all.join(", ")
 }
 
 fn identifier(name: &str) -> String {

@@ -25,6 +25,8 @@ const STDLIB: [&str; 7] = [
 pub(crate) struct ReproContext<'a> {
     pub vars: &'a Vars<'a>,
     pub subjects: &'a [(&'static str, &'a TypeApi)],
+    /// Which constructor the shared objects are built by (see `Vars::make_variant`).
+    pub constructor_choice: u64,
     pub pool: Option<(&'a TypeApi, usize)>,
     pub hand_setup: Option<&'a str>,
 }
@@ -60,7 +62,8 @@ impl ReproContext<'_> {
             }
         }
         if let Some((ty, size)) = self.pool.filter(|_| mentions(body, "POOL")) {
-            built.push(format!("POOL = [{} for _ in range({size})]", self.make(ty)));
+            let pool = self.vars.pool(&ty.qualname, size).unwrap_or_default();
+            built.push(format!("POOL = {}", self.vars.inline_makers(&pool)));
         }
         if let Some(setup) = self.hand_setup {
             built.push(format!("exec({}, globals())", py_str(setup)));
@@ -74,8 +77,11 @@ impl ReproContext<'_> {
     }
 
     fn make(&self, ty: &TypeApi) -> String {
-        self.vars
-            .inline_makers(&self.vars.make(&ty.qualname).unwrap_or_default())
+        let make = self
+            .vars
+            .make_variant(&ty.qualname, self.constructor_choice)
+            .unwrap_or_default();
+        self.vars.inline_makers(&make)
     }
 }
 

@@ -152,7 +152,7 @@ fn resolve(vars: &Vars, model: &ApiModel, op: &str, on_argument: bool) -> Option
     if let Some(function) = module_function(model, owner, name) {
         let args = usable_sets(&function.arg_sets)
             .next()
-            .map_or(Some(String::new()), |set| vars.call_args(&set.args, None))?;
+            .map_or(Some(String::new()), |set| vars.call_args(set, None))?;
         return Some(Call {
             setup: Vec::new(),
             expression: format!("{}({args})", function.qualname),
@@ -170,7 +170,7 @@ fn resolve(vars: &Vars, model: &ApiModel, op: &str, on_argument: bool) -> Option
         _ => ("shared", None),
     };
     let args = match set {
-        Some(set) => vars.call_args(&set.args, other)?,
+        Some(set) => vars.call_args(set, other)?,
         None => String::new(),
     };
     Some(Call {

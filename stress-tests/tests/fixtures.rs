@@ -30,6 +30,7 @@ fn expected_yaml_lists_exactly_the_planted_lines() {
         "object-field",
         "borrowed-reference",
         "lock-order-inversion",
+        "heap-block",
     ];
     assert!(
         required.iter().all(|c| categories.contains(c)),

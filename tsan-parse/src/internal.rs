@@ -229,6 +229,13 @@ enum Owner {
     Other,
 }
 
+impl Owner {
+    /// An interpreter access by `mechanism`.
+    fn is(&self, mechanism: Mechanism) -> bool {
+        matches!(self, Owner::Internal(access) if access.mechanism == Some(mechanism))
+    }
+}
+
 fn owner(stack: &Stack) -> Owner {
     let frames = access_frames(stack);
     let Some(top) = frames.last() else {
@@ -262,6 +269,27 @@ fn owner(stack: &Stack) -> Owner {
         }),
         None => Owner::Other,
     }
+}
+
+/// An interned string is the interpreter's: interning makes it immortal with plain stores, so
+/// the C-API calls that reference-count it (a `Py_DECREF` inside `PyDict_SetItemString`) race
+/// with interning, not with anything the extension could lock. Only the extension's own code
+/// touching the string stays its access.
+fn with_interning_peers(owners: Vec<Owner>, sides: &[&Stack]) -> Vec<Owner> {
+    if !owners.iter().any(|o| o.is(Mechanism::Interning)) {
+        return owners;
+    }
+    (owners.into_iter().zip(sides))
+        .map(
+            |(owner, stack)| match (owner, access_frames(stack).last()) {
+                (Owner::ExtensionCall, Some(top)) => Owner::Internal(InternalAccess {
+                    mechanism: Some(Mechanism::Interning),
+                    frame: top.clone(),
+                }),
+                (owner, _) => owner,
+            },
+        )
+        .collect()
 }
 
 /// The first frame of the interpreter part of the stack above the extension (all of it
@@ -305,7 +333,7 @@ pub(crate) fn internal_reason(
     if !kind.is_race() || !are_accesses {
         return None;
     }
-    let owners: Vec<Owner> = sides.iter().map(|stack| owner(stack)).collect();
+    let owners = with_interning_peers(sides.iter().map(|stack| owner(stack)).collect(), sides);
     if let Some(reason) = suppressed(sides, &owners, suppressions) {
         return Some(reason);
     }
@@ -313,15 +341,7 @@ pub(crate) fn internal_reason(
     if !matches!(kind, ReportKind::DataRace | ReportKind::DataRaceOnVptr) {
         return None;
     }
-    let against_try_incref = owners.iter().any(|owner| {
-        matches!(
-            owner,
-            Owner::Internal(InternalAccess {
-                mechanism: Some(Mechanism::TryIncref),
-                ..
-            })
-        )
-    });
+    let against_try_incref = owners.iter().any(|o| o.is(Mechanism::TryIncref));
     let accesses = (owners.into_iter().zip(sides))
         .map(|(owner, stack)| match owner {
             // The extension's own block, freed or reallocated by its call.

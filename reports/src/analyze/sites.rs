@@ -1,7 +1,7 @@
 //! Site pairs: one TSan root cause as the plan shows it, with its racing lines, the Python
 //! entry points of its sides, its severity and its fix.
 
-use ftreview_static::{BindingKind, Finding as StaticFinding, MethodBinding};
+use ftreview_static::{BindingKind, Finding as StaticFinding, MethodBinding, Rule, SymbolKind};
 use tsan_parse::{AccessKind, FrameOrigin, Location, ReportKind, RootCause, StackRole};
 
 use super::static_findings;
@@ -89,9 +89,15 @@ fn owner_of(evidence: &RaceEvidence) -> Owner {
         return Owner::LockOrder { functions };
     }
     if let Some(global) = racy_global(rc) {
+        // gcc prints a static local without its function; the static pass knows it.
+        let function = global.function.or_else(|| {
+            lazy_static(evidence)
+                .filter(|(name, _)| *name == global.name)
+                .and_then(|(_, function)| function)
+        });
         return Owner::Global {
             name: global.name,
-            function: global.function,
+            function,
         };
     }
     if let Some(allocated_in) = extension_allocation(rc) {
@@ -121,8 +127,29 @@ fn owner_of(evidence: &RaceEvidence) -> Owner {
                 _ => Receiver::SelfObject,
             },
         },
-        _ => Owner::Code { functions },
+        // An object a lazily-initialized static published, read through the static while its
+        // builder still writes it: the static's problem, whichever memory TSan saw.
+        _ => match lazy_static(evidence) {
+            Some((name, function)) => Owner::Global {
+                name: name.to_string(),
+                function,
+            },
+            None => Owner::Code { functions },
+        },
     }
+}
+
+/// The static (name, and function for a static local) of a lazy-init finding the pair confirms.
+fn lazy_static<'e>(evidence: &'e RaceEvidence) -> Option<(&'e str, Option<String>)> {
+    evidence.statics.iter().find_map(|finding| {
+        let symbol = finding.symbol.as_ref()?;
+        let function = match symbol.kind {
+            SymbolKind::StaticLocal => symbol.container.clone().or(finding.function.clone()),
+            SymbolKind::Global => None,
+            _ => return None,
+        };
+        (finding.rule == Rule::LazyInitRace).then_some((symbol.name.as_str(), function))
+    })
 }
 
 /// The extension function that allocated the raced heap block, when TSan tracked it (memory

@@ -14,7 +14,7 @@ use ftreview_reports::model::{Phase, SuppliedTool};
 use regex::Regex;
 
 use super::setup_code::SetupCode;
-use crate::env::{cache_root, expect_success, requirement_name, Uv};
+use crate::env::{cache_root, expect_success, installed_versions, requirement_name, Uv};
 use crate::process::{Runner, Step};
 use crate::target::Index;
 
@@ -204,21 +204,6 @@ async fn tools_venv(out_dir: &Path, runner: &Runner) -> anyhow::Result<PathBuf> 
         dest.display()
     );
     Ok(dest)
-}
-
-/// (normalized name, version) of every distribution in a venv.
-fn installed_versions(venv: &Path) -> Vec<(String, String)> {
-    let lib = fs::read_dir(venv.join("lib")).into_iter().flatten();
-    lib.filter_map(|e| e.ok())
-        .filter_map(|e| fs::read_dir(e.path().join("site-packages")).ok())
-        .flatten()
-        .filter_map(|e| e.ok())
-        .filter_map(|e| {
-            let name = e.file_name().to_string_lossy().into_owned();
-            let (dist, version) = name.strip_suffix(".dist-info")?.split_once('-')?;
-            Some((requirement_name(dist), version.to_string()))
-        })
-        .collect()
 }
 
 #[cfg(test)]

@@ -18,8 +18,8 @@ use tsan_parse::{Classifier, ClusterOptions};
 
 use crate::env::run_env;
 use crate::exit::Outcome;
-use crate::phases::read_reports;
-use crate::process::{Runner, Step};
+use crate::phases::{read_reports, rerun_reproduced};
+use crate::process::{Runner, Step, Termination};
 use crate::rundir::RunDir;
 
 #[derive(Debug, Args)]
@@ -281,16 +281,18 @@ async fn rerun(
             logs.join("outcome.json").display().to_string(),
         )
         .timeout(Duration::from_secs(args.timeout));
-        runner.run(&step).await?;
+        let result = runner.run(&step).await?;
         let triage =
             tsan_parse::cluster(read_reports(&logs), &classifier, ClusterOptions::default());
-        let hit = wanted.shown_by(record, &triage);
-        eprintln!(
-            "run {}/{}: {}",
-            i + 1,
-            args.runs,
-            if hit { "reproduced" } else { "not reproduced" }
-        );
+        let hit = rerun_reproduced(&result, wanted.shown_by(record, &triage));
+        let verdict = match (hit, &result.termination) {
+            (true, _) => "reproduced".to_string(),
+            (false, Termination::TimedOut) => {
+                format!("not reproduced (hung: killed after {} s)", args.timeout)
+            }
+            (false, _) => "not reproduced".to_string(),
+        };
+        eprintln!("run {}/{}: {verdict}", i + 1, args.runs);
         reproduced += usize::from(hit);
     }
     Ok(reproduced)

@@ -69,6 +69,10 @@ pub struct RunArgs {
     /// Threads per stress scenario.
     #[arg(long, default_value_t = 4, value_name = "N")]
     pub stress_threads: usize,
+    /// Do not record the calls the test suite makes into the extension (modes, options,
+    /// argument types); stress scenarios take introspection's catalogue of arguments only.
+    #[arg(long)]
+    pub no_test_calls: bool,
     /// Instrumented phases to run.
     #[arg(
         long,
@@ -158,6 +162,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<Outcome> {
             scenario_timeout: Duration::from_secs(args.scenario_timeout),
             seed: args.seed,
             threads: args.stress_threads.max(2),
+            test_calls: !args.no_test_calls,
         },
         repro_runs: args.repro_runs,
         phases: PhaseSet {

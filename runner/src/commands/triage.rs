@@ -183,7 +183,7 @@ fn describe_side(side: &Side) -> String {
     let access = if access.is_empty() {
         String::new()
     } else {
-        format!("{:<13}", access.join("/"))
+        format!("{:<12} ", access.join("/"))
     };
     let frame = side
         .frame

@@ -43,6 +43,9 @@ pub struct VerifyArgs {
     /// A release to verify instead of a tree: `name==version` (a later release of the package).
     #[arg(long, value_name = "NAME==VERSION")]
     pub target: Option<String>,
+    /// Verify only this problem (its ID in the plan); repeat for several. Default: all.
+    #[arg(long = "problem", value_name = "ID")]
+    pub problems: Vec<String>,
     /// Reruns of each problem's reproducer, on each build.
     #[arg(long, short = 'k', default_value_t = 5, value_name = "K")]
     pub runs: u32,
@@ -56,7 +59,8 @@ pub fn run(args: VerifyArgs) -> anyhow::Result<Outcome> {
         .with_context(|| format!("{} is not a directory", args.run_dir.display()))?;
     let record = RunRecord::load(&run_dir)?;
     let registry = Registry::load(None)?;
-    let problems = RecordedProblems::load(&run_dir, &record, &registry)?;
+    let mut problems = RecordedProblems::load(&run_dir, &record, &registry)?;
+    select_problems(&mut problems, &args.problems)?;
     if problems.targets.is_empty() {
         bail!(
             "the run in {} has no problem to verify (no race with an owner)",
@@ -102,6 +106,27 @@ pub fn run(args: VerifyArgs) -> anyhow::Result<Outcome> {
     }
     eprint!("{}", verification.markdown());
     Ok(verification.outcome())
+}
+
+/// Keeps the problems `--problem` asked for; an ID the run does not have is an error that lists
+/// the ones it has.
+fn select_problems(problems: &mut RecordedProblems, wanted: &[String]) -> anyhow::Result<()> {
+    if wanted.is_empty() {
+        return Ok(());
+    }
+    let known: Vec<&str> = problems
+        .targets
+        .iter()
+        .map(|t| t.problem_id.as_str())
+        .collect();
+    if let Some(unknown) = wanted.iter().find(|id| !known.contains(&id.as_str())) {
+        bail!(
+            "--problem {unknown}: the run has no such problem with a reproducer; its problems are: {}",
+            known.join(", ")
+        );
+    }
+    problems.targets.retain(|t| wanted.contains(&t.problem_id));
+    Ok(())
 }
 
 /// What `--source` or `--target` names, and how to fetch it.

@@ -15,4 +15,4 @@ pub(crate) use test_env::{
 };
 pub(crate) use tsan::{quiet_env, run_env, tsan_options, write_suppressions};
 pub(crate) use uv::Uv;
-pub(crate) use venv::{cache_root, expect_success, helper_output, Venv};
+pub(crate) use venv::{cache_root, expect_success, helper_output, installed_versions, Venv};

@@ -13,6 +13,7 @@ use anyhow::{bail, Context};
 use ftreview_toolchain::Interpreter;
 use serde::de::DeserializeOwned;
 
+use super::test_env::requirement_name;
 use super::tsan::quiet_env;
 use crate::process::{Runner, Step, StepResult};
 
@@ -204,4 +205,19 @@ fn bundled_pip_wheel(prefix: &Path) -> anyhow::Result<PathBuf> {
 /// ftreview's cache directory (shared with the interpreter cache).
 pub fn cache_root() -> PathBuf {
     ftreview_toolchain::default_cache_dir()
+}
+
+/// (normalized name, version) of every distribution in a venv.
+pub(crate) fn installed_versions(venv: &Path) -> Vec<(String, String)> {
+    let lib = fs::read_dir(venv.join("lib")).into_iter().flatten();
+    lib.filter_map(|e| e.ok())
+        .filter_map(|e| fs::read_dir(e.path().join("site-packages")).ok())
+        .flatten()
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let (dist, version) = name.strip_suffix(".dist-info")?.split_once('-')?;
+            Some((requirement_name(dist), version.to_string()))
+        })
+        .collect()
 }

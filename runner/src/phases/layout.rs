@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ftreview_reports::model::{
     CollectionError, CollectionErrorKind, LayoutStrategy, Phase, TestLayout,
@@ -28,10 +28,15 @@ const ROOT_FILES: &[&str] = &[
     "tox.ini",
 ];
 
+/// The collection probe's limit when the suites' deadline is further away.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(600);
+
 /// What the suite needs to know to start.
 pub(crate) struct LayoutRequest<'a> {
     pub targets: &'a [String],
     pub no_addopts: bool,
+    /// When the suites must be done: the probe stops there too.
+    pub deadline: Instant,
 }
 
 /// Picks the layout, probes it with a collection run, and switches once when the probe shows
@@ -209,15 +214,17 @@ async fn probe(ctx: &Ctx, strategy: LayoutStrategy, request: &LayoutRequest<'_>)
         deadline: None,
         test_timeout: None,
         skip_benchmarks: false,
+        record_calls: false,
         selection: None,
     };
     let Ok(step) = command.step(ctx, &logs) else {
         return result;
     };
     // Reports off: collection imports the package, nothing races yet.
+    let left = request.deadline.saturating_duration_since(Instant::now());
     let step = step
         .env("TSAN_OPTIONS", "report_bugs=0")
-        .timeout(Duration::from_secs(600));
+        .timeout(left.min(PROBE_TIMEOUT));
     if ctx.runner.run(&step).await.is_err() {
         return result;
     }

@@ -10,7 +10,9 @@ use ftreview_reports::model::{Phase, PytestInvocation};
 use serde::Serialize;
 
 use super::Ctx;
+use crate::env::installed_versions;
 use crate::process::Step;
+use crate::rundir::RunDir;
 
 /// Which tests a phase runs, in which order (read by the plugin).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -36,6 +38,8 @@ pub(crate) struct PytestCommand<'a> {
     pub deadline: Option<SystemTime>,
     pub test_timeout: Option<Duration>,
     pub skip_benchmarks: bool,
+    /// Record the calls into the extension to [`recorded_calls`].
+    pub record_calls: bool,
     /// Written next to the phase's logs for the plugin.
     pub selection: Option<&'a Selection>,
 }
@@ -66,6 +70,14 @@ impl PytestCommand<'_> {
         .to_vec();
         if self.no_addopts {
             argv.extend(["-o".into(), "addopts=".into()]);
+        }
+        // Coverage tracing under TSan multiplies a suite's time (multidict's collection of
+        // 1,640 tests: 294 s with its `--cov` addopts, 59 s without), and nothing here reads it.
+        if installed_versions(&ctx.venv.root)
+            .iter()
+            .any(|(name, _)| name == "pytest-cov")
+        {
+            argv.push("--no-cov".into());
         }
         if let Some(threads) = self.parallel_threads {
             argv.push(format!("--parallel-threads={threads}"));
@@ -127,6 +139,12 @@ impl PytestCommand<'_> {
         if self.skip_benchmarks {
             step = step.env("FTREVIEW_SKIP_BENCHMARKS", "1");
         }
+        if self.record_calls {
+            step = step.env(
+                ftreview_stress::RECORD_CALLS_ENV,
+                recorded_calls(&ctx.run_dir).display().to_string(),
+            );
+        }
         if let Some(selection) = self.selection {
             let file = logs.join("selection.json");
             std::fs::write(&file, serde_json::to_string_pretty(selection)?)?;
@@ -150,6 +168,16 @@ impl PytestCommand<'_> {
                 .collect::<BTreeMap<_, _>>(),
         }
     }
+}
+
+/// Where the plain suite's run records the calls its tests make into the extension (the
+/// stress phase reads them).
+pub(crate) fn recorded_calls(run_dir: &RunDir) -> PathBuf {
+    run_dir
+        .root
+        .join("logs")
+        .join(Phase::Tests.name())
+        .join(ftreview_stress::API_CALLS_FILE)
 }
 
 /// The plugin's events file of a phase.

@@ -17,7 +17,7 @@ use tsan_parse::ClusterOptions;
 
 use super::attribution::read_reports;
 use super::{Ctx, ReportReader};
-use crate::process::Step;
+use crate::process::{Step, StepResult, Termination};
 use crate::registry::{PackageOverrides, Registry};
 
 /// One problem to prove.
@@ -169,6 +169,12 @@ pub(crate) async fn reproduce(
     proven
 }
 
+/// Whether one rerun counts: its reports show the problem and it ended on its own. A rerun
+/// killed as hung proves a hang, not the race, so it does not count.
+pub(crate) fn rerun_reproduced(result: &StepResult, shown: bool) -> bool {
+    shown && !matches!(result.termination, Termination::TimedOut)
+}
+
 /// Writes the script to `RUN/repro/<id>.py` and reruns it.
 async fn prove(
     context: &ReproContext,
@@ -206,17 +212,16 @@ async fn prove(
         .arg(&path)
         .envs(&ctx.tsan_env(&logs))
         .timeout(timeout);
-        ctx.runner.run(&step).await?;
+        let result = ctx.runner.run(&step).await?;
         let mut reports = read_reports(&logs);
         reports.iter_mut().for_each(|r| reader.prepare(r));
         let triage = tsan_parse::cluster(reports, &reader.classifier, ClusterOptions::default());
         runs += 1;
         let owners = ftreview_reports::shown_owners(&context.record, &triage);
-        reproduced += u32::from(
-            owners
-                .iter()
-                .any(|o| ftreview_reports::same_problem(&target.owner, o)),
-        );
+        let showed_it = owners
+            .iter()
+            .any(|o| ftreview_reports::same_problem(&target.owner, o));
+        reproduced += u32::from(rerun_reproduced(&result, showed_it));
         shown.extend(owners);
     }
     shown.sort();

@@ -4,7 +4,9 @@
 //! JSON to `$FTREVIEW_OUTCOME`; what each process left behind goes to the review as soon as it
 //! ends, so the first race is on screen while the phase still runs.
 
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::fs;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -16,11 +18,12 @@ use ftreview_reports::model::{
 use ftreview_static::{ScanReport, Severity};
 use ftreview_stress::{
     ApiModel, BindingKind as StressBindingKind, BindingSpec, CrashOutcome, GenConfig, Hints,
-    IntrospectionRequest, OutcomeStatus, ScenarioKind,
+    IntrospectionRequest, MergeSummary, OutcomeStatus, ScenarioKind,
 };
 use tokio::sync::Semaphore;
 
 use super::attribution;
+use super::pytest::recorded_calls;
 use super::termination::{classify, EndKind, ProcessEvidence};
 use super::{send, Collected, Ctx, Evidence, Sink};
 use crate::env::Installed;
@@ -34,6 +37,9 @@ pub(crate) struct StressOptions {
     pub scenario_timeout: Duration,
     pub seed: u64,
     pub threads: usize,
+    /// Feed the calls the plain test suite recorded into generation (`--no-test-calls` turns
+    /// it off).
+    pub test_calls: bool,
 }
 
 /// What the phase works from.
@@ -76,9 +82,9 @@ pub(crate) async fn run_stress(
     let task = events.start("stress");
     let share = inputs.deadline.saturating_duration_since(started);
     let Prepared {
-        model,
+        model: introspected,
         config,
-        notes,
+        mut notes,
     } = match prepare(&ctx, &inputs, &options, &sink).await {
         Ok(prepared) => prepared,
         Err(err) => {
@@ -88,60 +94,62 @@ pub(crate) async fn run_stress(
             return;
         }
     };
-    let mut ran = 0u64;
-    let mut generated = 0u64;
-    let mut not_run = 0u64;
-    let mut crashed = false;
-    let mut reports = 0u64;
+    let mut tally = Tally::default();
+    let mut model = introspected.clone();
+    let mut test_calls = TestCalls::new(options.test_calls.then(|| recorded_calls(&ctx.run_dir)));
     for round in 0.. {
         let round_started = Instant::now();
-        let scenarios = scenarios_of(&model, &config, round);
-        generated += scenarios.len() as u64;
+        let mut queue = VecDeque::new();
+        // This round's scenarios that started, script to name: a model that changed
+        // mid-round replaces the queue with its scenarios, less those (see `requeue`).
+        let mut started = HashMap::new();
         let mut set = tokio::task::JoinSet::new();
-        for scenario in scenarios {
-            let (ctx, permits, options) = (ctx.clone(), permits.clone(), options.clone());
-            let deadline = inputs.deadline;
+        loop {
+            let refreshed = test_calls.refresh(&introspected, &mut model, round);
+            if refreshed {
+                save_model(&ctx, &model, &events);
+            }
+            if refreshed || (queue.is_empty() && started.is_empty()) {
+                queue = requeue(scenarios_of(&model, &config, round), &started);
+            }
+            let Some(scenario) = queue.pop_front() else {
+                break;
+            };
+            let Ok(permit) = permits.clone().acquire_owned().await else {
+                break;
+            };
+            if Instant::now() >= inputs.deadline || ctx.runner.cancelled() {
+                tally.not_run += 1 + queue.len() as u64;
+                break;
+            }
+            started.insert(scenario.script.clone(), scenario.name.clone());
+            let (ctx, options, deadline) = (ctx.clone(), options.clone(), inputs.deadline);
             set.spawn(async move {
-                let _permit = permits.acquire_owned().await;
-                if Instant::now() >= deadline || ctx.runner.cancelled() {
-                    return None;
-                }
-                Some(run_scenario(&ctx, &scenario, &options, deadline).await)
+                let _permit = permit;
+                run_scenario(&ctx, &scenario, &options, deadline).await
             });
-        }
-        while let Some(joined) = set.join_next().await {
-            match joined {
-                Ok(Some(Ok(run))) => {
-                    ran += 1;
-                    crashed |= run.ended != EndKind::Finished;
-                    reports += run.evidence.reports.len() as u64;
-                    send(&sink, Collected::Evidence(run.evidence));
-                    send(
-                        &sink,
-                        Collected::SingleThreaded(single_threaded_anomalies(
-                            &run.record,
-                            &run.kinds,
-                        )),
-                    );
-                    send(
-                        &sink,
-                        Collected::Exercised {
-                            callables: run.callables,
-                            c_callables: run.c_callables,
-                        },
-                    );
-                    send(&sink, Collected::Scenario(run.record));
-                }
-                Ok(Some(Err(err))) => events.warn(&format!("a scenario could not run: {err:#}")),
-                Ok(None) => not_run += 1,
-                Err(err) => events.warn(&format!("a scenario task panicked: {err}")),
+            while let Some(joined) = set.try_join_next() {
+                tally.absorb(joined, &sink, &events);
             }
         }
+        while let Some(joined) = set.join_next().await {
+            tally.absorb(joined, &sink, &events);
+        }
+        tally.generated += started.len() as u64;
         let left = inputs.deadline.saturating_duration_since(Instant::now());
         if left < round_started.elapsed() || ctx.runner.cancelled() {
             break;
         }
     }
+    let Tally {
+        ran,
+        generated,
+        not_run,
+        crashed,
+        reports,
+    } = tally;
+    let generated = generated + not_run;
+    notes.push(test_calls.note());
     let mut left_out = Vec::new();
     if not_run > 0 {
         left_out.push(format!(
@@ -159,7 +167,7 @@ pub(crate) async fn run_stress(
         duration_secs: started.elapsed().as_secs_f64(),
         items_run: Some(ran),
         reports,
-        message: (!notes.is_empty()).then(|| notes.join("; ")),
+        message: Some(notes.join("; ")),
         coverage: Some(Coverage {
             ran,
             selected: Some(generated),
@@ -171,6 +179,169 @@ pub(crate) async fn run_stress(
     };
     task.finish(&format!("{ran} scenarios run of {generated} generated"));
     send(&sink, Collected::Phase(record));
+}
+
+/// The scenarios of a round still to run once its model changed, none that started (scripts
+/// name their scenario, so a script is its key), in budget order: first those that have not
+/// run in any form (new subjects such as mixed arguments, queued ones, altered or not), then
+/// altered ones whose NAME already ran (renamed `NAME.with-test-calls`, `-2`, … so their logs
+/// stay apart). A scenario keeps its place however often the model changes before it starts.
+fn requeue(fresh: Vec<ScenarioSpec>, started: &HashMap<String, String>) -> VecDeque<ScenarioSpec> {
+    let ran: HashSet<&str> = started.values().map(String::as_str).collect();
+    let (mut reruns, mut order): (Vec<ScenarioSpec>, Vec<ScenarioSpec>) = fresh
+        .into_iter()
+        .filter(|s| !started.contains_key(&s.script))
+        .partition(|s| ran.contains(s.name.as_str()));
+    for s in &mut reruns {
+        let renamed = format!("{}.with-test-calls", s.name);
+        let earlier = ran.iter().filter(|n| n.starts_with(&renamed)).count();
+        s.name = match earlier {
+            0 => renamed,
+            n => format!("{renamed}-{}", n + 1),
+        };
+    }
+    order.append(&mut reruns);
+    order.into()
+}
+
+/// What the phase's scenarios came to.
+#[derive(Debug, Default)]
+struct Tally {
+    ran: u64,
+    generated: u64,
+    not_run: u64,
+    crashed: bool,
+    reports: u64,
+}
+
+impl Tally {
+    /// Takes in a finished scenario and sends on what it left behind.
+    fn absorb(
+        &mut self,
+        joined: Result<anyhow::Result<ScenarioRun>, tokio::task::JoinError>,
+        sink: &Sink,
+        events: &Events,
+    ) {
+        let run = match joined {
+            Ok(Ok(run)) => run,
+            Ok(Err(err)) => return events.warn(&format!("a scenario could not run: {err:#}")),
+            Err(err) => return events.warn(&format!("a scenario task panicked: {err}")),
+        };
+        self.ran += 1;
+        self.crashed |= run.ended != EndKind::Finished;
+        self.reports += run.evidence.reports.len() as u64;
+        send(sink, Collected::Evidence(run.evidence));
+        send(
+            sink,
+            Collected::SingleThreaded(single_threaded_anomalies(&run.record, &run.kinds)),
+        );
+        send(
+            sink,
+            Collected::Exercised {
+                callables: run.callables,
+                c_callables: run.c_callables,
+            },
+        );
+        send(sink, Collected::Scenario(run.record));
+    }
+}
+
+/// The calls the plain suite recorded (`api-calls.json`), merged into the introspected model
+/// before a scenario starts once the file exists or whenever it changed: the suite usually
+/// runs beside the first round, whose scenarios that have not started yet are then
+/// generated again from the merged model.
+struct TestCalls {
+    /// `None` with `--no-test-calls`.
+    path: Option<PathBuf>,
+    /// The file's text as last merged.
+    merged: Option<String>,
+    first_round: Option<u64>,
+    summary: MergeSummary,
+    unreadable: Option<String>,
+}
+
+impl TestCalls {
+    fn new(path: Option<PathBuf>) -> Self {
+        TestCalls {
+            path,
+            merged: None,
+            first_round: None,
+            summary: MergeSummary::default(),
+            unreadable: None,
+        }
+    }
+
+    /// Rebuilds `model` from `introspected` and the file when the file is new or changed.
+    fn refresh(&mut self, introspected: &ApiModel, model: &mut ApiModel, round: u64) -> bool {
+        let Some(text) = self.path.as_ref().and_then(|p| fs::read_to_string(p).ok()) else {
+            return false;
+        };
+        if self.merged.as_ref() == Some(&text) {
+            return false;
+        }
+        let calls = match ftreview_stress::parse_api_calls(&text) {
+            Ok(calls) => calls,
+            Err(err) => {
+                self.unreadable = Some(format!("{err:#}"));
+                return false;
+            }
+        };
+        let mut merged = introspected.clone();
+        self.summary = merged.merge_test_calls(&calls);
+        self.merged = Some(text);
+        self.unreadable = None;
+        if self.summary.added() > 0 {
+            self.first_round.get_or_insert(round);
+        }
+        *model = merged;
+        true
+    }
+
+    /// Where the scenarios' arguments came from, for the phase record.
+    fn note(&self) -> String {
+        let catalogue = "arguments from introspection's catalogue";
+        let Some(path) = &self.path else {
+            return format!("{catalogue} only (test calls off: --no-test-calls)");
+        };
+        if let Some(err) = &self.unreadable {
+            return format!(
+                "{catalogue} only: {} could not be read ({err})",
+                path.display()
+            );
+        }
+        let summary = &self.summary;
+        match self.first_round {
+            Some(round) => {
+                let unmatched = match summary.unmatched.len() {
+                    0 => String::new(),
+                    n => format!(", {n} recorded callables not in the model"),
+                };
+                format!(
+                    "{catalogue} and from the test suite's calls (from round {round} on): {} argument sets, {} constructors{unmatched}",
+                    summary.arg_sets, summary.constructors
+                )
+            }
+            None if self.merged.is_some() => format!(
+                "{catalogue} only: the test suite's recorded calls added nothing new"
+            ),
+            None => format!(
+                "{catalogue} only: the test suite recorded no calls in time (it did not run or finish its first tests before the last round, or the interpreter lacks sys.monitoring)"
+            ),
+        }
+    }
+}
+
+/// The model scenarios are generated from, for the reproducers that follow.
+fn save_model(ctx: &Ctx, model: &ApiModel, events: &Events) {
+    let saved = ctx.run_dir.logs(Phase::Stress.name()).and_then(|dir| {
+        Ok(fs::write(
+            dir.join("api-model.json"),
+            serde_json::to_string_pretty(model)?,
+        )?)
+    });
+    if let Err(err) = saved {
+        events.warn(&format!("could not save the merged API model: {err:#}"));
+    }
 }
 
 fn skipped(started: Instant, message: String) -> PhaseRecord {
@@ -615,32 +786,35 @@ fn scenarios_of(model: &ApiModel, config: &GenConfig, round: u64) -> Vec<Scenari
 }
 
 /// The order scenarios start in, so a budget that runs out still covered every subject:
-/// targeted scenarios (aimed at statically flagged code) first, then scenarios that reach C
-/// code before pure-Python ones, one per subject (type or module) in turn.
+/// mixed-arguments scenarios first (only they reach the code behind the test suite's
+/// arguments: modes, constructor options, argument types; they exist only when the suite's
+/// calls were recorded), then targeted ones (aimed at statically flagged code), then those
+/// that reach C code before pure-Python ones, one per subject (type or module) in turn.
 fn budget_order(scenarios: Vec<ftreview_stress::Scenario>) -> Vec<ftreview_stress::Scenario> {
     let subject = |s: &ftreview_stress::Scenario| {
         s.name
             .split_once('.')
             .map_or(s.name.clone(), |(_, rest)| rest.to_string())
     };
-    let (targeted, others): (Vec<_>, Vec<_>) = scenarios
-        .into_iter()
-        .partition(|s| s.kind == ScenarioKind::Targeted);
-    let mut rank: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
-    let mut ranked: Vec<(bool, usize, usize, ftreview_stress::Scenario)> = others
+    let mut rank: HashMap<String, usize> = HashMap::new();
+    let mut ranked: Vec<((u8, bool, usize), usize, ftreview_stress::Scenario)> = scenarios
         .into_iter()
         .enumerate()
         .map(|(i, s)| {
-            let turn = rank.entry(subject(&s)).or_insert(0);
-            *turn += 1;
-            (!s.reaches_c(), *turn, i, s)
+            let key = match s.kind {
+                ScenarioKind::MixedArguments => (0, !s.reaches_c(), 0),
+                ScenarioKind::Targeted => (1, false, 0),
+                _ => {
+                    let turn = rank.entry(subject(&s)).or_insert(0);
+                    *turn += 1;
+                    (2, !s.reaches_c(), *turn)
+                }
+            };
+            (key, i, s)
         })
         .collect();
-    ranked.sort_by_key(|(pure_python, turn, i, _)| (*pure_python, *turn, *i));
-    targeted
-        .into_iter()
-        .chain(ranked.into_iter().map(|(_, _, _, s)| s))
-        .collect()
+    ranked.sort_by_key(|(key, i, _)| (*key, *i));
+    ranked.into_iter().map(|(_, _, s)| s).collect()
 }
 
 /// Public packages first (their API re-exports the extension's), then the extension modules.
@@ -682,6 +856,39 @@ fn static_targets(scan: &ScanReport) -> Vec<String> {
 mod tests {
     use super::*;
 
+    fn spec(name: &str, script: &str) -> ScenarioSpec {
+        ScenarioSpec {
+            name: name.into(),
+            kind: String::new(),
+            script: script.into(),
+            callables: Vec::new(),
+            c_callables: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_changed_model_requeues_in_budget_order_what_has_not_run_then_reruns_of_what_has() {
+        let started = HashMap::from([("a".to_string(), "t.a".to_string())]);
+        let fresh = vec![
+            spec("mixed.f", "mixed f"),
+            spec("t.a", "a"),
+            spec("t.a", "a with recorded args"),
+            spec("t.f", "f with recorded args"),
+            spec("t.g", "g"),
+        ];
+        let names: Vec<String> = requeue(fresh.clone(), &started)
+            .into_iter()
+            .map(|s| s.name)
+            .collect();
+        assert_eq!(names, ["mixed.f", "t.f", "t.g", "t.a.with-test-calls"]);
+        // The model changing again before they start moves none of them.
+        let again: Vec<String> = requeue(fresh, &started)
+            .into_iter()
+            .map(|s| s.name)
+            .collect();
+        assert_eq!(again, names);
+    }
+
     fn scenario(kind: ScenarioKind, subject: &str) -> ftreview_stress::Scenario {
         ftreview_stress::Scenario {
             name: format!("{}.{subject}", kind.as_str()),
@@ -694,7 +901,7 @@ mod tests {
     }
 
     #[test]
-    fn every_subject_gets_a_turn_before_any_gets_a_second() {
+    fn mixed_arguments_then_targeted_then_every_subject_a_turn_before_any_gets_a_second() {
         let ordered = budget_order(vec![
             scenario(ScenarioKind::SharedMutation, "m.A"),
             scenario(ScenarioKind::ReadWrite, "m.A"),
@@ -702,11 +909,15 @@ mod tests {
             scenario(ScenarioKind::SharedMutation, "m.B"),
             scenario(ScenarioKind::FunctionHammer, "m"),
             scenario(ScenarioKind::Targeted, "m.f"),
+            scenario(ScenarioKind::MixedArguments, "m.A"),
+            scenario(ScenarioKind::MixedArguments, "m.A.push"),
         ]);
         let names: Vec<&str> = ordered.iter().map(|s| s.name.as_str()).collect();
         assert_eq!(
             names,
             [
+                "mixed-arguments.m.A",
+                "mixed-arguments.m.A.push",
                 "targeted.m.f",
                 "shared-mutation.m.A",
                 "shared-mutation.m.B",

@@ -26,6 +26,8 @@ pub(crate) struct SuiteOptions {
     pub deadline: Instant,
     pub test_timeout: Duration,
     pub skip_benchmarks: bool,
+    /// The plugin writes the calls the tests make into the extension to `api-calls.json`.
+    pub record_calls: bool,
     pub selection: Option<Selection>,
 }
 
@@ -61,6 +63,7 @@ pub(crate) async fn run_suite(
         deadline: Some(SystemTime::now() + share),
         test_timeout: Some(options.test_timeout),
         skip_benchmarks: options.skip_benchmarks,
+        record_calls: options.record_calls,
         selection: options.selection.as_ref(),
     };
     let mut result = run_once(ctx, &command, &logs, share).await?;

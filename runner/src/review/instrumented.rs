@@ -82,6 +82,7 @@ pub(super) async fn run(
                 .unwrap_or(options.parallel_threads),
             test_timeout: options.test_timeout,
             skip_benchmarks: !options.benchmarks,
+            record_calls: options.stress.test_calls,
         },
         stress: StressInputs {
             installed,
@@ -399,6 +400,8 @@ struct SuiteSettings {
     parallel_threads: usize,
     test_timeout: std::time::Duration,
     skip_benchmarks: bool,
+    /// The plain suite records its calls into the extension for the stress phase.
+    record_calls: bool,
 }
 
 /// The phases on their lanes.
@@ -488,6 +491,7 @@ impl SuiteLane<'_> {
             &LayoutRequest {
                 targets: &self.settings.targets,
                 no_addopts: false,
+                deadline: self.plan.suites_end(self.fixed),
             },
         )
         .await;
@@ -505,10 +509,11 @@ impl SuiteLane<'_> {
                 deadline: self.plan.deadline(phase, self.fixed),
                 test_timeout: self.settings.test_timeout,
                 skip_benchmarks: self.settings.skip_benchmarks,
+                record_calls: phase == Phase::Tests && self.settings.record_calls,
                 selection: selection.take(),
             };
             if options.deadline <= Instant::now() {
-                send(self.sink, Collected::Phase(skipped(phase, "not run: the time budget ran out before this phase's turn (setup took it; raise --budget)".into())));
+                send(self.sink, Collected::Phase(skipped(phase, "not run: the time budget ran out before this phase's turn (setup and the suite's collection probe took it; raise --budget)".into())));
                 continue;
             }
             let task = self.events.start(phase.name());

@@ -163,14 +163,12 @@ impl Plan {
     /// of its lane (which inherits what the earlier ones left).
     pub fn deadline(&self, phase: Phase, fixed: FixedShares) -> Instant {
         let now = Instant::now();
+        let share = self.share(phase);
         if phase == Phase::Repro {
-            return self.repro_end.max(now);
+            // Its whole share even after a lane overran: an unproven problem is the report a
+            // maintainer distrusts.
+            return self.repro_end.max(now + share);
         }
-        let share = self
-            .shares
-            .iter()
-            .find(|(p, _)| *p == phase)
-            .map_or(Duration::ZERO, |(_, s)| *s);
         if fixed.of(phase).is_some() {
             return now + share;
         }
@@ -186,6 +184,23 @@ impl Plan {
         } else {
             (now + share).min(self.end.max(now))
         }
+    }
+
+    /// When the last phase of the suites' lane must stop.
+    pub fn suites_end(&self, fixed: FixedShares) -> Instant {
+        [Phase::Tests, Phase::ParallelTests]
+            .into_iter()
+            .filter(|p| self.includes(*p))
+            .map(|p| self.deadline(p, fixed))
+            .max()
+            .unwrap_or_else(Instant::now)
+    }
+
+    fn share(&self, phase: Phase) -> Duration {
+        self.shares
+            .iter()
+            .find(|(p, _)| *p == phase)
+            .map_or(Duration::ZERO, |(_, s)| *s)
     }
 
     /// The record of the plan.
@@ -217,11 +232,8 @@ mod tests {
     const ALL: [Phase; 3] = [Phase::Stress, Phase::Tests, Phase::ParallelTests];
 
     fn secs(plan: &Plan, phase: Phase) -> u64 {
-        plan.shares
-            .iter()
-            .find(|(p, _)| *p == phase)
-            .map(|(_, s)| s.as_secs())
-            .unwrap()
+        assert!(plan.includes(phase));
+        plan.share(phase).as_secs()
     }
 
     #[test]
@@ -302,5 +314,26 @@ mod tests {
         assert_eq!(secs(&plan, Phase::Stress), 200);
         assert!(plan.end >= Instant::now() + Duration::from_secs(199));
         assert!(plan.deadline(Phase::Repro, fixed) >= plan.end + Duration::from_secs(20));
+    }
+
+    #[test]
+    fn the_reproducers_keep_their_share_when_a_lane_overran() {
+        let budget = Budget::start(Duration::from_secs(630));
+        let phases = [Phase::Stress, Phase::Tests, Phase::Repro];
+        let mut plan = Plan::new(&budget, &phases, 2, FixedShares::default());
+        // As if both lanes and the reproducers' own window were over already.
+        plan.end = Instant::now() - Duration::from_secs(120);
+        plan.repro_end = plan.end + Duration::from_secs(90);
+        let deadline = plan.deadline(Phase::Repro, FixedShares::default());
+        assert!(deadline >= Instant::now() + Duration::from_secs(89));
+    }
+
+    #[test]
+    fn the_suites_lane_ends_with_its_last_phase() {
+        let budget = Budget::start(Duration::from_secs(630));
+        let plan = Plan::new(&budget, &ALL, 2, FixedShares::default());
+        assert_eq!(plan.suites_end(FixedShares::default()), plan.end);
+        let stress_only = Plan::new(&budget, &[Phase::Stress], 2, FixedShares::default());
+        assert!(stress_only.suites_end(FixedShares::default()) <= Instant::now());
     }
 }

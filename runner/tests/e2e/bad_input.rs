@@ -109,11 +109,12 @@ fn an_extension_that_fails_to_build_ends_with_its_compiler_error() {
 }
 
 /// The racy fixture (its build cached by the planted-race run) with pytest pointed at one
-/// test file of ours, the suite alone.
+/// test file of ours, the suite alone; `deps` are extra test requirements.
 fn racy_with_tests(
     python: &Path,
     name: &str,
     test_file: &str,
+    deps: &[&str],
     extra: &[&str],
 ) -> (tempfile::TempDir, Run) {
     let tmp = tempfile::tempdir().unwrap();
@@ -124,8 +125,9 @@ fn racy_with_tests(
     fs::write(
         &registry,
         format!(
-            "packages:\n  ftfixture-racy:\n    pytest_args: [{}]\n",
-            tests.display()
+            "packages:\n  ftfixture-racy:\n    pytest_args: [{}]\n    deps: [{}]\n",
+            tests.display(),
+            deps.join(", ")
         ),
     )
     .unwrap();
@@ -148,7 +150,7 @@ fn racy_with_tests(
 fn a_test_that_hangs_is_stopped_as_slow_and_the_suite_goes_on() {
     let Some(python) = interpreter() else { return };
     let test = "import threading\nimport ftfixture_racy\n\ndef test_waits_forever():\n    lock = threading.Lock()\n    lock.acquire()\n    lock.acquire()\n\ndef test_after_it():\n    assert ftfixture_racy.bump() > 0\n";
-    let (_tmp, run) = racy_with_tests(&python, "slow", test, &["--test-timeout", "15"]);
+    let (_tmp, run) = racy_with_tests(&python, "slow", test, &[], &["--test-timeout", "15"]);
     let record = run.record();
     let phase = record
         .phases
@@ -176,7 +178,7 @@ fn threads_blocked_on_each_others_locks_are_a_possible_deadlock_with_stacks() {
     let Some(python) = interpreter() else { return };
     // SIGALRM blocked: the per-test timeout cannot stop it; the phase's time share does.
     let test = "import signal, threading, time\nimport ftfixture_racy\n\ndef test_deadlocks():\n    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})\n    a, b = threading.Lock(), threading.Lock()\n    def one():\n        with a:\n            time.sleep(0.5)\n            with b:\n                pass\n    def two():\n        with b:\n            time.sleep(0.5)\n            with a:\n                pass\n    threads = [threading.Thread(target=one), threading.Thread(target=two)]\n    for t in threads:\n        t.start()\n    for t in threads:\n        t.join()\n";
-    let (_tmp, run) = racy_with_tests(&python, "deadlock", test, &["--timeout", "40"]);
+    let (_tmp, run) = racy_with_tests(&python, "deadlock", test, &[], &["--timeout", "40"]);
     let record = run.record();
     let hang = record
         .hangs
@@ -211,7 +213,7 @@ fn threads_blocked_on_each_others_locks_are_a_possible_deadlock_with_stacks() {
 fn a_segfaulting_suite_is_classified_as_a_crash_with_its_test() {
     let Some(python) = interpreter() else { return };
     let test = "import ctypes\nimport ftfixture_racy\n\ndef test_ok():\n    assert ftfixture_racy.bump() > 0\n\ndef test_segfaults():\n    ctypes.string_at(0)\n";
-    let (_tmp, run) = racy_with_tests(&python, "segv", test, &[]);
+    let (_tmp, run) = racy_with_tests(&python, "segv", test, &[], &[]);
     let record = run.record();
     let crash = record
         .crashes
@@ -242,7 +244,7 @@ fn a_segfaulting_suite_is_classified_as_a_crash_with_its_test() {
 #[test]
 fn a_suite_without_tests_says_so_and_is_not_called_clean() {
     let Some(python) = interpreter() else { return };
-    let (_tmp, run) = racy_with_tests(&python, "empty", "# no tests here\n", &[]);
+    let (_tmp, run) = racy_with_tests(&python, "empty", "# no tests here\n", &[], &[]);
     // The static pass's findings still fail it (1); nothing can make it clean (0).
     assert_eq!(run.code, 1, "{}", run.stderr);
     assert_eq!(
@@ -308,4 +310,37 @@ fn a_budget_of_a_minute_gives_a_partial_but_valid_plan_that_says_what_was_skippe
         results.verdict.level,
         ftreview_reports::results::VerdictLevel::Ready
     );
+}
+
+/// One run for two requirement rules: one that cannot install is skipped with a note, and
+/// pytest-cov, when the suite brings it, is switched off (coverage tracing under TSan
+/// multiplies a suite's time) while the suite still runs.
+#[test]
+fn a_requirement_that_cannot_install_is_skipped_and_pytest_cov_is_switched_off() {
+    let Some(python) = interpreter() else { return };
+    let test = "import ftfixture_racy\n\ndef test_bump():\n    assert ftfixture_racy.bump() > 0\n";
+    let missing = "ftreview-no-such-requirement-0";
+    let (_tmp, run) = racy_with_tests(&python, "deps", test, &[missing, "pytest-cov"], &[]);
+    let record = run.record();
+    let phase = |wanted: Phase| record.phases.iter().find(|p| p.phase == wanted).unwrap();
+    let deps = phase(Phase::TestDeps);
+    let note = deps.message.clone().unwrap_or_default();
+    assert_eq!(deps.status, PhaseStatus::Passed, "{note}\n{}", run.stderr);
+    assert!(
+        note.contains("skipped test requirements that would not install") && note.contains(missing),
+        "{note}"
+    );
+    let tests = phase(Phase::Tests);
+    assert_eq!(
+        tests.coverage.as_ref().map(|c| c.ran),
+        Some(1),
+        "{}",
+        run.stderr
+    );
+    let commands = fs::read_to_string(run.dir.join("commands.jsonl")).unwrap();
+    let suite = commands
+        .lines()
+        .find(|l| l.contains("\"label\":\"tests\""))
+        .expect("the plain suite's command");
+    assert!(suite.contains("\"--no-cov\""), "{suite}");
 }

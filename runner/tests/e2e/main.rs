@@ -6,4 +6,5 @@ mod bad_input;
 mod clean;
 mod layout;
 mod planted;
+mod recorded;
 mod support;

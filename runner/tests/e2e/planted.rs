@@ -2,58 +2,13 @@
 //! in results.json and the plan, with its fix, a reproducer that reproduced, and the test
 //! that found it; `run` and `report` take one exit decision.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::path::Path;
 
 use ftreview_reports::model::Phase;
-use ftreview_reports::results::{Category, Finding, ReproducerKind, SourceLocation};
+use ftreview_reports::results::{Category, ReproducerKind};
 
 use crate::support::*;
-
-fn racy_run(python: &Path) -> Run {
-    shared_run("racy_ext", python, PINNED_SHARES)
-}
-
-fn at(location: &SourceLocation, function: &str, lines: &[u32]) -> bool {
-    location.function.as_deref() == Some(function)
-        && location.line.is_some_and(|n| lines.contains(&n))
-}
-
-/// Whether one of a problem's racing site pairs is the planted race: one side in its function
-/// at one of its lines and, when it names a peer, the other side at the peer.
-fn holds(problem: &Finding, race: &PlantedRace) -> bool {
-    problem.sites.iter().any(|site| {
-        let sides = &site.locations;
-        sides.iter().enumerate().any(|(i, side)| {
-            at(side, &race.function, &race.lines)
-                && race.peer.as_ref().is_none_or(|peer| {
-                    sides
-                        .iter()
-                        .enumerate()
-                        .any(|(j, other)| j != i && at(other, &peer.function, &peer.lines))
-                })
-        })
-    })
-}
-
-/// For each planted race, the problems that hold it.
-fn problems_of_planted(
-    problems: &[&Finding],
-    expected: &Expected,
-) -> BTreeMap<String, Vec<String>> {
-    expected
-        .races
-        .iter()
-        .map(|race| {
-            let ids = problems
-                .iter()
-                .filter(|p| holds(p, race))
-                .map(|p| p.id.clone())
-                .collect();
-            (race.id.clone(), ids)
-        })
-        .collect()
-}
 
 #[test]
 fn every_planted_race_is_exactly_one_problem_in_results_json_and_the_plan() {
@@ -61,27 +16,25 @@ fn every_planted_race_is_exactly_one_problem_in_results_json_and_the_plan() {
     let run = racy_run(&python);
     assert_eq!(run.code, 1, "findings exit with 1\n{}", run.stderr);
     let results = run.results();
-    let problems: Vec<&Finding> = results
-        .findings
-        .iter()
-        .filter(|f| f.category == Category::Race)
-        .collect();
+    let problems = races(&results);
     let planted = problems_of_planted(&problems, &expected("racy_ext"));
 
     let expected = expected("racy_ext");
     for (race, ids) in &planted {
+        let planted_race = expected.races.iter().find(|r| &r.id == race).unwrap();
+        // The races behind the suite's arguments are reached only by the mixed-arguments
+        // scenarios, which a pinned share may not all run; `recorded` asserts they are found.
+        // Found or not, none of them may split into two problems.
+        if planted_race.needs_test_calls && ids.is_empty() {
+            continue;
+        }
         assert_eq!(
             ids.len(),
             1,
             "planted race {race} is in {} problems: {ids:?}",
             ids.len()
         );
-        let kind = &expected
-            .races
-            .iter()
-            .find(|r| &r.id == race)
-            .unwrap()
-            .tsan_kind;
+        let kind = &planted_race.tsan_kind;
         let problem = problems.iter().find(|p| p.id == ids[0]).unwrap();
         assert!(
             problem.sites.iter().any(|s| &s.kind == kind),
@@ -90,9 +43,10 @@ fn every_planted_race_is_exactly_one_problem_in_results_json_and_the_plan() {
         );
     }
     let distinct: BTreeSet<&String> = planted.values().flatten().collect();
+    let found = planted.values().filter(|ids| !ids.is_empty()).count();
     assert_eq!(
         distinct.len(),
-        planted.len(),
+        found,
         "two planted races share a problem: {planted:?}"
     );
     let unplanned: Vec<(&str, &str)> = problems
@@ -111,7 +65,7 @@ fn every_planted_race_is_exactly_one_problem_in_results_json_and_the_plan() {
             "{id} has no section in the plan"
         );
     }
-    assert_eq!(results.counts.problems, planted.len());
+    assert_eq!(results.counts.problems, found);
 }
 
 #[test]
@@ -156,6 +110,57 @@ fn the_reliable_counter_race_is_reproduced_by_its_small_reproducer_and_by_repro(
         serde_json::from_str(&stdout).unwrap_or_else(|_| panic!("{stderr}"));
     assert!(summary["reproduced"].as_u64().unwrap() >= 1, "{stderr}");
     assert_eq!(code, 1, "a reproduced problem exits 1\n{stderr}");
+}
+
+/// A script racing on the counter; with `hang`, it then waits forever.
+fn counter_race_script(hang: bool) -> String {
+    let tail = if hang {
+        "threading.Event().wait()\n"
+    } else {
+        ""
+    };
+    format!(
+        "import threading\nimport ftfixture_racy\n\
+         barrier = threading.Barrier(4)\n\
+         def bump():\n    barrier.wait()\n    for _ in range(20000):\n        ftfixture_racy.bump()\n\
+         threads = [threading.Thread(target=bump) for _ in range(4)]\n\
+         for t in threads: t.start()\nfor t in threads: t.join()\n{tail}"
+    )
+}
+
+#[test]
+fn a_rerun_killed_as_hung_does_not_count_as_reproduced() {
+    let Some(python) = interpreter() else { return };
+    let run = racy_run(&python);
+    // `repro SCRIPT` finds the run directory above the script.
+    let scripts = tempfile::tempdir_in(&run.dir).unwrap();
+    let rerun = |hang: bool| {
+        let script = scripts.path().join(format!("counter-hang-{hang}.py"));
+        std::fs::write(&script, counter_race_script(hang)).unwrap();
+        let (code, stdout, stderr) = ftreview(&[
+            "repro",
+            script.to_str().unwrap(),
+            "--runs",
+            "1",
+            "--timeout",
+            "30",
+            "--json",
+            "--run-dir",
+            run.dir.to_str().unwrap(),
+        ]);
+        let summary: serde_json::Value =
+            serde_json::from_str(&stdout).unwrap_or_else(|_| panic!("{stderr}"));
+        (code, summary["reproduced"].as_u64().unwrap(), stderr)
+    };
+    let (code, reproduced, stderr) = rerun(false);
+    assert_eq!(
+        (code, reproduced),
+        (1, 1),
+        "the race alone reproduces\n{stderr}"
+    );
+    let (code, reproduced, stderr) = rerun(true);
+    assert_eq!((code, reproduced), (0, 0), "{stderr}");
+    assert!(stderr.contains("hung: killed after 30 s"), "{stderr}");
 }
 
 #[test]
@@ -233,7 +238,8 @@ fn the_racy_run_directory_is_complete_and_its_paths_open() {
     let schedule = record.schedule.as_ref().expect("the schedule");
     assert_eq!(schedule.budget_secs, 900.0, "the default budget");
     let stress = schedule.shares.iter().find(|s| s.phase == Phase::Stress);
-    assert_eq!(stress.map(|s| s.secs), Some(240.0), "{schedule:?}");
+    let pinned: f64 = RACY_SHARES[1].parse().unwrap();
+    assert_eq!(stress.map(|s| s.secs), Some(pinned), "{schedule:?}");
     assert_eq!(record.gil.reenabled_on_import, Some(false));
     let summary: serde_json::Value =
         serde_json::from_str(&run.stdout).expect("--json summary on stdout");

@@ -2,12 +2,14 @@
 //! tests (and nextest's test processes) under a key of everything they depend on, and the
 //! outputs a user reads, checked against their schema.
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
 use assert_cmd::cargo::CommandCargoExt;
 use fs2::FileExt;
 use ftreview_reports::model::RunRecord;
+use ftreview_reports::results::{Category, Finding, SourceLocation};
 use ftreview_reports::Results;
 use serde::{Deserialize, Serialize};
 
@@ -109,17 +111,30 @@ pub fn ftreview(args: &[&str]) -> (i32, String, String) {
 /// cannot leave the phases only the budget's floor.
 pub const PINNED_SHARES: &[&str] = &["--stress-budget", "240", "--timeout", "150"];
 
+/// A stress share long enough for every kind of scenario to take its turn after the
+/// mixed-arguments and targeted ones (36 scenarios; 240 s ran 14 of them on a loaded machine).
+pub const RACY_SHARES: &[&str] = &["--stress-budget", "420", "--timeout", "150"];
+
+/// The racy fixture's full review at [`RACY_SHARES`], shared by the planted-bug and verify tests.
+pub fn racy_run(python: &Path) -> Run {
+    shared_run("racy_ext", python, RACY_SHARES)
+}
+
 /// A run of `fixture` shared by every test that asks for it (across test processes), redone
 /// when anything it depends on changed: the fixture's sources, the interpreter, the binary.
 pub fn shared_run(fixture: &str, python: &Path, args: &[&str]) -> Run {
-    shared_run_as(fixture, fixture, python, args)
-}
-
-/// [`shared_run`] kept under its own `slot`: runs of one fixture with other arguments.
-pub fn shared_run_as(slot: &str, fixture: &str, python: &Path, args: &[&str]) -> Run {
     let base = Path::new(env!("CARGO_TARGET_TMPDIR")).join("e2e");
     fs::create_dir_all(&base).unwrap();
-    let lock = fs::File::create(base.join(format!("{slot}.lock"))).unwrap();
+    // Runs of one fixture with other arguments live beside each other.
+    let name = match args {
+        [] => fixture.to_string(),
+        _ => format!(
+            "{fixture}-{}",
+            args.join(" ")
+                .replace(|c: char| !c.is_ascii_alphanumeric(), "-")
+        ),
+    };
+    let lock = fs::File::create(base.join(format!("{name}.lock"))).unwrap();
     lock.lock_exclusive().unwrap();
     let binary = assert_cmd::cargo::cargo_bin("ftreview");
     let key = format!(
@@ -128,7 +143,7 @@ pub fn shared_run_as(slot: &str, fixture: &str, python: &Path, args: &[&str]) ->
         ftreview_testkit::content_hash(&[python]),
         args.join(" ")
     );
-    let result_file = base.join(format!("{slot}.result.json"));
+    let result_file = base.join(format!("{name}.result.json"));
     if let Some((old_key, run)) = fs::read_to_string(&result_file)
         .ok()
         .and_then(|t| serde_json::from_str::<(String, Run)>(&t).ok())
@@ -137,7 +152,7 @@ pub fn shared_run_as(slot: &str, fixture: &str, python: &Path, args: &[&str]) ->
             return run;
         }
     }
-    let dir = base.join(slot);
+    let dir = base.join(&name);
     let _ = fs::remove_dir_all(&dir);
     let target = fixtures().join(fixture);
     let mut all = vec![target.to_str().unwrap()];
@@ -158,6 +173,9 @@ pub struct Expected {
 #[derive(Debug, Deserialize)]
 pub struct PlantedRace {
     pub id: String,
+    /// Found by the stress phase only with the test suite's recorded calls.
+    #[serde(default)]
+    pub needs_test_calls: bool,
     pub tsan_kind: String,
     pub function: String,
     pub lines: Vec<u32>,
@@ -175,4 +193,54 @@ pub fn expected(fixture: &str) -> Expected {
         &fs::read_to_string(fixtures().join(fixture).join("expected.yaml")).unwrap(),
     )
     .unwrap()
+}
+
+/// The problems of a run that are races.
+pub fn races(results: &Results) -> Vec<&Finding> {
+    results
+        .findings
+        .iter()
+        .filter(|f| f.category == Category::Race)
+        .collect()
+}
+
+fn at(location: &SourceLocation, function: &str, lines: &[u32]) -> bool {
+    location.function.as_deref() == Some(function)
+        && location.line.is_some_and(|n| lines.contains(&n))
+}
+
+/// Whether one of a problem's racing site pairs is the planted race: one side in its function
+/// at one of its lines and, when it names a peer, the other side at the peer.
+fn holds(problem: &Finding, race: &PlantedRace) -> bool {
+    problem.sites.iter().any(|site| {
+        let sides = &site.locations;
+        sides.iter().enumerate().any(|(i, side)| {
+            at(side, &race.function, &race.lines)
+                && race.peer.as_ref().is_none_or(|peer| {
+                    sides
+                        .iter()
+                        .enumerate()
+                        .any(|(j, other)| j != i && at(other, &peer.function, &peer.lines))
+                })
+        })
+    })
+}
+
+/// For each planted race, the problems that hold it.
+pub fn problems_of_planted(
+    problems: &[&Finding],
+    expected: &Expected,
+) -> BTreeMap<String, Vec<String>> {
+    expected
+        .races
+        .iter()
+        .map(|race| {
+            let ids = problems
+                .iter()
+                .filter(|p| holds(p, race))
+                .map(|p| p.id.clone())
+                .collect();
+            (race.id.clone(), ids)
+        })
+        .collect()
 }

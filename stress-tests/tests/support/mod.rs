@@ -277,6 +277,10 @@ pub struct ExpectedRace {
     /// Python entry points that reach it.
     #[serde(default)]
     pub python: Vec<String>,
+    /// Reached only with the arguments a test suite passes (`ApiModel::merge_test_calls`),
+    /// not with introspection's catalogue.
+    #[serde(default)]
+    pub needs_test_calls: bool,
 }
 
 #[derive(Debug, Deserialize)]

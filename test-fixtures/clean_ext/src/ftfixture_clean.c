@@ -125,6 +125,7 @@ typedef struct {
     Py_ssize_t capacity;
     long *items;
 } VectorObject;
+static int shared_store_publish(VectorObject *self);  /* Vector(..., shared=True), below */
 
 /* Caller holds a critical section on self. */
 static int
@@ -299,9 +300,10 @@ Vector_get_capacity(VectorObject *self, void *Py_UNUSED(closure))
 static int
 Vector_init(VectorObject *self, PyObject *args, PyObject *kwds)
 {
-    static char *kwlist[] = {"iterable", NULL};
+    static char *kwlist[] = {"iterable", "shared", NULL};
     PyObject *iterable = NULL;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|O:Vector", kwlist, &iterable)) {
+    int shared = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|O$p:Vector", kwlist, &iterable, &shared)) {
         return -1;
     }
     Py_BEGIN_CRITICAL_SECTION(self);
@@ -314,7 +316,7 @@ Vector_init(VectorObject *self, PyObject *args, PyObject *kwds)
         }
         Py_DECREF(result);
     }
-    return 0;
+    return shared ? shared_store_publish(self) : 0;
 }
 
 static void
@@ -341,7 +343,7 @@ static PyGetSetDef Vector_getset[] = {
 };
 
 static PyType_Slot Vector_slots[] = {
-    {Py_tp_doc, "Vector(iterable=(), /)\n--\n\nA growable array of C longs."},
+    {Py_tp_doc, "Vector(iterable=(), /, *, shared=False)\n--\n\nA growable array of C longs; a shared one also publishes its items to the module's store."},
     {Py_tp_init, Vector_init},
     {Py_tp_new, PyType_GenericNew},
     {Py_tp_dealloc, Vector_dealloc},
@@ -489,6 +491,213 @@ static PyType_Spec Registry_spec = {
     .slots = Registry_slots,
 };
 
+/* ---- shared store: what Vector(..., shared=True) publishes to -------- */
+
+#define SHARED_STORE_SLOTS 4096
+static struct {
+    PyMutex lock;  /* FIX shared-store: one mutex for the module-wide store */
+    Py_ssize_t used;
+    long items[SHARED_STORE_SLOTS];
+} shared_store;
+
+static int
+shared_store_publish(VectorObject *self)
+{
+    Py_BEGIN_CRITICAL_SECTION(self);
+    PyMutex_Lock(&shared_store.lock);
+    for (Py_ssize_t i = 0; i < self->size; i++) {
+        shared_store.items[shared_store.used++ % SHARED_STORE_SLOTS] = self->items[i];
+    }
+    PyMutex_Unlock(&shared_store.lock);
+    Py_END_CRITICAL_SECTION();
+    return 0;
+}
+
+/* ---- format_value: one constant table per mode ------------------------ */
+
+/* FIX mode-cache: no cache to rebuild; every mode has its own constant table. */
+static const struct { const char *name; int base; const char *digits; } format_modes[] = {
+    {"bin", 2, "01"}, {"oct", 8, "01234567"}, {"dec", 10, "0123456789"},
+    {"hex", 16, "0123456789abcdef"}, {"HEX", 16, "0123456789ABCDEF"},
+};
+#define FORMAT_MODES (sizeof(format_modes) / sizeof(format_modes[0]))
+
+static PyObject *
+fixture_format_value(PyObject *module, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"value", "mode", NULL};
+    long long value;
+    const char *mode = "dec";
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "L|s:format_value", kwlist, &value, &mode)) {
+        return NULL;
+    }
+    size_t m = 0;
+    while (m < FORMAT_MODES && strcmp(format_modes[m].name, mode) != 0) {
+        m++;
+    }
+    if (m == FORMAT_MODES) {
+        PyErr_Format(PyExc_ValueError, "unknown mode '%s': use bin, oct, dec, hex or HEX", mode);
+        return NULL;
+    }
+    char buffer[72];
+    char *p = buffer + sizeof(buffer);
+    *--p = '\0';
+    unsigned long long magnitude = value < 0 ? 0ULL - (unsigned long long)value : (unsigned long long)value;
+    do {
+        *--p = format_modes[m].digits[magnitude % format_modes[m].base];
+        magnitude /= format_modes[m].base;
+    } while (magnitude != 0);
+    if (value < 0) {
+        *--p = '-';
+    }
+    return PyUnicode_FromString(p);
+}
+
+/* ---- fingerprint: bytes hashed in blocks --------------------------------- */
+
+#define FNV_OFFSET 14695981039346656037ULL
+#define FNV_PRIME 1099511628211ULL
+#define FINGERPRINT_BLOCK 64
+
+static uint64_t
+fnv1a(uint64_t hash, const unsigned char *data, Py_ssize_t n)
+{
+    for (Py_ssize_t i = 0; i < n; i++) {
+        hash = (hash ^ data[i]) * FNV_PRIME;
+    }
+    return hash;
+}
+
+static PyObject *
+fixture_fingerprint(PyObject *module, PyObject *data)
+{
+    if (PyBytes_Check(data)) {
+        const unsigned char *bytes = (const unsigned char *)PyBytes_AS_STRING(data);
+        Py_ssize_t n = PyBytes_GET_SIZE(data);
+        uint64_t hash = FNV_OFFSET;
+        unsigned char scratch[FINGERPRINT_BLOCK];  /* FIX type-fast-path: each call its own block */
+        for (Py_ssize_t start = 0; start < n; start += FINGERPRINT_BLOCK) {
+            for (Py_ssize_t i = 0; i < FINGERPRINT_BLOCK; i++) {
+                scratch[i] = start + i < n ? bytes[start + i] : 0;
+            }
+            hash = fnv1a(hash, scratch, FINGERPRINT_BLOCK);
+        }
+        return PyLong_FromUnsignedLongLong(hash);
+    }
+    PyObject *text = PyObject_Str(data);
+    if (text == NULL) {
+        return NULL;
+    }
+    Py_ssize_t n;
+    const char *utf8 = PyUnicode_AsUTF8AndSize(text, &n);
+    PyObject *result = utf8 == NULL ? NULL : PyLong_FromUnsignedLongLong(fnv1a(FNV_OFFSET, (const unsigned char *)utf8, n));
+    Py_DECREF(text);
+    return result;
+}
+
+/* ---- Hasher: helper-owned heap state -------------------------------- */
+
+/* A vendored-style digest library: its state is a heap block that
+ * digest_new() allocates. The object's PyMutex guards it; a critical
+ * section would not, because update() detaches around the digest loop. */
+typedef struct {
+    unsigned long long acc;
+    Py_ssize_t fed;
+} digest_state;
+
+static digest_state *
+digest_new(void)
+{
+    return calloc(1, sizeof(digest_state));
+}
+
+static void
+digest_feed(digest_state *state, const unsigned char *data, Py_ssize_t len)
+{
+    for (Py_ssize_t i = 0; i < len; i++) {
+        state->acc = (state->acc ^ data[i]) * 1099511628211ULL;
+    }
+    state->fed += len;
+}
+
+static unsigned long long
+digest_value(const digest_state *state)
+{
+    return state->acc ^ (unsigned long long)state->fed;
+}
+
+typedef struct {
+    PyObject_HEAD
+    digest_state *state;
+    PyMutex lock;
+} HasherObject;
+
+static PyObject *
+Hasher_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    HasherObject *self = (HasherObject *)PyType_GenericNew(type, args, kwds);
+    if (self != NULL && (self->state = digest_new()) == NULL) {
+        Py_DECREF(self);
+        return PyErr_NoMemory();
+    }
+    return (PyObject *)self;
+}
+
+static PyObject *
+Hasher_update(HasherObject *self, PyObject *arg)
+{
+    Py_buffer view;
+    if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0) {
+        return NULL;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    PyMutex_Lock(&self->lock);  /* FIX helper-heap-state */
+    digest_feed(self->state, view.buf, view.len);
+    PyMutex_Unlock(&self->lock);
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&view);
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+Hasher_hexdigest(HasherObject *self, PyObject *Py_UNUSED(ignored))
+{
+    PyMutex_Lock(&self->lock);
+    unsigned long long value = digest_value(self->state);
+    PyMutex_Unlock(&self->lock);
+    return PyUnicode_FromFormat("%016llx", value);
+}
+
+static void
+Hasher_dealloc(HasherObject *self)
+{
+    PyTypeObject *type = Py_TYPE(self);
+    free(self->state);
+    type->tp_free((PyObject *)self);
+    Py_DECREF(type);
+}
+
+static PyMethodDef Hasher_methods[] = {
+    {"update", (PyCFunction)Hasher_update, METH_O, "update($self, data, /)\n--\n\nFeed a bytes-like object."},
+    {"hexdigest", (PyCFunction)Hasher_hexdigest, METH_NOARGS, "hexdigest($self, /)\n--\n\nReturn the digest so far."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyType_Slot Hasher_slots[] = {
+    {Py_tp_doc, "Hasher()\n--\n\nA running 64-bit FNV-style digest."},
+    {Py_tp_new, Hasher_new},
+    {Py_tp_dealloc, Hasher_dealloc},
+    {Py_tp_methods, Hasher_methods},
+    {0, NULL},
+};
+
+static PyType_Spec Hasher_spec = {
+    .name = "ftfixture_clean.Hasher",
+    .basicsize = sizeof(HasherObject),
+    .flags = Py_TPFLAGS_DEFAULT,
+    .slots = Hasher_slots,
+};
+
 /* ---- module --------------------------------------------------------- */
 
 static PyMethodDef module_functions[] = {
@@ -497,8 +706,22 @@ static PyMethodDef module_functions[] = {
     {"lookup", fixture_lookup, METH_O, "lookup(unit, /)\n--\n\nReturn the byte factor of a unit name."},
     {"deposit", fixture_deposit, METH_O, "deposit(amount, /)\n--\n\nAdd amount to the ledger; return the balance."},
     {"audit", fixture_audit, METH_NOARGS, "audit()\n--\n\nReturn how many deposits the ledger saw."},
+    {"format_value", (PyCFunction)(void (*)(void))fixture_format_value, METH_VARARGS | METH_KEYWORDS, "format_value(value, mode='dec')\n--\n\nFormat an int in mode bin, oct, dec, hex or HEX."},
+    {"fingerprint", fixture_fingerprint, METH_O, "fingerprint(data, /)\n--\n\nA 64-bit fingerprint of bytes, or of str(data)."},
     {NULL, NULL, 0, NULL},
 };
+
+static int
+add_type(PyObject *module, PyType_Spec *spec)
+{
+    PyObject *type = PyType_FromModuleAndSpec(module, spec, NULL);
+    if (type == NULL) {
+        return -1;
+    }
+    int rc = PyModule_AddType(module, (PyTypeObject *)type);
+    Py_DECREF(type);
+    return rc;
+}
 
 static int
 module_exec(PyObject *module)
@@ -516,13 +739,10 @@ module_exec(PyObject *module)
     if (PyModule_AddType(module, state->vector_type) < 0) {
         return -1;
     }
-    PyObject *registry_type = PyType_FromModuleAndSpec(module, &Registry_spec, NULL);
-    if (registry_type == NULL) {
+    if (add_type(module, &Registry_spec) < 0) {
         return -1;
     }
-    int rc = PyModule_AddType(module, (PyTypeObject *)registry_type);
-    Py_DECREF(registry_type);
-    return rc;
+    return add_type(module, &Hasher_spec);
 }
 
 static int

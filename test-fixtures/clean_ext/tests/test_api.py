@@ -11,11 +11,14 @@ import ftfixture_clean as fx
 
 SHARED_VECTOR = fx.Vector()
 SHARED_REGISTRY = fx.Registry()
+SHARED_HASHER = fx.Hasher()
 
 
 def test_bump_counts_calls():
     before = fx.calls()
-    assert fx.bump() >= before + 1
+    for _ in range(2000):
+        last = fx.bump()
+    assert last >= before + 1
     assert fx.calls() >= before + 1
 
 
@@ -96,3 +99,47 @@ def test_shared_registry():
     SHARED_REGISTRY.add(object())
     SHARED_REGISTRY.replace_latest([1, 2, 3])
     assert SHARED_REGISTRY.latest() is not None
+
+
+def test_hasher_digest_depends_on_input():
+    a, b = fx.Hasher(), fx.Hasher()
+    a.update(b"abc")
+    b.update(b"abd")
+    assert a.hexdigest() != b.hexdigest()
+    assert len(a.hexdigest()) == 16
+    with pytest.raises(TypeError):
+        a.update("not bytes")
+
+
+def test_shared_hasher():
+    SHARED_HASHER.update(b"x" * 64)
+    assert len(SHARED_HASHER.hexdigest()) == 16
+
+
+def test_format_value_in_every_mode():
+    assert fx.format_value(255) == "255"
+    assert fx.format_value(255, "hex") == "ff"
+    assert fx.format_value(255, mode="HEX") == "FF"
+    assert fx.format_value(-8, mode="oct") == "-10"
+    with pytest.raises(ValueError):
+        fx.format_value(1, "roman")
+
+
+@pytest.mark.parametrize("mode, expected", [("bin", "1010"), ("dec", "10"), ("hex", "a")])
+def test_format_value_parametrized(mode, expected):
+    assert fx.format_value(10, mode) == expected
+
+
+def test_shared_vectors_publish_their_items():
+    v = fx.Vector([1, 2, 3], shared=True)
+    assert v.sum() == 6
+    assert len(fx.Vector(range(4), shared=False)) == 4
+
+
+def test_fingerprint_of_bytes_and_text():
+    payload = b"ftreview" * 20
+    assert fx.fingerprint(payload) == fx.fingerprint(payload)
+    assert fx.fingerprint(b"abc") != fx.fingerprint(b"abd")
+    assert fx.fingerprint("abc") == fx.fingerprint("abc")
+    assert fx.fingerprint(12) == fx.fingerprint("12")
+

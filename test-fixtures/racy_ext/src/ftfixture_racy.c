@@ -121,7 +121,7 @@ typedef struct {
     Py_ssize_t capacity;
     long *items;
 } VectorObject;
-
+static int shared_store_publish(VectorObject *self);  /* Vector(..., shared=True), below */
 static PyTypeObject *Vector_Type;  /* set by module exec */
 
 static int
@@ -161,7 +161,7 @@ Vector_extend(VectorObject *self, PyObject *iterable)
         VectorObject *other = (VectorObject *)iterable;
         Py_ssize_t n = other->size;  /* PLANTED object-field: other is read while it mutates */
         for (Py_ssize_t i = 0; i < n; i++) {
-            if (vector_push(self, other->items[i]) < 0) {
+            if (vector_push(self, other->items[i]) < 0) {  /* PLANTED object-field: and its items */
                 return NULL;
             }
         }
@@ -245,20 +245,20 @@ Vector_get_capacity(VectorObject *self, void *Py_UNUSED(closure))
 static int
 Vector_init(VectorObject *self, PyObject *args, PyObject *kwds)
 {
-    static char *kwlist[] = {"iterable", NULL};
+    static char *kwlist[] = {"iterable", "shared", NULL};
     PyObject *iterable = NULL;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|O:Vector", kwlist, &iterable)) {
+    int shared = 0;  /* keyword-only: Vector(iterable, shared=True) */
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|O$p:Vector", kwlist, &iterable, &shared)) {
         return -1;
     }
     self->size = 0;
-    if (iterable != NULL) {
-        PyObject *result = Vector_extend(self, iterable);
-        if (result == NULL) {
-            return -1;
-        }
-        Py_DECREF(result);
+    PyObject *result = iterable != NULL ? Vector_extend(self, iterable) : Py_NewRef(Py_None);
+    if (result == NULL) {
+        return -1;
     }
-    return 0;
+    Py_DECREF(result);
+    /* A shared vector also publishes its items to the module-wide store (see there). */
+    return shared ? shared_store_publish(self) : 0;
 }
 
 static void
@@ -285,7 +285,7 @@ static PyGetSetDef Vector_getset[] = {
 };
 
 static PyType_Slot Vector_slots[] = {
-    {Py_tp_doc, "Vector(iterable=(), /)\n--\n\nA growable array of C longs."},
+    {Py_tp_doc, "Vector(iterable=(), /, *, shared=False)\n--\n\nA growable array of C longs; a shared one also publishes its items to the module's store."},
     {Py_tp_init, Vector_init},
     {Py_tp_new, PyType_GenericNew},
     {Py_tp_dealloc, Vector_dealloc},
@@ -425,6 +425,219 @@ static PyType_Spec Registry_spec = {
     .slots = Registry_slots,
 };
 
+/* ---- shared store: what Vector(..., shared=True) publishes to -------- */
+
+/* Every shared vector appends its items to one module-wide ring, for statistics across
+ * vectors (the store a real extension would map from a file). Nothing guards it, but only
+ * vectors built with shared=True ever touch it. */
+#define SHARED_STORE_SLOTS 4096
+static struct {
+    Py_ssize_t used;
+    long items[SHARED_STORE_SLOTS];
+} shared_store;
+
+static int
+shared_store_publish(VectorObject *self)
+{
+    for (Py_ssize_t i = 0; i < self->size; i++) {
+        Py_ssize_t slot = shared_store.used++ % SHARED_STORE_SLOTS;  /* PLANTED constructor-option: unsynchronised slot claim */
+        shared_store.items[slot] = self->items[i];  /* PLANTED constructor-option: two vectors fill one slot */
+    }
+    return 0;
+}
+
+/* ---- format_value: a table cached for the last mode ------------------ */
+
+static const struct { const char *name; int base; const char *digits; } format_modes[] = {
+    {"bin", 2, "01"}, {"oct", 8, "01234567"}, {"dec", 10, "0123456789"},
+    {"hex", 16, "0123456789abcdef"}, {"HEX", 16, "0123456789ABCDEF"},
+};
+#define FORMAT_MODES (sizeof(format_modes) / sizeof(format_modes[0]))
+
+/* The digits of the mode formatted last; a call in another mode rebuilds them in place. */
+static struct {
+    size_t mode;
+    int base;
+    char digits[17];
+} format_cache = {2, 10, "0123456789"};
+
+static PyObject *
+fixture_format_value(PyObject *module, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"value", "mode", NULL};
+    long long value;
+    const char *mode = "dec";
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "L|s:format_value", kwlist, &value, &mode)) {
+        return NULL;
+    }
+    size_t m = 0;
+    while (m < FORMAT_MODES && strcmp(format_modes[m].name, mode) != 0) {
+        m++;
+    }
+    if (m == FORMAT_MODES) {
+        PyErr_Format(PyExc_ValueError, "unknown mode '%s': use bin, oct, dec, hex or HEX", mode);
+        return NULL;
+    }
+    if (format_cache.mode != m) {  /* PLANTED mode-cache: read while another mode rebuilds */
+        format_cache.mode = m;  /* PLANTED mode-cache: the rebuild races every formatter */
+        format_cache.base = format_modes[m].base;  /* PLANTED mode-cache: base of the new mode */
+        for (int i = 0; i < format_modes[m].base; i++) {
+            format_cache.digits[i] = format_modes[m].digits[i];  /* PLANTED mode-cache: digits rewritten in place */
+        }
+    }
+    char buffer[72];
+    char *p = buffer + sizeof(buffer);
+    *--p = '\0';
+    unsigned long long magnitude = value < 0 ? 0ULL - (unsigned long long)value : (unsigned long long)value;
+    do {
+        *--p = format_cache.digits[magnitude % format_cache.base];
+        magnitude /= format_cache.base;
+    } while (magnitude != 0);
+    if (value < 0) {
+        *--p = '-';
+    }
+    return PyUnicode_FromString(p);
+}
+
+/* ---- fingerprint: a fast path for bytes through a scratch block ------ */
+
+#define FNV_OFFSET 14695981039346656037ULL
+#define FNV_PRIME 1099511628211ULL
+#define FINGERPRINT_BLOCK 64
+
+static uint64_t
+fnv1a(uint64_t hash, const unsigned char *data, Py_ssize_t n)
+{
+    for (Py_ssize_t i = 0; i < n; i++) {
+        hash = (hash ^ data[i]) * FNV_PRIME;
+    }
+    return hash;
+}
+
+static unsigned char fingerprint_scratch[FINGERPRINT_BLOCK];  /* bytes are padded here */
+
+static PyObject *
+fixture_fingerprint(PyObject *module, PyObject *data)
+{
+    if (PyBytes_Check(data)) {  /* fast path: whole blocks, no str() */
+        const unsigned char *bytes = (const unsigned char *)PyBytes_AS_STRING(data);
+        Py_ssize_t n = PyBytes_GET_SIZE(data);
+        uint64_t hash = FNV_OFFSET;
+        for (Py_ssize_t start = 0; start < n; start += FINGERPRINT_BLOCK) {
+            for (Py_ssize_t i = 0; i < FINGERPRINT_BLOCK; i++) {
+                fingerprint_scratch[i] = start + i < n ? bytes[start + i] : 0;  /* PLANTED argument-type: one scratch block for every thread */
+            }
+            hash = fnv1a(hash, fingerprint_scratch, FINGERPRINT_BLOCK);  /* PLANTED argument-type: read while another thread refills it */
+        }
+        return PyLong_FromUnsignedLongLong(hash);
+    }
+    PyObject *text = PyObject_Str(data);
+    if (text == NULL) {
+        return NULL;
+    }
+    Py_ssize_t n;
+    const char *utf8 = PyUnicode_AsUTF8AndSize(text, &n);
+    PyObject *result = utf8 == NULL ? NULL : PyLong_FromUnsignedLongLong(fnv1a(FNV_OFFSET, (const unsigned char *)utf8, n));
+    Py_DECREF(text);
+    return result;
+}
+
+/* ---- Hasher: helper-owned heap state -------------------------------- */
+
+/* A vendored-style digest library: its state is a heap block that
+ * digest_new() allocates; the Python object holds only the pointer. */
+typedef struct {
+    unsigned long long acc;
+    Py_ssize_t fed;
+} digest_state;
+
+static digest_state *
+digest_new(void)
+{
+    return calloc(1, sizeof(digest_state));
+}
+
+static void
+digest_feed(digest_state *state, const unsigned char *data, Py_ssize_t len)
+{
+    for (Py_ssize_t i = 0; i < len; i++) {
+        state->acc = (state->acc ^ data[i]) * 1099511628211ULL;  /* PLANTED helper-heap-state: unlocked update */
+    }
+    state->fed += len;  /* PLANTED helper-heap-state: unlocked update */
+}
+
+static unsigned long long
+digest_value(const digest_state *state)
+{
+    return state->acc ^ (unsigned long long)state->fed;
+}
+
+typedef struct {
+    PyObject_HEAD
+    digest_state *state;
+} HasherObject;
+
+static PyObject *
+Hasher_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    HasherObject *self = (HasherObject *)PyType_GenericNew(type, args, kwds);
+    if (self != NULL && (self->state = digest_new()) == NULL) {
+        Py_DECREF(self);
+        return PyErr_NoMemory();
+    }
+    return (PyObject *)self;
+}
+
+static PyObject *
+Hasher_update(HasherObject *self, PyObject *arg)
+{
+    Py_buffer view;
+    if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0) {
+        return NULL;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    digest_feed(self->state, view.buf, view.len);
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&view);
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+Hasher_hexdigest(HasherObject *self, PyObject *Py_UNUSED(ignored))
+{
+    return PyUnicode_FromFormat("%016llx", digest_value(self->state));
+}
+
+static void
+Hasher_dealloc(HasherObject *self)
+{
+    PyTypeObject *type = Py_TYPE(self);
+    free(self->state);
+    type->tp_free((PyObject *)self);
+    Py_DECREF(type);
+}
+
+static PyMethodDef Hasher_methods[] = {
+    {"update", (PyCFunction)Hasher_update, METH_O, "update($self, data, /)\n--\n\nFeed a bytes-like object."},
+    {"hexdigest", (PyCFunction)Hasher_hexdigest, METH_NOARGS, "hexdigest($self, /)\n--\n\nReturn the digest so far."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyType_Slot Hasher_slots[] = {
+    {Py_tp_doc, "Hasher()\n--\n\nA running 64-bit FNV-style digest."},
+    {Py_tp_new, Hasher_new},
+    {Py_tp_dealloc, Hasher_dealloc},
+    {Py_tp_methods, Hasher_methods},
+    {0, NULL},
+};
+
+static PyType_Spec Hasher_spec = {
+    .name = "ftfixture_racy.Hasher",
+    .basicsize = sizeof(HasherObject),
+    .flags = Py_TPFLAGS_DEFAULT,
+    .slots = Hasher_slots,
+};
+
 /* ---- module --------------------------------------------------------- */
 
 static PyMethodDef module_functions[] = {
@@ -433,6 +646,8 @@ static PyMethodDef module_functions[] = {
     {"lookup", fixture_lookup, METH_O, "lookup(unit, /)\n--\n\nReturn the byte factor of a unit name."},
     {"deposit", fixture_deposit, METH_O, "deposit(amount, /)\n--\n\nAdd amount to the ledger; return the balance."},
     {"audit", fixture_audit, METH_NOARGS, "audit()\n--\n\nReturn how many deposits the ledger saw."},
+    {"format_value", (PyCFunction)(void (*)(void))fixture_format_value, METH_VARARGS | METH_KEYWORDS, "format_value(value, mode='dec')\n--\n\nFormat an int in mode bin, oct, dec, hex or HEX."},
+    {"fingerprint", fixture_fingerprint, METH_O, "fingerprint(data, /)\n--\n\nA 64-bit fingerprint of bytes, or of str(data)."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -459,7 +674,10 @@ module_exec(PyObject *module)
     if (add_type(module, &Vector_spec, &Vector_Type) < 0) {
         return -1;
     }
-    return add_type(module, &Registry_spec, NULL);
+    if (add_type(module, &Registry_spec, NULL) < 0) {
+        return -1;
+    }
+    return add_type(module, &Hasher_spec, NULL);
 }
 
 static PyModuleDef_Slot module_slots[] = {
