@@ -192,7 +192,7 @@ fn change_argument(vars: &Vars, model: &ApiModel, op: &str) -> Option<Call> {
     let set = (sets.iter().find(|s| !takes_type(s, ty))).or(sets.first())?;
     Some(Call {
         setup: shared_objects(vars, ty, true)?,
-        expression: format!("other.{name}({})", vars.call_args(&set.args, None)?),
+        expression: format!("other.{name}({})", vars.call_args(set, None)?),
         changes_other: true,
     })
 }

@@ -168,6 +168,7 @@ fn run_options(registry: Registry) -> RunOptions {
             scenario_timeout: Duration::from_secs(60),
             seed: 0,
             threads: 4,
+            test_calls: false,
         },
         repro_runs: 0,
         phases: PhaseSet {
@@ -395,6 +396,7 @@ mod tests {
             run_dir: ".".into(),
             source: source.map(PathBuf::from),
             target: target.map(String::from),
+            problems: Vec::new(),
             runs: 1,
             quiet: true,
         };

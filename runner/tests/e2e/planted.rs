@@ -3,7 +3,6 @@
 //! that found it; `run` and `report` take one exit decision.
 
 use std::collections::BTreeSet;
-use std::path::Path;
 
 use ftreview_reports::model::Phase;
 use ftreview_reports::results::{Category, ReproducerKind};
