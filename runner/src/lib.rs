@@ -22,3 +22,5 @@ mod regression_tests;
 mod review;
 mod rundir;
 mod target;
+#[cfg(test)]
+mod testdata;

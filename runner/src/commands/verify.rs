@@ -391,6 +391,36 @@ mod tests {
     }
 
     #[test]
+    fn problem_keeps_the_problems_asked_for_and_an_unknown_id_lists_the_runs() {
+        let (dir, record) = crate::testdata::recorded_run();
+        let load = || RecordedProblems::load(dir.path(), &record, &Registry::default()).unwrap();
+        let ids: Vec<String> = (load().targets.iter())
+            .map(|t| t.problem_id.clone())
+            .collect();
+        assert!(ids.len() > 1, "{ids:?}");
+
+        let mut all = load();
+        select_problems(&mut all, &[]).unwrap();
+        assert_eq!(all.targets.len(), ids.len(), "no --problem: every problem");
+
+        let mut one = load();
+        select_problems(&mut one, &ids[1..2]).unwrap();
+        let kept: Vec<&str> = one.targets.iter().map(|t| t.problem_id.as_str()).collect();
+        assert_eq!(kept, [ids[1].as_str()]);
+
+        let mut problems = load();
+        let asked = [ids[0].clone(), "problem-nosuchid".to_string()];
+        let err = select_problems(&mut problems, &asked)
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("--problem problem-nosuchid: "), "{err}");
+        assert!(
+            err.contains(&ids.join(", ")),
+            "it lists the run's problems: {err}"
+        );
+    }
+
+    #[test]
     fn a_patch_is_a_tree_or_a_release() {
         let args = |source: Option<&str>, target: Option<&str>| VerifyArgs {
             run_dir: ".".into(),
