@@ -13,19 +13,24 @@ pub mod results;
 mod sarif;
 mod source;
 mod summary;
+mod verification;
 mod xref;
 
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
-pub use analyze::{analyze, reproduces, Analysis};
+pub use analyze::{analyze, problem_id, reproduces, same_problem, shown_owners, Analysis};
 pub use baseline::{load_baseline, Baseline};
 pub use markdown::{issue_body, render_markdown};
 pub use model::RunRecord;
 pub use results::{Outcome, Results};
 pub use sarif::sarif;
 pub use summary::summary_table;
+pub use verification::{
+    latest_verification, verification_dirs, Tally, Verification, VerifiedProblem, VerifyStatus,
+    VERIFICATION_FILE, VERIFICATION_MARKDOWN, VERIFY_DIR_PREFIX,
+};
 
 pub const MARKDOWN_FILE: &str = "migration-plan.md";
 pub const RESULTS_FILE: &str = "results.json";

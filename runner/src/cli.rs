@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand};
 use crate::commands::{
     build_python::BuildPythonArgs, corpus::CorpusArgs, doctor::DoctorArgs, python::PythonArgs,
     report::ReportArgs, repro::ReproArgs, run::RunArgs, scan::ScanArgs, triage::TriageArgs,
+    verify::VerifyArgs,
 };
 
 #[derive(Debug, Parser)]
@@ -33,6 +34,8 @@ pub enum Command {
     Report(ReportArgs),
     /// Rerun a kept reproducer script K times and say how often it reproduces.
     Repro(ReproArgs),
+    /// Rerun each problem's reproducer on the run's build and on a patched one: fixed or not.
+    Verify(VerifyArgs),
     /// Review a list of extensions in shards (CI matrix jobs, pods) and merge the results.
     Corpus(CorpusArgs),
 }

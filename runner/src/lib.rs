@@ -18,6 +18,9 @@ mod helper_contract;
 mod phases;
 mod process;
 mod registry;
+mod regression_tests;
 mod review;
 mod rundir;
 mod target;
+#[cfg(test)]
+mod testdata;

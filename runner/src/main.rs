@@ -19,6 +19,7 @@ fn main() -> ExitCode {
         Command::Triage(args) => commands::triage::run(args),
         Command::Report(args) => commands::report::run(args),
         Command::Repro(args) => commands::repro::run(args),
+        Command::Verify(args) => commands::verify::run(args),
         Command::Corpus(args) => commands::corpus::run(args),
     };
     match result {

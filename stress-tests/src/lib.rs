@@ -24,6 +24,7 @@ mod hints;
 mod model;
 mod ops;
 mod outcome;
+mod regression;
 mod repro;
 mod small;
 
@@ -48,7 +49,7 @@ pub use outcome::{
     same_anomaly_in_control, Anomaly, AnomalyKind, ExceptionRecord, OutcomeStatus, ScenarioOutcome,
     OUTCOME_ENV, SINGLE_THREAD_ENV,
 };
-pub use small::{small_reproducer, ReproducerRequest};
+pub use small::{small_reproducer, ReproducerRequest, SmallReproducer};
 
 const INTROSPECTION_SCRIPT: &str = include_str!("introspect.py");
 

@@ -21,6 +21,7 @@ use crate::source::SourceTree;
 use crate::xref::{cross_reference, exercised_functions};
 
 pub use commands::shell_quote;
+pub use problems::problem_id;
 pub(crate) use sites::{frame_location, python_names};
 pub use verdict::phase_status_label;
 
@@ -118,19 +119,34 @@ pub fn analyze<'a>(run: &'a RunRecord, baseline: Option<&Baseline>) -> Analysis<
 /// a root cause with the same owner, or, for a problem of shared code, one through its hub
 /// function.
 pub fn reproduces(run: &RunRecord, rerun: &Triage, problem: &Owner) -> bool {
+    shown_owners(run, rerun)
+        .iter()
+        .any(|owner| same_problem(problem, owner))
+}
+
+/// The owners of the races a rerun's reports show, read against `run`'s sources.
+pub fn shown_owners(run: &RunRecord, rerun: &Triage) -> Vec<Owner> {
     let tree = SourceTree::new(&run.target.source_dir);
     let links = cross_reference(rerun, run.static_scan.as_ref(), &tree);
-    rerun
+    let mut owners: Vec<Owner> = rerun
         .root_causes
         .iter()
         .filter(|rc| !matches!(rc.kind, ReportKind::DeadlySignal(_)))
-        .map(|rc| sites::site(run, rc, &links, &tree))
-        .any(|site| match (problem, &site.owner) {
-            (Owner::Code { functions: hub }, Owner::Code { functions }) => {
-                hub.iter().any(|h| functions.contains(h))
-            }
-            (wanted, owner) => wanted == owner,
-        })
+        .map(|rc| sites::site(run, rc, &links, &tree).owner)
+        .collect();
+    owners.sort();
+    owners.dedup();
+    owners
+}
+
+/// Whether a race on `seen` belongs to the problem of `problem` (shared code: through its hub).
+pub fn same_problem(problem: &Owner, seen: &Owner) -> bool {
+    match (problem, seen) {
+        (Owner::Code { functions: hub }, Owner::Code { functions }) => {
+            hub.iter().any(|h| functions.contains(h))
+        }
+        (wanted, owner) => wanted == owner,
+    }
 }
 
 fn static_findings(run: &RunRecord) -> impl Iterator<Item = &StaticFinding> {

@@ -166,7 +166,8 @@ fn problem(run: &RunRecord, owner: Owner, mut sites: Vec<Site>) -> Finding {
 
 /// `problem-` + a hash of the owner: the same state gets the same id across runs, machines
 /// and compilers (owners name types, functions and variables, never lines or addresses).
-pub(super) fn problem_id(owner: &Owner) -> String {
+/// The id of the problem of `owner` (stable across runs).
+pub fn problem_id(owner: &Owner) -> String {
     let key = serde_json::to_string(owner).expect("owners serialize");
     format!(
         "problem-{}",

@@ -39,6 +39,9 @@ const CRASH_CONTEXT_FRAMES: usize = 3;
 pub fn render_markdown(analysis: &Analysis) -> String {
     let mut out = String::new();
     summary::summary(&mut out, analysis);
+    if let Some(section) = crate::verification::plan_section(&analysis.run.run_dir) {
+        out.push_str(&section);
+    }
     build::build_notes(&mut out, analysis);
     problems::problems(&mut out, analysis);
     events::crashes_and_hangs(&mut out, analysis);

@@ -9,3 +9,4 @@ pub mod repro;
 pub mod run;
 pub mod scan;
 pub mod triage;
+pub mod verify;

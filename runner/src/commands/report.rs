@@ -1,7 +1,7 @@
 //! `ftreview report RUN_DIR`: rebuilds the migration plan, `results.json` and SARIF from the
 //! run model `RUN_DIR/run.json`, optionally against a baseline.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::{Args, ValueEnum};
 
@@ -9,6 +9,8 @@ use anyhow::Context;
 use ftreview_reports::{analyze, issue_body, load_baseline, write_all, Format, RunRecord};
 
 use crate::exit::Outcome;
+use crate::registry::Registry;
+use crate::regression_tests;
 
 #[derive(Debug, Args)]
 pub struct ReportArgs {
@@ -23,6 +25,10 @@ pub struct ReportArgs {
     /// Where to write them (default: the run directory).
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
+    /// Also write one pytest file per problem into DIR (a regression test made from its small
+    /// reproducer; the run needs its stress phase's API model).
+    #[arg(long, value_name = "DIR")]
+    pub tests: Option<PathBuf>,
     /// Print a ready-to-file issue body for one problem (`problem-…`) on stdout instead.
     #[arg(long, value_name = "PROBLEM_ID", conflicts_with_all = ["baseline", "out"])]
     pub issue: Option<String>,
@@ -72,6 +78,9 @@ pub fn run(args: ReportArgs) -> anyhow::Result<Outcome> {
         print!("{body}");
         return Ok(analysis.results.outcome());
     }
+    if let Some(dir) = &args.tests {
+        write_tests(&args.run_dir, &run, dir)?;
+    }
     let baseline = args.baseline.as_deref().map(load_baseline).transpose()?;
     let out_dir = args.out.as_deref().unwrap_or(&args.run_dir);
     let written = write_all(&run, out_dir, baseline.as_ref(), args.format.into())?;
@@ -100,4 +109,17 @@ pub fn run(args: ReportArgs) -> anyhow::Result<Outcome> {
         );
     }
     Ok(written.outcome)
+}
+
+/// The regression tests, each file on stdout; problems left without one are said on stderr.
+fn write_tests(run_dir: &Path, run: &RunRecord, dir: &Path) -> anyhow::Result<()> {
+    let registry = Registry::load(None)?;
+    let written = regression_tests::write_tests(run_dir, run, &registry, dir)?;
+    for file in &written.files {
+        println!("{}", file.display());
+    }
+    for (id, why) in &written.skipped {
+        eprintln!("{id}: no regression test ({why})");
+    }
+    Ok(())
 }

@@ -35,7 +35,10 @@ pub(crate) use gil_check::GilProbe;
 pub(crate) use layout::{choose_layout, LayoutRequest};
 pub(crate) use pytest::Selection;
 pub(crate) use reading::ReportReader;
-pub(crate) use repro::{reproduce, rerun_reproduced, ReproContext, ReproOptions, ReproTarget};
+pub(crate) use repro::{
+    api_model, hints, reproduce, rerun_reproduced, Proven, RecordedProblems, ReproContext,
+    ReproOptions, ReproTarget,
+};
 pub(crate) use stress::{run_stress, StressInputs, StressOptions};
 pub(crate) use suite::{run_suite, SuiteOptions};
 

@@ -4,24 +4,98 @@
 //! is not shown as one (the problem keeps the scenario or test that found it).
 
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use anyhow::Context as _;
 use ftreview_reports::model::{Phase, RunRecord};
-use ftreview_reports::results::{Owner, ReproducerKind, ReproducerRef};
-use ftreview_stress::{small_reproducer, ApiModel, Hints, ReproducerRequest};
+use ftreview_reports::results::{Finding, Owner, Receiver, ReproducerKind, ReproducerRef};
+use ftreview_stress::{ApiModel, Hints, ReproducerRequest, SmallReproducer};
 use tokio::sync::Semaphore;
 use tsan_parse::ClusterOptions;
 
 use super::attribution::read_reports;
 use super::{Ctx, ReportReader};
 use crate::process::{Step, StepResult, Termination};
+use crate::registry::{PackageOverrides, Registry};
 
 /// One problem to prove.
+#[derive(Clone)]
 pub(crate) struct ReproTarget {
     pub problem_id: String,
     pub owner: Owner,
     pub request: ReproducerRequest,
+}
+
+impl ReproTarget {
+    /// The small reproducer a problem calls for: its racing operations on one shared object
+    /// (two when the race is on a method's argument), four threads, two seconds.
+    pub fn of(problem: &Finding) -> Option<ReproTarget> {
+        let owner = problem.owner.clone()?;
+        Some(ReproTarget {
+            request: ReproducerRequest {
+                title: format!("{} (ftreview {})", problem.title, problem.id),
+                operations: problem.operations.clone(),
+                on_argument: matches!(
+                    owner,
+                    Owner::Object {
+                        receiver: Receiver::Argument,
+                        ..
+                    }
+                ),
+                threads: 4,
+                seconds: 2.0,
+            },
+            problem_id: problem.id.clone(),
+            owner,
+        })
+    }
+}
+
+/// A recorded run's problems with what their small reproducers are made from.
+pub(crate) struct RecordedProblems {
+    pub model: ApiModel,
+    pub hints: Hints,
+    pub targets: Vec<ReproTarget>,
+}
+
+impl RecordedProblems {
+    /// From the run in `run_dir`; an error when its stress phase left no API model.
+    pub fn load(run_dir: &Path, record: &RunRecord, registry: &Registry) -> anyhow::Result<Self> {
+        let model = api_model(run_dir).with_context(|| {
+            format!(
+                "{} has no API model (logs/stress/api-model.json), so no reproducer can be made: rerun `ftreview run` with the stress phase (--phases stress)",
+                run_dir.display()
+            )
+        })?;
+        let problems = ftreview_reports::analyze(record, None).results.findings;
+        Ok(RecordedProblems {
+            model,
+            hints: hints(&registry.get(&record.target.name)),
+            targets: problems.iter().filter_map(ReproTarget::of).collect(),
+        })
+    }
+
+    /// The small reproducer of one problem, when the model can build it.
+    pub fn reproducer(&self, target: &ReproTarget) -> Option<SmallReproducer> {
+        SmallReproducer::new(&self.model, &self.hints, &target.request)
+    }
+}
+
+/// The API model the stress phase of the run in `run_dir` introspected, if it did.
+pub(crate) fn api_model(run_dir: &Path) -> Option<ApiModel> {
+    let text = std::fs::read_to_string(run_dir.join("logs/stress/api-model.json")).ok()?;
+    ftreview_stress::parse_api_model(&text).ok()
+}
+
+/// The registry's stress hints for a package (how to build its objects).
+pub(crate) fn hints(overrides: &PackageOverrides) -> Hints {
+    overrides
+        .stress
+        .clone()
+        .and_then(|v| serde_yaml_ng::from_value(v).ok())
+        .unwrap_or_default()
 }
 
 /// How hard to try.
@@ -32,9 +106,17 @@ pub(crate) struct ReproOptions {
     pub deadline: Instant,
 }
 
-/// What the reruns showed, by problem id (only reproducers that reproduced at least once).
+/// The reruns of one problem's reproducer.
+pub(crate) struct Rerun {
+    pub reproducer: ReproducerRef,
+    /// The owners of every race the reruns showed (the problem's own among them when it
+    /// reproduced).
+    pub shown: Vec<Owner>,
+}
+
+/// What the reruns showed, by problem id.
 pub(crate) struct Proven {
-    pub reproducers: BTreeMap<String, ReproducerRef>,
+    pub reruns: BTreeMap<String, Rerun>,
     pub tried: usize,
     pub runs: u32,
 }
@@ -58,9 +140,12 @@ pub(crate) async fn reproduce(
     let mut set = tokio::task::JoinSet::new();
     let mut tried = 0;
     for target in targets {
-        let Some(script) = small_reproducer(&context.model, &context.hints, &target.request) else {
+        let Some(reproducer) =
+            SmallReproducer::new(&context.model, &context.hints, &target.request)
+        else {
             continue;
         };
+        let script = reproducer.script();
         tried += 1;
         let (context, permits) = (context.clone(), permits.clone());
         set.spawn(async move {
@@ -69,18 +154,16 @@ pub(crate) async fn reproduce(
         });
     }
     let mut proven = Proven {
-        reproducers: BTreeMap::new(),
+        reruns: BTreeMap::new(),
         tried,
         runs: 0,
     };
     while let Some(joined) = set.join_next().await {
-        let Ok((id, Ok(reproducer))) = joined else {
+        let Ok((id, Ok(rerun))) = joined else {
             continue;
         };
-        proven.runs += reproducer.runs;
-        if reproducer.reproduced > 0 {
-            proven.reproducers.insert(id, reproducer);
-        }
+        proven.runs += rerun.reproducer.runs;
+        proven.reruns.insert(id, rerun);
     }
     proven
 }
@@ -100,7 +183,7 @@ async fn prove(
     script: &str,
     options: ReproOptions,
     permits: &Semaphore,
-) -> anyhow::Result<ReproducerRef> {
+) -> anyhow::Result<Rerun> {
     let (ctx, reader) = (&context.ctx, &context.reader);
     let relative = format!("repro/{}.py", target.problem_id);
     let path = ctx.run_dir.root.join(&relative);
@@ -108,6 +191,7 @@ async fn prove(
     std::fs::write(&path, script)?;
     let mut runs = 0;
     let mut reproduced = 0;
+    let mut shown = Vec::new();
     for run in 0..options.runs {
         let _slot = permits.acquire().await?;
         let left = options.deadline.saturating_duration_since(Instant::now());
@@ -136,14 +220,23 @@ async fn prove(
         reports.iter_mut().for_each(|r| reader.prepare(r));
         let triage = tsan_parse::cluster(reports, &reader.classifier, ClusterOptions::default());
         runs += 1;
-        let shown = ftreview_reports::reproduces(&context.record, &triage, &target.owner);
-        reproduced += u32::from(rerun_reproduced(&result, shown));
+        let owners = ftreview_reports::shown_owners(&context.record, &triage);
+        let showed_it = owners
+            .iter()
+            .any(|o| ftreview_reports::same_problem(&target.owner, o));
+        reproduced += u32::from(rerun_reproduced(&result, showed_it));
+        shown.extend(owners);
     }
-    Ok(ReproducerRef {
-        kind: ReproducerKind::Small,
-        command: format!("PYTHON_GIL=0 test-venv/bin/python {relative}"),
-        script: Some(relative),
-        runs,
-        reproduced,
+    shown.sort();
+    shown.dedup();
+    Ok(Rerun {
+        reproducer: ReproducerRef {
+            kind: ReproducerKind::Small,
+            command: format!("PYTHON_GIL=0 test-venv/bin/python {relative}"),
+            script: Some(relative),
+            runs,
+            reproduced,
+        },
+        shown,
     })
 }

@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use ftreview_reports::model::{Phase, PhaseRecord, PhaseStatus};
-use ftreview_reports::results::{Owner, Receiver};
 use ftreview_static::ScanReport;
 use ftreview_toolchain::Interpreter;
 use tokio::sync::{mpsc, Semaphore};
@@ -28,7 +27,7 @@ use crate::registry::PackageOverrides;
 use crate::target::Source;
 
 /// Everything setup produced.
-pub(super) struct Target {
+pub(crate) struct Target {
     pub source: Source,
     pub project: Project,
     pub built: BuiltWheel,
@@ -43,36 +42,15 @@ pub(super) async fn run(
     budget: &Budget,
     target: Target,
 ) {
+    let ctx = match context(review, interpreter, options, &target) {
+        Ok(ctx) => ctx,
+        Err(why) => {
+            skip_instrumented_phases(review, options, &why);
+            return;
+        }
+    };
     let installed = target.prepared.installed.clone();
-    read_reports_of(review, &installed, &target);
-    if !review.record.instrumentation.iter().any(|m| m.instrumented) {
-        skip_instrumented_phases(review, options);
-        return;
-    }
-    let suppressions = suppressions(review, interpreter, options);
-    let ctx = Arc::new(Ctx {
-        runner: review.runner.clone(),
-        run_dir: review.run_dir.clone(),
-        interpreter: interpreter.clone(),
-        venv: target.prepared.test_env.venv.clone(),
-        source_root: target.source.root.clone(),
-        suppressions,
-        overrides: target.overrides.clone(),
-        watch_modules: installed.top_level.clone(),
-        extension_modules: installed
-            .extensions
-            .iter()
-            .map(|e| e.module.clone())
-            .collect(),
-    });
-    review.record.environment.tsan_options = env::tsan_options(
-        &review.run_dir.root.join("logs/<phase>"),
-        ctx.suppressions.as_deref(),
-        interpreter.symbolizer.as_deref(),
-    );
-    let scan = gil_check_and_scan(review, &ctx, &installed, &target.source.root).await;
-    review.record.static_scan = scan.clone();
-    review.save();
+    let scan = scan(review, &ctx, &target).await;
     if review.runner.cancelled() {
         return;
     }
@@ -142,6 +120,56 @@ pub(super) async fn run(
     conclude(review);
 }
 
+/// What the instrumented phases share: the test venv, the merged suppressions, how reports
+/// are read. An error when no built module is instrumented (nothing for TSan to see).
+pub(super) fn context(
+    review: &mut Review,
+    interpreter: &Interpreter,
+    options: &RunOptions,
+    target: &Target,
+) -> Result<Arc<Ctx>, String> {
+    let installed = &target.prepared.installed;
+    read_reports_of(review, installed, target);
+    if !review.record.instrumentation.iter().any(|m| m.instrumented) {
+        return Err(review
+            .record
+            .clean_unproven
+            .clone()
+            .unwrap_or_else(|| "no instrumented extension module".into()));
+    }
+    let suppressions = suppressions(review, interpreter, options);
+    let ctx = Arc::new(Ctx {
+        runner: review.runner.clone(),
+        run_dir: review.run_dir.clone(),
+        interpreter: interpreter.clone(),
+        venv: target.prepared.test_env.venv.clone(),
+        source_root: target.source.root.clone(),
+        suppressions,
+        overrides: target.overrides.clone(),
+        watch_modules: installed.top_level.clone(),
+        extension_modules: installed
+            .extensions
+            .iter()
+            .map(|e| e.module.clone())
+            .collect(),
+    });
+    review.record.environment.tsan_options = env::tsan_options(
+        &review.run_dir.root.join("logs/<phase>"),
+        ctx.suppressions.as_deref(),
+        interpreter.symbolizer.as_deref(),
+    );
+    Ok(ctx)
+}
+
+/// The GIL check and the static pass, kept in the record.
+pub(super) async fn scan(review: &mut Review, ctx: &Ctx, target: &Target) -> Option<ScanReport> {
+    let scan =
+        gil_check_and_scan(review, ctx, &target.prepared.installed, &target.source.root).await;
+    review.record.static_scan = scan.clone();
+    review.save();
+    scan
+}
+
 /// Reruns each problem's small reproducer; the ones that reproduced become the problems'
 /// reproducers in the record.
 async fn prove_problems(
@@ -152,44 +180,15 @@ async fn prove_problems(
     deadline: Instant,
     permits: Arc<Semaphore>,
 ) {
-    let model_file = review.run_dir.root.join("logs/stress/api-model.json");
-    let model = std::fs::read_to_string(&model_file)
-        .ok()
-        .and_then(|text| ftreview_stress::parse_api_model(&text).ok());
-    let (Some(model), Some(reader)) = (model, review.reader()) else {
+    let (Some(model), Some(reader)) = (phases::api_model(&review.run_dir.root), review.reader())
+    else {
         return;
     };
-    let hints: ftreview_stress::Hints = overrides
-        .stress
-        .clone()
-        .and_then(|v| serde_yaml_ng::from_value(v).ok())
-        .unwrap_or_default();
+    let hints = phases::hints(overrides);
     let problems = ftreview_reports::analyze(&review.record, None)
         .results
         .findings;
-    let targets: Vec<ReproTarget> = problems
-        .into_iter()
-        .filter_map(|p| {
-            let owner = p.owner?;
-            Some(ReproTarget {
-                request: ftreview_stress::ReproducerRequest {
-                    title: format!("{} (ftreview {})", p.title, p.id),
-                    operations: p.operations,
-                    on_argument: matches!(
-                        owner,
-                        Owner::Object {
-                            receiver: Receiver::Argument,
-                            ..
-                        }
-                    ),
-                    threads: 4,
-                    seconds: 2.0,
-                },
-                problem_id: p.id,
-                owner,
-            })
-        })
-        .collect();
+    let targets: Vec<ReproTarget> = problems.iter().filter_map(ReproTarget::of).collect();
     if targets.is_empty() {
         return;
     }
@@ -205,14 +204,18 @@ async fn prove_problems(
     });
     let proven =
         phases::reproduce(context, targets, ReproOptions { runs, deadline }, permits).await;
+    let reproducers: std::collections::BTreeMap<_, _> = (proven.reruns.into_iter())
+        .map(|(id, rerun)| (id, rerun.reproducer))
+        .filter(|(_, reproducer)| reproducer.reproduced > 0)
+        .collect();
     let summary = format!(
         "{} of {total} problems reproduced by a small reproducer ({} generated, {} runs)",
-        proven.reproducers.len(),
+        reproducers.len(),
         proven.tried,
         proven.runs
     );
     task.finish(&summary);
-    review.record.reproductions = proven.reproducers;
+    review.record.reproductions = reproducers;
     review.phase(PhaseRecord {
         phase: Phase::Repro,
         status: PhaseStatus::Passed,
@@ -247,12 +250,7 @@ fn read_reports_of(review: &mut Review, installed: &Installed, target: &Target) 
 }
 
 /// With no instrumented module there is nothing for TSan to see: no time goes to the phases.
-fn skip_instrumented_phases(review: &mut Review, options: &RunOptions) {
-    let why = review
-        .record
-        .clean_unproven
-        .clone()
-        .unwrap_or_else(|| "no instrumented extension module".into());
+fn skip_instrumented_phases(review: &mut Review, options: &RunOptions, why: &str) {
     for phase in options.phases.in_order() {
         review.phase(skipped(phase, format!("not run: {why}")));
     }

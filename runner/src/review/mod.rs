@@ -9,6 +9,7 @@ mod schedule;
 mod setup;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ftreview_reports::model::{Phase, RunRecord};
@@ -16,15 +17,15 @@ use ftreview_toolchain::Interpreter;
 use tokio::sync::watch;
 
 use crate::events::Events;
-use crate::phases::StressOptions;
+use crate::phases::{Ctx, StressOptions};
 use crate::process::Runner;
 use crate::registry::Registry;
 use crate::rundir::RunDir;
 use crate::target::TargetSpec;
 
+pub(crate) use instrumented::Target;
+pub(crate) use record::Review;
 pub(crate) use schedule::FixedShares;
-
-use record::Review;
 
 /// Which instrumented phases to run.
 #[derive(Debug, Clone, Copy)]
@@ -133,19 +134,74 @@ async fn drive(
     review: &mut Review,
 ) -> Result<(), String> {
     let budget = schedule::Budget::start(options.budget);
+    let target = set_up(spec, interpreter, options, review).await?;
+    instrumented::run(review, interpreter, options, &budget, target).await;
+    setup::check_not_cancelled(review)
+}
+
+/// Fetch → build → environment: the target installed in its test venv.
+async fn set_up(
+    spec: &TargetSpec,
+    interpreter: &Interpreter,
+    options: &RunOptions,
+    review: &mut Review,
+) -> Result<Target, String> {
     let source = setup::fetch(review, spec).await?;
     let project = setup::project(review, interpreter, &source).await?;
     let (built, overrides) = setup::build(review, interpreter, &source, &project, options).await?;
     let prepared =
         setup::environment(review, interpreter, &project, &built, &overrides, options).await?;
     setup::check_not_cancelled(review)?;
-    let target = instrumented::Target {
+    Ok(Target {
         source,
         project,
         built,
         overrides,
         prepared,
-    };
-    instrumented::run(review, interpreter, options, &budget, target).await;
-    setup::check_not_cancelled(review)
+    })
+}
+
+/// A target built with TSan and installed, ready for reruns outside a review (verifying a
+/// patch): the same stages as a review up to the GIL check and the static pass.
+pub(crate) struct Installation {
+    /// Its record (setup phases, GIL check, static scan of its sources) in its own run
+    /// directory, and how reports are read from its build.
+    pub review: Review,
+    pub ctx: Arc<Ctx>,
+}
+
+/// Sets `spec` up in `run_dir`. A failure keeps the record written so far and says why.
+pub(crate) async fn install(
+    spec: &TargetSpec,
+    run_dir: RunDir,
+    interpreter: &Interpreter,
+    options: &RunOptions,
+    cancel: watch::Receiver<bool>,
+    events: &Events,
+) -> Result<Installation, String> {
+    let mut record = setup::empty_record(spec, interpreter);
+    record.run_dir = run_dir.root.clone();
+    let runner = Runner::new(&run_dir.journal(), cancel, interpreter.command_prefix())
+        .map_err(|e| format!("{e:#}"))?;
+    let mut review = Review::new(run_dir, record, runner, events.clone());
+    match installed(spec, interpreter, options, &mut review).await {
+        Ok(ctx) => Ok(Installation { review, ctx }),
+        Err(err) => {
+            review.record.stopped_by = Some(err.clone());
+            review.save();
+            Err(err)
+        }
+    }
+}
+
+async fn installed(
+    spec: &TargetSpec,
+    interpreter: &Interpreter,
+    options: &RunOptions,
+    review: &mut Review,
+) -> Result<Arc<Ctx>, String> {
+    let target = set_up(spec, interpreter, options, review).await?;
+    let ctx = instrumented::context(review, interpreter, options, &target)?;
+    instrumented::scan(review, &ctx, &target).await;
+    Ok(ctx)
 }

@@ -89,7 +89,7 @@ pub(super) async fn fetch(review: &mut Review, spec: &TargetSpec) -> Result<Sour
 }
 
 /// The build venv and what the project's packaging files say.
-pub(super) struct Project {
+pub(crate) struct Project {
     pub venv: Venv,
     pub info: ProjectInfo,
 }
@@ -235,7 +235,7 @@ fn test_requirements(info: &ProjectInfo, overrides: &PackageOverrides) -> Vec<St
 }
 
 /// The test venv (cached or new) and what the wheel installed in it.
-pub(super) struct Prepared {
+pub(crate) struct Prepared {
     pub test_env: TestEnv,
     pub installed: Installed,
 }

@@ -3,20 +3,11 @@
 //! that found it; `run` and `report` take one exit decision.
 
 use std::collections::BTreeSet;
-use std::path::Path;
 
 use ftreview_reports::model::Phase;
 use ftreview_reports::results::{Category, ReproducerKind};
 
 use crate::support::*;
-
-/// A stress share long enough for every kind of scenario to take its turn after the
-/// mixed-arguments and targeted ones (36 scenarios; 240 s ran 14 of them on a loaded machine).
-const RACY_SHARES: &[&str] = &["--stress-budget", "420", "--timeout", "150"];
-
-fn racy_run(python: &Path) -> Run {
-    shared_run("racy_ext", python, RACY_SHARES)
-}
 
 #[test]
 fn every_planted_race_is_exactly_one_problem_in_results_json_and_the_plan() {

@@ -111,6 +111,15 @@ pub fn ftreview(args: &[&str]) -> (i32, String, String) {
 /// cannot leave the phases only the budget's floor.
 pub const PINNED_SHARES: &[&str] = &["--stress-budget", "240", "--timeout", "150"];
 
+/// A stress share long enough for every kind of scenario to take its turn after the
+/// mixed-arguments and targeted ones (36 scenarios; 240 s ran 14 of them on a loaded machine).
+pub const RACY_SHARES: &[&str] = &["--stress-budget", "420", "--timeout", "150"];
+
+/// The racy fixture's full review at [`RACY_SHARES`], shared by the planted-bug and verify tests.
+pub fn racy_run(python: &Path) -> Run {
+    shared_run("racy_ext", python, RACY_SHARES)
+}
+
 /// A run of `fixture` shared by every test that asks for it (across test processes), redone
 /// when anything it depends on changed: the fixture's sources, the interpreter, the binary.
 pub fn shared_run(fixture: &str, python: &Path, args: &[&str]) -> Run {
