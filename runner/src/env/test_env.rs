@@ -12,6 +12,9 @@ use super::venv::{cache_root, expect_success, Venv};
 use crate::process::{Runner, StepResult};
 use crate::target::{normalize, Index};
 
+/// The install's notes, kept in the published venv so a reuse can repeat them.
+const NOTES_FILE: &str = "ftreview-install-notes.txt";
+
 /// Requirements every test venv gets after the suite's own.
 const HARNESS_REQUIREMENTS: [&str; 2] = ["pytest", "pytest-run-parallel"];
 
@@ -36,15 +39,22 @@ pub(crate) struct TestEnv {
     pub notes: Vec<String>,
 }
 
-/// The cached venv for this request, if one was published.
+/// The cached venv for this request, if one was published, with what its install noted
+/// (a skipped requirement stays skipped).
 pub(crate) fn cached_test_env(request: &TestEnvRequest) -> anyhow::Result<Option<TestEnv>> {
     let dir = cache_dir(&key(request)?);
-    Ok(dir.join("bin/python").exists().then(|| TestEnv {
+    if !dir.join("bin/python").exists() {
+        return Ok(None);
+    }
+    let mut notes = vec![format!(
+        "reused the cached test venv {} (same wheel, requirements and interpreter)",
+        dir.display()
+    )];
+    let saved = std::fs::read_to_string(dir.join(NOTES_FILE)).unwrap_or_default();
+    notes.extend(saved.lines().map(str::to_string));
+    Ok(Some(TestEnv {
         venv: request.build_venv.relocated(&dir),
-        notes: vec![format!(
-            "reused the cached test venv {} (same wheel, requirements and interpreter)",
-            dir.display()
-        )],
+        notes,
     }))
 }
 
@@ -117,6 +127,7 @@ pub(crate) async fn install_requirements(
 /// shebang needs the old path). If another run published the same key first, use that one.
 pub(crate) fn publish(env: TestEnv, request: &TestEnvRequest) -> anyhow::Result<TestEnv> {
     let dest = cache_dir(&key(request)?);
+    std::fs::write(env.venv.root.join(NOTES_FILE), env.notes.join("\n"))?;
     if let Some(parent) = dest.parent() {
         std::fs::create_dir_all(parent)?;
     }

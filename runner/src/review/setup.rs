@@ -275,8 +275,10 @@ pub(super) async fn environment(
     };
     let test_env = match cached {
         Some(cached) => {
+            // The reuse, then what the install that made the venv noted.
+            let note = cached.notes.join("; ");
             for phase in [Phase::Install, Phase::TestDeps] {
-                review.phase(passed(phase, 0.0, cached.notes.first().cloned()));
+                review.phase(passed(phase, 0.0, Some(note.clone())));
             }
             cached
         }
