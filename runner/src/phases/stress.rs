@@ -878,6 +878,7 @@ fn static_targets(scan: &ScanReport) -> Vec<String> {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
 
     #[test]
     fn reseeding_stops_after_a_reseeded_round_that_found_nothing_new() {
@@ -889,8 +890,6 @@ mod tests {
         assert!(round_adds_nothing(1, false));
         assert!(round_adds_nothing(4, false));
     }
-
-    use super::*;
 
     fn spec(name: &str, script: &str) -> ScenarioSpec {
         ScenarioSpec {

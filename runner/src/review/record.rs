@@ -221,7 +221,6 @@ fn command_records(runner: &Runner) -> Vec<CommandRecord> {
         .collect()
 }
 
-/// `file:line (function)` of the extension frame nearest the top of each side.
 /// The innermost extension frame of one side of a report.
 struct ExtensionFrame {
     file: String,
@@ -242,6 +241,7 @@ fn racing_functions(frames: &[ExtensionFrame]) -> BTreeSet<String> {
     frames.iter().map(|f| f.function.clone()).collect()
 }
 
+/// The extension frame nearest the top of each side.
 fn extension_frames(classifier: &Classifier, report: &Report) -> Vec<ExtensionFrame> {
     let mut report = report.clone();
     classifier.classify_report(&mut report);
