@@ -6,6 +6,7 @@
 //! all files together (so a lock taken in a clinic wrapper protects the `*_impl` it calls).
 
 mod bindings;
+mod edit;
 mod facts;
 mod model;
 mod normalize;
@@ -20,6 +21,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use rayon::prelude::*;
 
+pub use edit::{critical_section_patch, FileEdit, Patch, Refusal, SourceFile};
 pub use model::*;
 
 use program::{Program, ScannedFile};
