@@ -21,7 +21,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use rayon::prelude::*;
 
-pub use edit::{critical_section_patch, FileEdit, Patch, Refusal, SourceFile};
+pub use edit::{
+    atomic_patch, critical_section_patch, AtomicTarget, FileEdit, Patch, Refusal, SourceFile,
+};
 pub use model::*;
 
 use program::{Program, ScannedFile};

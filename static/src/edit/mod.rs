@@ -2,6 +2,7 @@
 //! diff. An edit is made only when it is local and certain; anything else is a [`Refusal`]
 //! saying why, for a maintainer to read.
 
+mod atomic;
 mod critical_section;
 mod diff;
 
@@ -11,6 +12,7 @@ use std::path::PathBuf;
 
 use tree_sitter::{Node, Tree};
 
+pub use atomic::{atomic_patch, AtomicTarget};
 pub use critical_section::critical_section_patch;
 
 use crate::{normalize, parse};

@@ -1,6 +1,7 @@
 //! Fixture-driven tests of the suggested patches: small C snippets through the real
 //! tree-sitter parse, and the racy fixture's sources through git and gcc.
 
+mod atomic;
 mod critical_section;
 
 use std::fmt::Debug;
