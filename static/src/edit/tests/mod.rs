@@ -3,6 +3,7 @@
 
 mod atomic;
 mod critical_section;
+mod fixture;
 
 use std::fmt::Debug;
 
