@@ -4,6 +4,9 @@
 //! normalizes CPython macros tree-sitter cannot parse (keeping byte offsets), parses each file
 //! once in parallel, extracts plain facts from the tree, and runs the rules over the facts of
 //! all files together (so a lock taken in a clinic wrapper protects the `*_impl` it calls).
+//!
+//! [`critical_section_patch`] and [`atomic_patch`] turn the two mechanical fixes into edited
+//! source and a unified diff, or a [`Refusal`] saying why the edit would not be certain.
 
 mod bindings;
 mod edit;
