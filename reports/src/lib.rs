@@ -9,6 +9,7 @@ mod baseline;
 mod fix;
 mod markdown;
 pub mod model;
+mod patches;
 pub mod results;
 mod sarif;
 mod source;
@@ -24,6 +25,10 @@ pub use analyze::{analyze, problem_id, reproduces, same_problem, shown_owners, A
 pub use baseline::{load_baseline, Baseline};
 pub use markdown::{issue_body, render_markdown};
 pub use model::RunRecord;
+pub use patches::{
+    patches_dir, suggest_patch, PatchCheck, SuggestedPatch, SuggestedPatches, Unsuggested,
+    PATCHES_DIR, PATCHES_FILE,
+};
 pub use results::{Outcome, Results};
 pub use sarif::sarif;
 pub use summary::summary_table;

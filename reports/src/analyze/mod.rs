@@ -16,13 +16,14 @@ use tsan_parse::{ReportKind, Triage};
 
 use crate::baseline::Baseline;
 use crate::model::RunRecord;
+use crate::patches::SuggestedPatches;
 use crate::results::*;
 use crate::source::SourceTree;
 use crate::xref::{cross_reference, exercised_functions};
 
 pub use commands::shell_quote;
 pub use problems::problem_id;
-pub(crate) use sites::{frame_location, python_names};
+pub(crate) use sites::{binding_name, frame_location, python_names};
 pub use verdict::phase_status_label;
 
 /// Everything derived from a run: the results and what rendering them needs.
@@ -30,6 +31,8 @@ pub struct Analysis<'a> {
     pub run: &'a RunRecord,
     pub results: Results,
     pub(crate) tree: SourceTree,
+    /// What `ftreview verify --suggested` left in the run directory.
+    pub(crate) patches: Option<SuggestedPatches>,
 }
 
 pub fn analyze<'a>(run: &'a RunRecord, baseline: Option<&Baseline>) -> Analysis<'a> {
@@ -112,7 +115,13 @@ pub fn analyze<'a>(run: &'a RunRecord, baseline: Option<&Baseline>) -> Analysis<
             clean_unproven: run.clean_unproven.clone(),
         },
     };
-    Analysis { run, results, tree }
+    let patches = SuggestedPatches::load(&run.run_dir);
+    Analysis {
+        run,
+        results,
+        tree,
+        patches,
+    }
 }
 
 /// Whether a rerun's reports (`rerun`, clustered) show the problem `problem` of `run` again:

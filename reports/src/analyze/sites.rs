@@ -273,7 +273,7 @@ fn entry_type(bindings: &[&MethodBinding]) -> Option<String> {
 }
 
 /// `Type.method`, `module.function`, or the bare name when the owner is unknown.
-fn binding_name(m: &MethodBinding) -> String {
+pub(crate) fn binding_name(m: &MethodBinding) -> String {
     match &m.owner_type {
         Some(owner) => format!(
             "{}.{}",

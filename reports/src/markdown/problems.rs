@@ -68,6 +68,9 @@ fn section(out: &mut String, a: &Analysis, n: usize, problem: &Finding) {
         stacks(out, a, rc);
     }
     fix_paragraph(out, &problem.fix);
+    if let Some(patch) = a.patches.as_ref().and_then(|p| p.of(&problem.id)) {
+        crate::patches::plan_paragraph(out, &a.run.run_dir, patch);
+    }
     if let Some(reproducer) = &problem.reproducer {
         reproducer_block(out, a, reproducer);
     }
