@@ -1,7 +1,8 @@
 //! End-to-end: from finding to fixed. A stress run of the racy fixture, then `ftreview verify`
 //! with a fixed copy of it (the clean twin's code renamed into the racy package) and with the
 //! racy tree itself, and the regression tests `ftreview report --tests` writes, run with pytest
-//! against both builds. Real TSan interpreter, real builds, real pytest.
+//! against both builds; then the run's own suggested patches, applied, built and verified in
+//! a scratch copy. Real TSan interpreter, real builds, real pytest, real git.
 
 #[path = "e2e/support.rs"]
 #[allow(dead_code)]
@@ -11,7 +12,10 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use ftreview_reports::{verification_dirs, Verification, VerifyStatus, VERIFICATION_FILE};
+use ftreview_reports::results::FixKind;
+use ftreview_reports::{
+    verification_dirs, RunRecord, SuggestedPatches, Verification, VerifyStatus, VERIFICATION_FILE,
+};
 use support::{fixtures, ftreview, interpreter, racy_run, Run};
 
 /// The racy fixture's shared review, and the problems whose small reproducer reproduced in it
@@ -222,4 +226,83 @@ fn the_racy_tree_itself_still_reproduces() {
         hash,
         "the racy fixture changed"
     );
+}
+
+/// The reproduced problems whose fix is a mechanical edit: the ones a suggested patch can be
+/// proven on.
+fn mechanical_problems(run: &Run) -> Vec<(String, FixKind)> {
+    (run.results().findings.iter())
+        .filter(|f| f.reproducer.as_ref().is_some_and(|r| r.reproduced > 0))
+        .filter(|f| matches!(f.fix.kind, FixKind::CriticalSection | FixKind::Atomic))
+        .map(|f| (f.id.clone(), f.fix.kind))
+        .collect()
+}
+
+#[test]
+fn suggested_patches_apply_build_and_fix_their_problems_in_a_scratch_copy() {
+    let Some(python) = interpreter() else { return };
+    let shared = racy_run(&python);
+    let problems = mechanical_problems(&shared);
+    for kind in [FixKind::CriticalSection, FixKind::Atomic] {
+        assert!(
+            problems.iter().any(|(_, k)| *k == kind),
+            "no reproduced {kind:?} problem to patch: {problems:?}\n{}",
+            shared.stderr
+        );
+    }
+    // A copy of the run: the shared run's own plan stays as the other tests read it.
+    let scratch = tempfile::tempdir().unwrap();
+    let run_dir = scratch.path().join("run");
+    let copied = Command::new("cp")
+        .arg("-a")
+        .arg(&shared.dir)
+        .arg(&run_dir)
+        .status()
+        .unwrap();
+    assert!(copied.success());
+    let source = RunRecord::load(&run_dir).unwrap().target.source_dir;
+    let hashes = || ftreview_testkit::content_hash(&[&source, &fixtures().join("racy_ext")]);
+    let before = hashes();
+
+    let mut args = vec![
+        "verify",
+        run_dir.to_str().unwrap(),
+        "--suggested",
+        "--runs",
+        "3",
+        "--quiet",
+    ];
+    for (id, _) in &problems {
+        args.extend(["--problem", id.as_str()]);
+    }
+    let (code, stdout, stderr) = ftreview(&args);
+    let patches = SuggestedPatches::load(&run_dir)
+        .unwrap_or_else(|| panic!("no patches.json (exit {code}):\n{stdout}\n{stderr}"));
+    for (id, _) in &problems {
+        let unsuggested = patches.unsuggested.iter().find(|u| &u.problem_id == id);
+        assert!(
+            patches.of(id).is_some() || unsuggested.is_some_and(|u| !u.reason.is_empty()),
+            "{id}: neither a patch nor a reason:\n{patches:#?}"
+        );
+    }
+    for patch in &patches.patches {
+        assert!(patch.fixes(), "{patch:#?}\n{stderr}");
+    }
+    for kind in [FixKind::CriticalSection, FixKind::Atomic] {
+        assert!(
+            patches.patches.iter().any(|p| p.fix == kind),
+            "no {kind:?} patch:\n{patches:#?}"
+        );
+    }
+    assert_eq!(code, 0, "{stderr}");
+    let plan = fs::read_to_string(run_dir.join("migration-plan.md")).unwrap();
+    for patch in &patches.patches {
+        let id = &patch.problem_id;
+        assert!(
+            plan.contains(&format!("**Verified patch** ([patches/{id}.diff]")),
+            "{id} has no verified patch in the plan:\n{plan}"
+        );
+    }
+    assert!(plan.contains("```diff\n"), "{plan}");
+    assert_eq!(hashes(), before, "the run's tree or the fixture changed");
 }

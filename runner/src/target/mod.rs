@@ -301,7 +301,7 @@ pub fn tree_sha256(root: &Path) -> anyhow::Result<String> {
 }
 
 /// Copies a source directory without build products, so a build never picks up stale objects.
-fn copy_tree(from: &Path, to: &Path) -> anyhow::Result<()> {
+pub(crate) fn copy_tree(from: &Path, to: &Path) -> anyhow::Result<()> {
     for entry in walkdir::WalkDir::new(from) {
         let entry = entry?;
         let rel = entry.path().strip_prefix(from)?;

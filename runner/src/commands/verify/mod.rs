@@ -104,7 +104,9 @@ pub fn run(args: VerifyArgs) -> anyhow::Result<Outcome> {
     let dir = RunDir::create(&run_dir, "verify", false)?;
     let targets = &verifier.problems.targets;
     let (before, after) = runtime.block_on(async {
-        let before = verifier.side(&dir, "before", &run_build(&record), targets).await?;
+        let before = verifier
+            .side(&dir, "before", &run_build(&record), targets)
+            .await?;
         let after = verifier.side(&dir, "after", &after, targets).await?;
         anyhow::Ok((before, after))
     })?;
