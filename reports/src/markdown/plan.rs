@@ -97,6 +97,7 @@ pub(super) fn plan(out: &mut String, a: &Analysis) {
         out,
         "- [ ] Rerun each problem's reproducer until it stays quiet ({reproducers} kept; `ftreview repro PROBLEM_ID` reruns one K times and counts)."
     );
+    verify_item(out, a);
     let _ = writeln!(
         out,
         "- [ ] Rerun the whole review: `ftreview run {spec}` — the verdict should reach *ready*."
@@ -108,4 +109,24 @@ pub(super) fn plan(out: &mut String, a: &Analysis) {
         out,
         "- [ ] Commit this run's `results.json` as the baseline and run `ftreview run {spec} --baseline results.json` in CI: it fails only on findings the baseline does not have.\n- [ ] Upload `results.sarif` to GitHub code scanning so findings show up on the lines they concern.\n"
     );
+}
+
+/// How to prove a fix: the user's patch, or ftreview's own for the mechanical fixes when it
+/// has not verified them yet.
+fn verify_item(out: &mut String, a: &Analysis) {
+    let problems = || (a.results.findings.iter()).filter(|f| f.category == Category::Race);
+    if problems().next().is_none() {
+        return;
+    }
+    out.push_str("- [ ] Prove a fix: `ftreview verify RUN_DIR --source PATCHED_TREE` (RUN_DIR: this plan's directory) rebuilds it and reruns each problem's reproducer before and after.");
+    let mechanical = problems()
+        .filter(|f| matches!(f.fix.kind, FixKind::CriticalSection | FixKind::Atomic))
+        .count();
+    if a.patches.is_none() && mechanical > 0 {
+        let _ = write!(
+            out,
+            " For the {mechanical} problem(s) whose fix is a critical section or an atomic, `ftreview verify RUN_DIR --suggested` writes the patch, builds it and shows it here once it fixes the problem."
+        );
+    }
+    out.push('\n');
 }
