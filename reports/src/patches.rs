@@ -87,7 +87,7 @@ impl SuggestedPatch {
                 format!("its reruns show new race(s): {}", new_problems.join(", "))
             }
             PatchCheck::Verified { problem: v, .. } => format!(
-                "its verification says {} ({}/{} before, {}/{} after)",
+                "its verification says {} ({}/{} runs on the run's build, {}/{} patched)",
                 v.status.label(),
                 v.before.reproduced,
                 v.before.runs,
@@ -221,7 +221,7 @@ pub(crate) fn plan_paragraph(out: &mut String, run_dir: &Path, patch: &Suggested
     };
     let _ = writeln!(
         out,
-        "**Verified patch** ([{link}]({link})): {}. Applied to a scratch copy of the tree, built, and its reproducer rerun: {}/{} before, {}/{} after.\n",
+        "**Verified patch** ([{link}]({link})): {}. Applied to a scratch copy of the tree and built; its reproducer showed the problem in {}/{} runs on the run's build and {}/{} on the patched one.\n",
         patch.summary,
         verified.before.reproduced,
         verified.before.runs,

@@ -40,7 +40,7 @@ pub struct VerifiedProblem {
 }
 
 /// How many of the runs showed the problem.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Tally {
     pub reproduced: u32,
     pub runs: u32,

@@ -187,12 +187,15 @@ fn the_plan_shows_a_patch_only_when_its_verification_says_fixed() {
         plan.contains(&format!("+{fixed} fixed")),
         "the diff is inline"
     );
-    assert!(plan.contains("3/3 before, 0/3 after"), "{plan}");
+    assert!(
+        plan.contains("3/3 runs on the run's build and 0/3 on the patched one"),
+        "{plan}"
+    );
     for not_shown in [still, broken] {
         assert!(!plan.contains(&format!("+{not_shown} fixed")), "{plan}");
     }
     assert!(
-        plan.contains("*Suggested patch not shown:* its verification says still reproduces (3/3 before, 2/3 after)"),
+        plan.contains("*Suggested patch not shown:* its verification says still reproduces (3/3 runs on the run's build, 2/3 patched)"),
         "{plan}"
     );
     assert!(

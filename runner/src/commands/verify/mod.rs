@@ -328,7 +328,10 @@ impl Verifier {
 
     fn compare(&self, patched: String, before: &Side, after: &Side) -> Verification {
         let problems = (self.problems.targets.iter())
-            .map(|target| self.verdict(target, before, after))
+            .map(|target| {
+                let id = &target.problem_id;
+                self.verdict(target, before.tally(id), before.probes.get(id), after)
+            })
             .collect();
         Verification {
             patched,
@@ -355,22 +358,18 @@ impl Verifier {
         new_problems
     }
 
-    fn verdict(&self, target: &ReproTarget, before: &Side, after: &Side) -> VerifiedProblem {
+    /// `was`: how often the problem reproduced on the run's build; `before`: what its
+    /// operations did there, when they were probed.
+    fn verdict(
+        &self,
+        target: &ReproTarget,
+        was: Tally,
+        before: Option<&Probe>,
+        after: &Side,
+    ) -> VerifiedProblem {
         let id = &target.problem_id;
-        let tally = |side: &Side| {
-            side.proven.reruns.get(id).map_or(
-                Tally {
-                    reproduced: 0,
-                    runs: 0,
-                },
-                |r| Tally {
-                    reproduced: r.reproducer.reproduced,
-                    runs: r.reproducer.runs,
-                },
-            )
-        };
-        let (was, now) = (tally(before), tally(after));
-        let lost = match (after.probes.get(id), before.probes.get(id)) {
+        let now = after.tally(id);
+        let lost = match (after.probes.get(id), before) {
             (Some(after), Some(before)) => after.lost_against(before),
             _ => None,
         };
@@ -390,6 +389,19 @@ impl Verifier {
             status,
             note,
         }
+    }
+}
+
+impl Side {
+    /// How often the reruns on this build showed problem `id`.
+    fn tally(&self, id: &str) -> Tally {
+        self.proven
+            .reruns
+            .get(id)
+            .map_or(Tally::default(), |r| Tally {
+                reproduced: r.reproducer.reproduced,
+                runs: r.reproducer.runs,
+            })
     }
 }
 

@@ -1,7 +1,8 @@
 //! `ftreview verify RUN_DIR --suggested`: the run's own mechanical patches. Each problem whose
 //! fix is a local, certain edit gets a diff in `RUN_DIR/patches/`; the diff is applied with
 //! `git apply` to a scratch copy of the run's tree, built like the run's build, and the
-//! problem's reproducer is rerun on both builds. The record goes to `patches/patches.json`
+//! problem's reproducer is rerun there. "Before" is what the run's own reruns of that
+//! reproducer showed on the run's build. The record goes to `patches/patches.json`
 //! and the plan is rewritten to show the patches that fix their problem. The run's tree is
 //! never changed.
 
@@ -11,10 +12,10 @@ use anyhow::Context;
 use ftreview_reports::results::FixKind;
 use ftreview_reports::{
     analyze, patches_dir, suggest_patch, write_all, Format, PatchCheck, RunRecord, SuggestedPatch,
-    SuggestedPatches, Unsuggested,
+    SuggestedPatches, Tally, Unsuggested,
 };
 
-use super::{run_build, Side, Verifier};
+use super::Verifier;
 use crate::exit::Outcome;
 use crate::phases::ReproTarget;
 use crate::rundir::RunDir;
@@ -23,6 +24,8 @@ use crate::target::{copy_tree, TargetSpec};
 /// A problem's patch, written and waiting to be checked.
 struct Pending {
     target: ReproTarget,
+    /// The run's reruns of the problem's reproducer.
+    before: Tally,
     fix: FixKind,
     summary: String,
     /// The diff's file name in `patches/`.
@@ -44,12 +47,8 @@ pub(super) async fn verify(
     let mut patches = Vec::new();
     if !pending.is_empty() {
         let dir = RunDir::create(run_dir, "verify", false)?;
-        let targets: Vec<ReproTarget> = pending.iter().map(|p| p.target.clone()).collect();
-        let before = (verifier
-            .side(&dir, "before", &run_build(record), &targets)
-            .await)?;
         for patch in pending {
-            let check = check(verifier, record, run_dir, &dir, &patch, &before).await?;
+            let check = check(verifier, record, run_dir, &dir, &patch).await?;
             patches.push(SuggestedPatch {
                 problem_id: patch.target.problem_id,
                 fix: patch.fix,
@@ -99,8 +98,16 @@ fn write_diffs(
                 let path = dir.join(&diff);
                 std::fs::write(&path, patch.unified_diff())
                     .with_context(|| format!("cannot write {}", path.display()))?;
+                let before = problem
+                    .reproducer
+                    .as_ref()
+                    .map_or(Tally::default(), |r| Tally {
+                        reproduced: r.reproduced,
+                        runs: r.runs,
+                    });
                 pending.push(Pending {
                     target: target.clone(),
+                    before,
                     fix: problem.fix.kind,
                     summary: patch.summary,
                     diff,
@@ -122,7 +129,6 @@ async fn check(
     run_dir: &Path,
     dir: &RunDir,
     patch: &Pending,
-    before: &Side,
 ) -> anyhow::Result<PatchCheck> {
     let target = &patch.target;
     let label = format!("patch-{}", target.problem_id);
@@ -143,7 +149,7 @@ async fn check(
         }
     };
     Ok(PatchCheck::Verified {
-        problem: verifier.verdict(target, before, &after),
+        problem: verifier.verdict(target, patch.before, None, &after),
         new_problems: verifier.new_problems(&after),
     })
 }
