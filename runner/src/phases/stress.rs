@@ -50,7 +50,7 @@ pub(crate) struct StressInputs {
     pub scan: Option<ScanReport>,
     /// No scenario starts after this.
     pub deadline: Instant,
-    /// The review's count of distinct sets of racing extension functions so far, and
+    /// The review's count of distinct problems and crashes so far, and
     /// whether the phase may stop before its deadline once a reseeded round adds none: the
     /// budget's share is a ceiling, a fixed `--stress-budget` is spent whole.
     pub found: Arc<AtomicUsize>,
@@ -156,7 +156,7 @@ pub(crate) async fn run_stress(
     }
     if let Some(round) = converged {
         notes.push(format!(
-            "stopped before its share ran out: reseeded round {round} found no new racing functions"
+            "stopped before its share ran out: reseeded round {round} found no new problem"
         ));
     }
     let Tally {
@@ -200,7 +200,7 @@ pub(crate) async fn run_stress(
 }
 
 /// Whether the phase has stopped paying: a reseeded round (round 1 on; round 0 is the first
-/// pass) that saw no extension functions racing together that earlier rounds had not.
+/// pass) that showed no problem or crash earlier rounds had not.
 fn round_adds_nothing(round: u64, found_new: bool) -> bool {
     round >= 1 && !found_new
 }
