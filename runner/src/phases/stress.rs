@@ -615,7 +615,7 @@ async fn prepare(
     let config = GenConfig {
         seed: options.seed,
         threads: options.threads,
-        time_budget_per_scenario: (options.scenario_timeout / 3).min(Duration::from_secs(20)),
+        time_budget_per_scenario: workers_budget(options.scenario_timeout),
         targets: inputs.scan.as_ref().map(static_targets).unwrap_or_default(),
         hints,
         ..GenConfig::default()
@@ -841,6 +841,13 @@ fn budget_order(scenarios: Vec<ftreview_stress::Scenario>) -> Vec<ftreview_stres
     ranked.into_iter().map(|(_, _, s)| s).collect()
 }
 
+/// How long a scenario's workers run: half its process's timeout, 20 s at most. Twice the
+/// workers' time covers first-call processes, startup and exit under load (26 s wall at most
+/// measured for a 20 s budget, loaded), and a hung process holds a slot only until then.
+fn workers_budget(scenario_timeout: Duration) -> Duration {
+    (scenario_timeout / 2).min(Duration::from_secs(20))
+}
+
 /// Public packages first (their API re-exports the extension's), then the extension modules.
 fn modules_to_introspect(installed: &Installed) -> Vec<String> {
     let mut modules: Vec<String> = installed
@@ -889,6 +896,18 @@ mod tests {
         assert!(!round_adds_nothing(1, true));
         assert!(round_adds_nothing(1, false));
         assert!(round_adds_nothing(4, false));
+    }
+
+    #[test]
+    fn a_scenario_process_gets_twice_its_workers_time() {
+        let secs = |t: u64| workers_budget(Duration::from_secs(t)).as_secs();
+        assert_eq!(secs(40), 20, "the default timeout");
+        assert_eq!(secs(20), 10);
+        assert_eq!(
+            secs(300),
+            20,
+            "a longer timeout only waits longer for a stuck one"
+        );
     }
 
     fn spec(name: &str, script: &str) -> ScenarioSpec {
