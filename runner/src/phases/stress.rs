@@ -7,7 +7,6 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::fs;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -50,10 +49,8 @@ pub(crate) struct StressInputs {
     pub scan: Option<ScanReport>,
     /// No scenario starts after this.
     pub deadline: Instant,
-    /// The review's count of distinct problems and crashes so far, and
-    /// whether the phase may stop before its deadline once a reseeded round adds none: the
-    /// budget's share is a ceiling, a fixed `--stress-budget` is spent whole.
-    pub found: Arc<AtomicUsize>,
+    /// Whether the phase may stop before its deadline once a reseeded round adds no problem:
+    /// the budget's share is a ceiling, a fixed `--stress-budget` is spent whole.
     pub until_nothing_new: bool,
 }
 
@@ -106,7 +103,7 @@ pub(crate) async fn run_stress(
     let mut converged = None;
     for round in 0.. {
         let round_started = Instant::now();
-        let found_before = inputs.found.load(Ordering::Relaxed);
+        let found_before = problems_so_far(&sink).await;
         let mut queue = VecDeque::new();
         // This round's scenarios that started, script to name: a model that changed
         // mid-round replaces the queue with its scenarios, less those (see `requeue`).
@@ -148,7 +145,7 @@ pub(crate) async fn run_stress(
         if left < round_started.elapsed() || ctx.runner.cancelled() {
             break;
         }
-        let found_new = inputs.found.load(Ordering::Relaxed) > found_before;
+        let found_new = problems_so_far(&sink).await > found_before;
         if inputs.until_nothing_new && round_adds_nothing(round, found_new) {
             converged = Some(round);
             break;
@@ -197,6 +194,13 @@ pub(crate) async fn run_stress(
     };
     task.finish(&format!("{ran} scenarios run of {generated} generated"));
     send(&sink, Collected::Phase(record));
+}
+
+/// The review's count of problems and crashes, with everything this phase sent so far in.
+async fn problems_so_far(sink: &Sink) -> usize {
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    send(sink, Collected::ProblemCount(reply));
+    answer.await.unwrap_or(0)
 }
 
 /// Whether the phase has stopped paying: a reseeded round (round 1 on; round 0 is the first

@@ -5,8 +5,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::OpenOptions;
 use std::io::Write;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
 use std::time::Instant;
 
 use ftreview_reports::model::{CommandRecord, Phase, PhaseRecord, PhaseStatus, RunRecord};
@@ -27,10 +25,8 @@ pub(crate) struct Review {
     started: Instant,
     clusterer: Clusterer,
     reader: Option<ReportReader>,
-    /// The ids of the problems and crashes so far, and their count, which the stress phase
-    /// reads to stop reseeding once rounds add none.
-    problems: BTreeSet<String>,
-    found: Arc<AtomicUsize>,
+    /// What the stress phase counts to stop reseeding once rounds add nothing.
+    problems: ProblemIds,
 }
 
 impl Review {
@@ -43,14 +39,8 @@ impl Review {
             started: Instant::now(),
             clusterer: Clusterer::new(Classifier::default(), ClusterOptions::default()),
             reader: None,
-            problems: BTreeSet::new(),
-            found: Arc::default(),
+            problems: ProblemIds::default(),
         }
-    }
-
-    /// The count of distinct problems and crashes so far, as it grows.
-    pub fn found(&self) -> Arc<AtomicUsize> {
-        self.found.clone()
     }
 
     /// How reports are read from here on.
@@ -114,6 +104,9 @@ impl Review {
             Collected::ParallelTestsReachingExtension(n) => {
                 self.record.exercised.parallel_tests_reaching_extension += n
             }
+            Collected::ProblemCount(reply) => {
+                let _ = reply.send(self.problems.count(&self.record));
+            }
         }
     }
 
@@ -149,16 +142,8 @@ impl Review {
         self.append_findings(&kept);
         self.save();
         if changed {
-            self.count_problems();
+            self.problems.stale = true;
         }
-    }
-
-    /// Counts the problems and crashes the record now shows that were not shown before.
-    fn count_problems(&mut self) {
-        let before = self.problems.len();
-        self.problems.extend(problem_ids(&self.record));
-        let added = self.problems.len() - before;
-        self.found.fetch_add(added, Ordering::Relaxed);
     }
 
     /// A new root cause, announced (a crash is announced with its record).
@@ -247,6 +232,23 @@ impl ExtensionFrame {
     }
 }
 
+/// The ids of the problems and crashes seen so far. The analysis behind them reads the whole
+/// record, so it is redone only when asked after new root causes or crashes came in.
+#[derive(Default)]
+struct ProblemIds {
+    ids: BTreeSet<String>,
+    stale: bool,
+}
+
+impl ProblemIds {
+    fn count(&mut self, run: &RunRecord) -> usize {
+        if std::mem::take(&mut self.stale) {
+            self.ids.extend(problem_ids(run));
+        }
+        self.ids.len()
+    }
+}
+
 /// What makes evidence new at a maintainer's grain: a problem (one piece of shared state and
 /// its fix) or a crash site not seen before, not one more pair of functions racing on known
 /// state. Hangs are left out: each hung process is its own finding.
@@ -298,8 +300,9 @@ mod tests {
 
     const LOGS: &str = "../reports/tests/data/racy/logs/stress";
 
-    /// The recorded racy run with the triage of `logs` (real fixture logs) so far.
-    fn problems_after(logs: &[&str]) -> (BTreeSet<String>, BTreeSet<BTreeSet<String>>) {
+    /// The recorded racy run with the triage of `logs` (real fixture logs), and the sets of
+    /// extension functions racing in them.
+    fn run_after(logs: &[&str]) -> (RunRecord, BTreeSet<BTreeSet<String>>) {
         let (_dir, mut run) = crate::testdata::recorded_run();
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
         run.target.source_dir = root.join("../test-fixtures/racy_ext");
@@ -315,16 +318,35 @@ mod tests {
             }
         }
         run.triage = clusterer.finish();
-        (problem_ids(&run).collect(), function_sets)
+        (run, function_sets)
     }
+
+    const VECTOR: &str = "shared_vector/tsan.8730";
+    const MODULE: &str = "module_functions/tsan.8935";
 
     #[test]
     fn more_functions_racing_on_known_objects_are_nothing_new_and_a_global_is() {
         // Its Vector objects race through `self` and through an argument: two problems.
-        let (vector, function_sets) = problems_after(&["shared_vector/tsan.8730"]);
+        let (run, function_sets) = run_after(&[VECTOR]);
+        let vector: BTreeSet<String> = problem_ids(&run).collect();
         assert_eq!(vector.len(), 2, "{vector:?}");
         assert!(function_sets.len() > 2 * vector.len(), "{function_sets:?}");
-        let (both, _) = problems_after(&["shared_vector/tsan.8730", "module_functions/tsan.8935"]);
+        let both: BTreeSet<String> = problem_ids(&run_after(&[VECTOR, MODULE]).0).collect();
         assert!(both.is_superset(&vector) && both.len() == 3, "{both:?}");
+    }
+
+    #[test]
+    fn problems_are_recounted_only_after_new_evidence_and_never_uncounted() {
+        let mut problems = ProblemIds::default();
+        let (vector, _) = run_after(&[VECTOR]);
+        assert_eq!(problems.count(&vector), 0, "nothing came in yet");
+        problems.stale = true;
+        assert_eq!(problems.count(&vector), 2);
+        let (both, _) = run_after(&[VECTOR, MODULE]);
+        assert_eq!(problems.count(&both), 2, "no new evidence, no new analysis");
+        problems.stale = true;
+        assert_eq!(problems.count(&both), 3);
+        problems.stale = true;
+        assert_eq!(problems.count(&vector), 3);
     }
 }
