@@ -153,7 +153,7 @@ pub(crate) async fn run_stress(
     }
     if let Some(round) = converged {
         notes.push(format!(
-            "stopped before its share ran out: reseeded round {round} found no new problem"
+            "stopped before its share ran out: reseeded round {round} found no new problem or crash"
         ));
     }
     let Tally {
