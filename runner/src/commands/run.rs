@@ -57,8 +57,9 @@ pub struct RunArgs {
     /// phases; they crawl under TSan.
     #[arg(long)]
     pub benchmarks: bool,
-    /// Timeout of one stress scenario, in seconds.
-    #[arg(long, default_value_t = 60, value_name = "SECS")]
+    /// Timeout of one stress scenario, in seconds; its workers stop at half of it (20 s at
+    /// most), so a process still running past that is stuck.
+    #[arg(long, default_value_t = 40, value_name = "SECS")]
     pub scenario_timeout: u64,
     /// Seed of the generated stress scenarios.
     #[arg(long, default_value_t = 0)]

@@ -7,7 +7,6 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::fs;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -50,10 +49,8 @@ pub(crate) struct StressInputs {
     pub scan: Option<ScanReport>,
     /// No scenario starts after this.
     pub deadline: Instant,
-    /// The review's count of distinct sets of racing extension functions so far, and
-    /// whether the phase may stop before its deadline once a reseeded round adds none: the
-    /// budget's share is a ceiling, a fixed `--stress-budget` is spent whole.
-    pub found: Arc<AtomicUsize>,
+    /// Whether the phase may stop before its deadline once a reseeded round adds no problem:
+    /// the budget's share is a ceiling, a fixed `--stress-budget` is spent whole.
     pub until_nothing_new: bool,
 }
 
@@ -106,7 +103,7 @@ pub(crate) async fn run_stress(
     let mut converged = None;
     for round in 0.. {
         let round_started = Instant::now();
-        let found_before = inputs.found.load(Ordering::Relaxed);
+        let found_before = problems_so_far(&sink).await;
         let mut queue = VecDeque::new();
         // This round's scenarios that started, script to name: a model that changed
         // mid-round replaces the queue with its scenarios, less those (see `requeue`).
@@ -148,7 +145,7 @@ pub(crate) async fn run_stress(
         if left < round_started.elapsed() || ctx.runner.cancelled() {
             break;
         }
-        let found_new = inputs.found.load(Ordering::Relaxed) > found_before;
+        let found_new = problems_so_far(&sink).await > found_before;
         if inputs.until_nothing_new && round_adds_nothing(round, found_new) {
             converged = Some(round);
             break;
@@ -156,7 +153,7 @@ pub(crate) async fn run_stress(
     }
     if let Some(round) = converged {
         notes.push(format!(
-            "stopped before its share ran out: reseeded round {round} found no new racing functions"
+            "stopped before its share ran out: reseeded round {round} found no new problem or crash"
         ));
     }
     let Tally {
@@ -199,8 +196,15 @@ pub(crate) async fn run_stress(
     send(&sink, Collected::Phase(record));
 }
 
+/// The review's count of problems and crashes, with everything this phase sent so far in.
+async fn problems_so_far(sink: &Sink) -> usize {
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    send(sink, Collected::ProblemCount(reply));
+    answer.await.unwrap_or(0)
+}
+
 /// Whether the phase has stopped paying: a reseeded round (round 1 on; round 0 is the first
-/// pass) that saw no extension functions racing together that earlier rounds had not.
+/// pass) that showed no problem or crash earlier rounds had not.
 fn round_adds_nothing(round: u64, found_new: bool) -> bool {
     round >= 1 && !found_new
 }
@@ -615,7 +619,7 @@ async fn prepare(
     let config = GenConfig {
         seed: options.seed,
         threads: options.threads,
-        time_budget_per_scenario: (options.scenario_timeout / 3).min(Duration::from_secs(20)),
+        time_budget_per_scenario: workers_budget(options.scenario_timeout),
         targets: inputs.scan.as_ref().map(static_targets).unwrap_or_default(),
         hints,
         ..GenConfig::default()
@@ -841,6 +845,13 @@ fn budget_order(scenarios: Vec<ftreview_stress::Scenario>) -> Vec<ftreview_stres
     ranked.into_iter().map(|(_, _, s)| s).collect()
 }
 
+/// How long a scenario's workers run: half its process's timeout, 20 s at most. Twice the
+/// workers' time covers first-call processes, startup and exit under load (26 s wall at most
+/// measured for a 20 s budget, loaded), and a hung process holds a slot only until then.
+fn workers_budget(scenario_timeout: Duration) -> Duration {
+    (scenario_timeout / 2).min(Duration::from_secs(20))
+}
+
 /// Public packages first (their API re-exports the extension's), then the extension modules.
 fn modules_to_introspect(installed: &Installed) -> Vec<String> {
     let mut modules: Vec<String> = installed
@@ -889,6 +900,18 @@ mod tests {
         assert!(!round_adds_nothing(1, true));
         assert!(round_adds_nothing(1, false));
         assert!(round_adds_nothing(4, false));
+    }
+
+    #[test]
+    fn a_scenario_process_gets_twice_its_workers_time() {
+        let secs = |t: u64| workers_budget(Duration::from_secs(t)).as_secs();
+        assert_eq!(secs(40), 20, "the default timeout");
+        assert_eq!(secs(20), 10);
+        assert_eq!(
+            secs(300),
+            20,
+            "a longer timeout only waits longer for a stuck one"
+        );
     }
 
     fn spec(name: &str, script: &str) -> ScenarioSpec {

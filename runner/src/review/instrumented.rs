@@ -89,7 +89,6 @@ pub(super) async fn run(
             hints: target.overrides.stress.clone(),
             scan,
             deadline: Instant::now(),
-            found: review.found(),
             until_nothing_new: options.fixed.stress.is_none(),
         },
         stress_options: options.stress.clone(),

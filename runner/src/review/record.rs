@@ -5,11 +5,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::OpenOptions;
 use std::io::Write;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
 use std::time::Instant;
 
 use ftreview_reports::model::{CommandRecord, Phase, PhaseRecord, PhaseStatus, RunRecord};
+use ftreview_reports::results::Category;
 use tsan_parse::{Added, Classifier, ClusterOptions, Clusterer, FrameOrigin, Report, Suppressions};
 
 use crate::events::{Event, Events, FirstSight};
@@ -26,10 +25,8 @@ pub(crate) struct Review {
     started: Instant,
     clusterer: Clusterer,
     reader: Option<ReportReader>,
-    /// Distinct sets of extension functions seen racing (or crashing) together, and their
-    /// count, which the stress phase reads to stop reseeding once rounds add none.
-    function_sets: BTreeSet<BTreeSet<String>>,
-    found: Arc<AtomicUsize>,
+    /// What the stress phase counts to stop reseeding once rounds add nothing.
+    problems: ProblemIds,
 }
 
 impl Review {
@@ -42,14 +39,8 @@ impl Review {
             started: Instant::now(),
             clusterer: Clusterer::new(Classifier::default(), ClusterOptions::default()),
             reader: None,
-            function_sets: BTreeSet::new(),
-            found: Arc::default(),
+            problems: ProblemIds::default(),
         }
-    }
-
-    /// The count of distinct sets of racing extension functions so far, as it grows.
-    pub fn found(&self) -> Arc<AtomicUsize> {
-        self.found.clone()
     }
 
     /// How reports are read from here on.
@@ -113,10 +104,15 @@ impl Review {
             Collected::ParallelTestsReachingExtension(n) => {
                 self.record.exercised.parallel_tests_reaching_extension += n
             }
+            Collected::ProblemCount(reply) => {
+                let _ = reply.send(self.problems.count(&self.record));
+            }
         }
     }
 
     fn evidence(&mut self, evidence: Evidence) {
+        // A new crash or root cause can make a new problem; nothing else can.
+        let mut changed = !evidence.crashes.is_empty();
         for crash in &evidence.crashes {
             self.announce(
                 crash.kind.clone(),
@@ -138,27 +134,27 @@ impl Review {
                 reader.prepare(&mut report);
             }
             if self.clusterer.add(report.clone()) == Added::NewRootCause {
+                changed = true;
                 self.first_sight(&report);
             }
             kept.push(report);
         }
         self.append_findings(&kept);
         self.save();
+        if changed {
+            self.problems.stale = true;
+        }
     }
 
-    /// A new root cause: counted as something new when its extension functions were not seen
-    /// racing together before, and announced (a crash is announced with its record).
-    fn first_sight(&mut self, report: &Report) {
-        let classifier = self
-            .reader
-            .as_ref()
-            .map(|r| r.classifier.clone())
-            .unwrap_or_default();
-        let frames = extension_frames(&classifier, report);
-        if self.function_sets.insert(racing_functions(&frames)) {
-            self.found.fetch_add(1, Ordering::Relaxed);
-        }
+    /// A new root cause, announced (a crash is announced with its record).
+    fn first_sight(&self, report: &Report) {
         if report.crash.is_none() {
+            let classifier = self
+                .reader
+                .as_ref()
+                .map(|r| r.classifier.clone())
+                .unwrap_or_default();
+            let frames = extension_frames(&classifier, report);
             let origin = report
                 .origin
                 .as_ref()
@@ -236,9 +232,33 @@ impl ExtensionFrame {
     }
 }
 
-/// What makes a root cause new at a maintainer's grain: the functions racing, not their lines.
-fn racing_functions(frames: &[ExtensionFrame]) -> BTreeSet<String> {
-    frames.iter().map(|f| f.function.clone()).collect()
+/// The ids of the problems and crashes seen so far. The analysis behind them reads the whole
+/// record, so it is redone only when asked after new root causes or crashes came in.
+#[derive(Default)]
+struct ProblemIds {
+    ids: BTreeSet<String>,
+    stale: bool,
+}
+
+impl ProblemIds {
+    fn count(&mut self, run: &RunRecord) -> usize {
+        if std::mem::take(&mut self.stale) {
+            self.ids.extend(problem_ids(run));
+        }
+        self.ids.len()
+    }
+}
+
+/// What makes evidence new at a maintainer's grain: a problem (one piece of shared state and
+/// its fix) or a crash site not seen before, not one more pair of functions racing on known
+/// state. Hangs are left out: each hung process is its own finding.
+fn problem_ids(run: &RunRecord) -> impl Iterator<Item = String> {
+    ftreview_reports::analyze(run, None)
+        .results
+        .findings
+        .into_iter()
+        .filter(|f| matches!(f.category, Category::Race | Category::Crash))
+        .map(|f| f.id)
 }
 
 /// The extension frame nearest the top of each side.
@@ -278,23 +298,55 @@ fn crash_site(crash: &ftreview_reports::model::CrashRecord) -> Vec<String> {
 mod tests {
     use super::*;
 
-    const LOG: &str =
-        include_str!("../../../tsan-parse/tests/fixtures/logs/pyext/clang_stress_1.log");
+    const LOGS: &str = "../reports/tests/data/racy/logs/stress";
 
-    fn functions(report: &Report) -> BTreeSet<String> {
-        racing_functions(&extension_frames(&Classifier::default(), report))
+    /// The recorded racy run with the triage of `logs` (real fixture logs), and the sets of
+    /// extension functions racing in them.
+    fn run_after(logs: &[&str]) -> (RunRecord, BTreeSet<BTreeSet<String>>) {
+        let (_dir, mut run) = crate::testdata::recorded_run();
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        run.target.source_dir = root.join("../test-fixtures/racy_ext");
+        let classifier = Classifier::new(vec!["ftfixture_racy".into()], Vec::new());
+        let mut clusterer = Clusterer::new(classifier.clone(), ClusterOptions::default());
+        let mut function_sets = BTreeSet::new();
+        for log in logs {
+            let text = std::fs::read_to_string(root.join(LOGS).join(log)).unwrap();
+            for report in tsan_parse::parse_str(&text) {
+                let frames = extension_frames(&classifier, &report);
+                function_sets.insert(frames.into_iter().map(|f| f.function).collect());
+                clusterer.add(report);
+            }
+        }
+        run.triage = clusterer.finish();
+        (run, function_sets)
+    }
+
+    const VECTOR: &str = "shared_vector/tsan.8730";
+    const MODULE: &str = "module_functions/tsan.8935";
+
+    #[test]
+    fn more_functions_racing_on_known_objects_are_nothing_new_and_a_global_is() {
+        // Its Vector objects race through `self` and through an argument: two problems.
+        let (run, function_sets) = run_after(&[VECTOR]);
+        let vector: BTreeSet<String> = problem_ids(&run).collect();
+        assert_eq!(vector.len(), 2, "{vector:?}");
+        assert!(function_sets.len() > 2 * vector.len(), "{function_sets:?}");
+        let both: BTreeSet<String> = problem_ids(&run_after(&[VECTOR, MODULE]).0).collect();
+        assert!(both.is_superset(&vector) && both.len() == 3, "{both:?}");
     }
 
     #[test]
-    fn the_same_functions_racing_at_other_lines_are_nothing_new() {
-        let reports = tsan_parse::parse_str(LOG);
-        let first = functions(&reports[0]);
-        assert!(!first.is_empty(), "{:?}", reports[0]);
-        let mut moved = reports[0].clone();
-        for frame in moved.accesses.iter_mut().flat_map(|a| &mut a.stack.frames) {
-            frame.line = frame.line.map(|line| line + 3);
-        }
-        assert_eq!(functions(&moved), first);
-        assert_ne!(functions(&reports[1]), first);
+    fn problems_are_recounted_only_after_new_evidence_and_never_uncounted() {
+        let mut problems = ProblemIds::default();
+        let (vector, _) = run_after(&[VECTOR]);
+        assert_eq!(problems.count(&vector), 0, "nothing came in yet");
+        problems.stale = true;
+        assert_eq!(problems.count(&vector), 2);
+        let (both, _) = run_after(&[VECTOR, MODULE]);
+        assert_eq!(problems.count(&both), 2, "no new evidence, no new analysis");
+        problems.stale = true;
+        assert_eq!(problems.count(&both), 3);
+        problems.stale = true;
+        assert_eq!(problems.count(&vector), 3);
     }
 }
