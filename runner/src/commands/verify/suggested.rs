@@ -2,7 +2,7 @@
 //! fix is a local, certain edit gets a diff in `RUN_DIR/patches/`; the diff is applied with
 //! `git apply` to a scratch copy of the run's tree, built like the run's build, and the
 //! problem's reproducer is rerun there. "Before" is what the run's own reruns of that
-//! reproducer showed on the run's build. The record goes to `patches/patches.json`
+//! reproducer showed on the run's build; a problem the run never reran is rerun there first. The record goes to `patches/patches.json`
 //! and the plan is rewritten to show the patches that fix their problem. The run's tree is
 //! never changed.
 
@@ -15,7 +15,7 @@ use ftreview_reports::{
     SuggestedPatches, Tally, Unsuggested,
 };
 
-use super::Verifier;
+use super::{run_build, Verifier};
 use crate::exit::Outcome;
 use crate::phases::ReproTarget;
 use crate::rundir::RunDir;
@@ -37,7 +37,7 @@ pub(super) async fn verify(
     record: &RunRecord,
     run_dir: &Path,
 ) -> anyhow::Result<Outcome> {
-    let (pending, unsuggested) = write_diffs(verifier, record, run_dir)?;
+    let (mut pending, unsuggested) = write_diffs(verifier, record, run_dir)?;
     for skipped in &unsuggested {
         (verifier.events).note(&format!(
             "{}: no patch ({})",
@@ -47,6 +47,7 @@ pub(super) async fn verify(
     let mut patches = Vec::new();
     if !pending.is_empty() {
         let dir = RunDir::create(run_dir, "verify", false)?;
+        rerun_unproven(verifier, record, &dir, &mut pending).await?;
         for patch in pending {
             let check = check(verifier, record, run_dir, &dir, &patch).await?;
             patches.push(SuggestedPatch {
@@ -74,6 +75,28 @@ pub(super) async fn verify(
     } else {
         Outcome::Findings
     })
+}
+
+/// Reruns on the run's build the problems the run itself never reran, so a patch of theirs
+/// has a "before" to compare with.
+async fn rerun_unproven(
+    verifier: &Verifier,
+    record: &RunRecord,
+    dir: &RunDir,
+    pending: &mut [Pending],
+) -> anyhow::Result<()> {
+    let unproven: Vec<ReproTarget> = (pending.iter())
+        .filter(|p| p.before.runs == 0)
+        .map(|p| p.target.clone())
+        .collect();
+    if unproven.is_empty() {
+        return Ok(());
+    }
+    let before = (verifier.side(dir, "before", &run_build(record), &unproven)).await?;
+    for patch in pending.iter_mut().filter(|p| p.before.runs == 0) {
+        patch.before = before.tally(&patch.target.problem_id);
+    }
+    Ok(())
 }
 
 /// One diff per problem that has a mechanical fix; the others with why not.
