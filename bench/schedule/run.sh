@@ -7,30 +7,11 @@
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
-root="$(cd "$here/../.." && pwd)"
-ftreview="${FTREVIEW:-$root/target/release/ftreview}"
 out="${SCHEDULE_OUT:-${XDG_CACHE_HOME:-$HOME/.cache}/ftreview-schedule}"
-
-if [[ ! -x "$ftreview" ]]; then
-  echo "error: no ftreview binary at '$ftreview'; build it (cargo build --release -p ftreview) or set FTREVIEW" >&2
-  exit 2
-fi
-mkdir -p "$out"
+# shellcheck source=../review.sh
+source "$here/../review.sh"
 targets=("$@")
 [[ ${#targets[@]} -gt 0 ]] || targets=("$root/test-fixtures/racy_ext")
-
-# One review, its progress in NAME.log and its wall seconds in NAME.wall; a run exits 1 when it
-# has findings, so only a missing results.json is a failure. A finished run is not redone.
-review() {
-  local name="$1"; shift
-  if [[ ! -f "$out/$name/results.json" || ! -f "$out/$name.wall" ]]; then
-    rm -rf "${out:?}/$name"
-    local start; start=$(date +%s.%N)
-    "$ftreview" run "$@" --out "$out/$name" >"$out/$name.log" 2>&1 || true
-    python3 -c "import sys; print(f'{float(sys.argv[2]) - float(sys.argv[1]):.1f}')" "$start" "$(date +%s.%N)" >"$out/$name.wall"
-  fi
-  [[ -f "$out/$name/results.json" ]] || { echo "error: $name left no results.json; see $out/$name.log" >&2; exit 1; }
-}
 
 for target in "${targets[@]}"; do
   name="$(basename "$target" | tr -c 'A-Za-z0-9._\n-' '_')"
