@@ -74,8 +74,18 @@ pub struct Unsuggested {
 impl SuggestedPatch {
     /// Only a patch whose verification says fixed, with nothing new, is shown as a fix.
     pub fn fixes(&self) -> bool {
-        matches!(&self.check, PatchCheck::Verified { problem, new_problems }
-            if problem.status == VerifyStatus::Fixed && new_problems.is_empty())
+        self.fixed().is_some()
+    }
+
+    /// The verification of a patch that fixes its problem.
+    fn fixed(&self) -> Option<&VerifiedProblem> {
+        match &self.check {
+            PatchCheck::Verified {
+                problem,
+                new_problems,
+            } if problem.status == VerifyStatus::Fixed && new_problems.is_empty() => Some(problem),
+            _ => None,
+        }
     }
 
     /// Why a patch that is not shown was not, in a few words.
@@ -205,18 +215,12 @@ pub fn patches_dir(run_dir: &Path) -> PathBuf {
 /// saying why it is not shown.
 pub(crate) fn plan_paragraph(out: &mut String, run_dir: &Path, patch: &SuggestedPatch) {
     let link = format!("{PATCHES_DIR}/{}", patch.diff);
-    if !patch.fixes() {
+    let Some(verified) = patch.fixed() else {
         let _ = writeln!(
             out,
             "*Suggested patch not shown:* {} ([{link}]({link})).\n",
             patch.failure()
         );
-        return;
-    }
-    let PatchCheck::Verified {
-        problem: verified, ..
-    } = &patch.check
-    else {
         return;
     };
     let _ = writeln!(

@@ -58,6 +58,8 @@ pub(crate) struct RecordedProblems {
     pub model: ApiModel,
     pub hints: Hints,
     pub targets: Vec<ReproTarget>,
+    /// The run's findings the targets were made from.
+    pub findings: Vec<ftreview_reports::results::Finding>,
 }
 
 impl RecordedProblems {
@@ -74,6 +76,7 @@ impl RecordedProblems {
             model,
             hints: hints(&registry.get(&record.target.name)),
             targets: problems.iter().filter_map(ReproTarget::of).collect(),
+            findings: problems,
         })
     }
 

@@ -11,7 +11,7 @@ use std::path::Path;
 use anyhow::Context;
 use ftreview_reports::results::FixKind;
 use ftreview_reports::{
-    analyze, patches_dir, suggest_patch, write_all, Format, PatchCheck, RunRecord, SuggestedPatch,
+    patches_dir, suggest_patch, write_all, Format, PatchCheck, RunRecord, SuggestedPatch,
     SuggestedPatches, Tally, Unsuggested,
 };
 
@@ -105,14 +105,13 @@ fn write_diffs(
     record: &RunRecord,
     run_dir: &Path,
 ) -> anyhow::Result<(Vec<Pending>, Vec<Unsuggested>)> {
-    let analysis = analyze(record, None);
     let dir = patches_dir(run_dir);
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let mut pending = Vec::new();
     let mut unsuggested = Vec::new();
     for target in &verifier.problems.targets {
         let id = &target.problem_id;
-        let Some(problem) = analysis.results.findings.iter().find(|f| &f.id == id) else {
+        let Some(problem) = verifier.problems.findings.iter().find(|f| &f.id == id) else {
             continue;
         };
         match suggest_patch(record, problem) {
