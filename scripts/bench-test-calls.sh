@@ -5,13 +5,15 @@
 #             pytest-run-parallel, so every race is the stress phase's) with the recorded
 #             calls and with --no-test-calls, per seed; overall and for the races that need
 #             the suite's arguments (`needs_test_calls` in expected.yaml)
-#   overhead  the plain suite in those runs with recording and without: the test phase's wall
-#             time (run.json) and pytest's own session time; prints ratios (target: <= 1.10)
+#   overhead  the plain suite alone (`--phases tests`), with recording and without, REPS pairs
+#             run in turn: the test phase's wall time (run.json) and pytest's own session
+#             time; prints the ratio of medians (target: <= 1.10)
 #
-# Usage: scripts/bench-test-calls.sh [SEED...]      (default seeds: 0 1 2)
+# Usage: scripts/bench-test-calls.sh [SEED...]      (default seeds: 0 1 2; `-`: overhead only)
 #   FTREVIEW_PYTHON  the TSan free-threaded interpreter (required)
 #   FTREVIEW         the ftreview binary (default: target/debug/ftreview, built if missing)
 #   BUDGET           --budget of each run (default: 7m)
+#   REPS             overhead pairs (default: 5)
 # Each run builds the fixture once (cached after the first) and takes its budget; run it on a
 # quiet machine, the figures are only as steady as the machine.
 set -euo pipefail
@@ -22,6 +24,7 @@ export FTREVIEW_PYTHON
 ftreview=${FTREVIEW:-target/debug/ftreview}
 [[ -x $ftreview ]] || cargo build -p ftreview
 budget=${BUDGET:-7m}
+reps=${REPS:-5}
 seeds=("$@")
 [[ ${#seeds[@]} -gt 0 ]] || seeds=(0 1 2)
 fixture=test-fixtures/racy_ext
@@ -64,10 +67,10 @@ print(f"{len(hits)}/{len(expected)} {sum(found(r) for r in needing)}/{len(needin
 EOF
 }
 
-echo
-echo "recall (--phases tests,stress --budget $budget)"
-printf '%-6s %-16s %-16s %-22s %-22s\n' seed "all: recorded" "all: catalogue" "need-args: recorded" "need-args: catalogue"
-for seed in "${seeds[@]}"; do
+[[ ${seeds[*]} != - ]] || seeds=()
+[[ ${#seeds[@]} -eq 0 ]] || echo -e "\nrecall (--phases tests,stress --budget $budget)"
+[[ ${#seeds[@]} -eq 0 ]] || printf '%-6s %-16s %-16s %-22s %-22s\n' seed "all: recorded" "all: catalogue" "need-args: recorded" "need-args: catalogue"
+for seed in "${seeds[@]+"${seeds[@]}"}"; do
   run "$work/rec-$seed" --phases tests,stress --budget "$budget" --seed "$seed"
   run "$work/cat-$seed" --phases tests,stress --budget "$budget" --seed "$seed" --no-test-calls
   read -r rec_all rec_need rec_ids <<<"$(found "$work/rec-$seed")"
@@ -78,10 +81,14 @@ for seed in "${seeds[@]}"; do
 done
 
 echo
-echo "test-phase overhead: the plain suite in the runs above, recording vs --no-test-calls"
-python3 - "$work" "${seeds[@]}" <<'EOF'
+echo "test-phase overhead: the plain suite alone (--phases tests), recording vs --no-test-calls, $reps pairs in turn"
+for rep in $(seq 1 "$reps"); do
+  run "$work/over-rec-$rep" --phases tests --budget "$budget"
+  run "$work/over-cat-$rep" --phases tests --budget "$budget" --no-test-calls
+done
+python3 - "$work" "$reps" <<'EOF'
 import json, re, statistics, sys
-work, seeds = sys.argv[1], sys.argv[2:]
+work, reps = sys.argv[1], int(sys.argv[2])
 
 def tests_phase(run):
     """(the phase's wall time, pytest's own session time) of a run's plain suite."""
@@ -92,8 +99,8 @@ def tests_phase(run):
     return phase["duration_secs"], float(session[-1]) if session else float("nan")
 
 for label, column in (("phase wall time", 0), ("pytest session", 1)):
-    on = [tests_phase(f"rec-{s}")[column] for s in seeds]
-    off = [tests_phase(f"cat-{s}")[column] for s in seeds]
+    on = [tests_phase(f"over-rec-{r}")[column] for r in range(1, reps + 1)]
+    off = [tests_phase(f"over-cat-{r}")[column] for r in range(1, reps + 1)]
     print(f"{label:16} with recording: " + " ".join(f"{x:.1f}s" for x in on)
           + "; without: " + " ".join(f"{x:.1f}s" for x in off)
           + f"; ratio of medians {statistics.median(on) / statistics.median(off):.3f} (target <= 1.10)")

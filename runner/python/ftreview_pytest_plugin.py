@@ -84,7 +84,9 @@ class ExtensionCalls:
 
     A call site that calls something else is disabled (sys.monitoring.DISABLE) until the next
     test restarts the events, which keeps the cost to the first visit of each site per test.
-    Sites that reach the extension stay enabled: they are counted on every call.
+    Sites that reach the extension stay enabled: they are counted on every call. Once such a
+    site needs no more reading, calls of the same callable there are only counted for a while
+    (`_Settled`), until the next test.
     """
 
     def __init__(self, modules, record_path=None):
@@ -92,6 +94,7 @@ class ExtensionCalls:
         self.short = {m.rsplit(".", 1)[-1] for m in modules}
         self.count = 0
         self.known = {}
+        self.settled = {}  # (id(code), offset) -> _Settled
         self.recorder = None
         monitoring = getattr(sys, "monitoring", None)
         self.active = False
@@ -108,21 +111,37 @@ class ExtensionCalls:
             self.recorder = CallRecorder(record_path, self)
 
     def restart(self):
+        """A new test: counts from 0, and every site is read again (another test may pass
+        other arguments at the same site)."""
         self.count = 0
+        self.settled.clear()
+        if self.recorder is not None:
+            self.recorder.repeats.clear()
         if self.active:
             sys.monitoring.restart_events()
 
     def on_call(self, code, offset, callable_, arg0):
+        site = (id(code), offset)
+        settled = self.settled.get(site)
+        if settled is not None and settled.skips(code, callable_):
+            self.count += 1
+            if self.recorder is not None:
+                self.recorder.count(settled.entry)
+            return None
         try:
             reaches = self.reaches_extension(callable_)
         except Exception:  # noqa: BLE001 - foreign objects may raise anything
             reaches = False
-        if reaches:
-            self.count += 1
-            if self.recorder is not None:
-                self.recorder.record(code, offset, callable_, arg0)
-            return None
-        return sys.monitoring.DISABLE
+        if not reaches:
+            return sys.monitoring.DISABLE
+        self.count += 1
+        done, entry = (True, None) if self.recorder is None else self.recorder.record(code, offset, callable_, arg0)
+        if not done:
+            self.settled.pop(site, None)
+        elif _lives_with_the_run(callable_):
+            again = settled is not None and settled.callable is callable_
+            self.settled[site] = _Settled(code, callable_, entry, settled.gap * 2 if again else _Settled.FIRST_GAP)
+        return None
 
     def reaches_extension(self, obj):
         owner = _owner_of(obj)
@@ -151,6 +170,35 @@ class ExtensionCalls:
             return self.reaches_extension(cls)
         except Exception:  # noqa: BLE001 - foreign types may raise anything
             return False
+
+
+class _Settled:
+    """A site whose next `remaining` calls of `callable` are only counted. The gap doubles
+    each time a read there finds nothing new: a loop may change the mode in its outer loop."""
+
+    __slots__ = ("code", "callable", "entry", "gap", "remaining")
+    FIRST_GAP = 16
+
+    def __init__(self, code, callable_, entry, gap):
+        self.code = code
+        self.callable = callable_
+        self.entry = entry  # the recorder's entry of the callable, or None
+        self.gap = gap
+        self.remaining = gap
+
+    def skips(self, code, callable_):
+        if self.remaining == 0 or self.callable is not callable_ or self.code is not code:
+            return False
+        self.remaining -= 1
+        return True
+
+
+def _lives_with_the_run(callable_):
+    """Types, descriptors and module functions: keeping them costs a test nothing, where a
+    method bound to an object would keep the object alive."""
+    if isinstance(callable_, type) or isinstance(getattr(callable_, "__objclass__", None), type):
+        return True
+    return isinstance(getattr(callable_, "__self__", None), types.ModuleType)
 
 
 def _owner_of(obj):
@@ -191,6 +239,7 @@ class CallRecorder:
 
     MAX_SHAPES = 8  # distinct argument shapes kept per callable
     MAX_READ = 64  # calls per callable whose arguments are read
+    SITE_REPEATS = 4  # reads of a call site in a test that found no new shape, before it settles
     BUDGET = 4000  # calls read in the session
     LITERAL_ITEMS = 16  # container elements with a literal form
     LITERAL_CHARS = 256  # string and bytes length with a literal form
@@ -205,6 +254,7 @@ class CallRecorder:
         self.callables = {}  # qualname -> entry (the RecordedCallable JSON)
         self.shapes = {}  # qualname -> set of shapes kept
         self.sites = {}  # (id(code), offset) -> (code, ast.Call or None)
+        self.repeats = {}  # (id(code), offset) -> reads there in this test that found no new shape
         self.positions = {}  # id(code) -> (code, list of positions)
         self.constructed = set()  # type keys whose constructor call was seen
         self.samples = {}  # type key -> pickle literal or None
@@ -217,50 +267,70 @@ class CallRecorder:
     # -- recording ----------------------------------------------------------------------
 
     def record(self, code, offset, callable_, arg0):
+        """Counts a call and reads its arguments. Returns whether its site needs no more
+        reading, and the callable's entry for the calls counted there from then on."""
         self.seen += 1
-        if threading.get_ident() != self.main or self.read >= self.BUDGET:
-            return
+        if threading.get_ident() != self.main:
+            return False, None
         try:
-            self._record(code, offset, callable_, arg0)
+            return self._record(code, offset, callable_, arg0)
         except _SlowTest:
             raise
         except Exception:  # noqa: BLE001 - recording must never break a test
-            pass
+            return True, None
+
+    def count(self, entry):
+        """A call at a settled site."""
+        self.seen += 1
+        if entry is not None and threading.get_ident() == self.main:
+            entry["calls"] += 1
 
     def _record(self, code, offset, callable_, arg0):
-        target = self.describe_callable(callable_)
-        if target is None:
-            return
-        qualname, kind, receiver_first = target
-        if kind == "constructor":
-            self.constructed.add(qualname)
-        entry = self.callables.get(qualname)
+        entry = self.entry(callable_)
         if entry is None:
-            entry = {"qualname": qualname, "kind": kind, "calls": 0, "unresolved": 0, "arg_sets": [], "read": 0}
-            self.callables[qualname] = entry
-            self.shapes[qualname] = set()
+            return True, None
         entry["calls"] += 1
-        if len(entry["arg_sets"]) >= self.MAX_SHAPES or entry["read"] >= self.MAX_READ:
-            return
+        if self.read >= self.BUDGET or len(entry["arg_sets"]) >= self.MAX_SHAPES or entry["read"] >= self.MAX_READ:
+            return True, entry
         entry["read"] += 1
         self.read += 1
         frame = sys._getframe(3)  # _record <- record <- on_call <- the calling frame
         if frame.f_code is not code:
             entry["unresolved"] += 1
-            return
+            return False, entry
         try:
-            args, keywords = self.arguments(code, offset, frame, arg0, receiver_first)
+            args, keywords = self.arguments(code, offset, frame, arg0, entry["receiver_first"])
         except _Unresolved:
             entry["unresolved"] += 1
-            return
+            return self.call_at(code, offset) is None, entry
         described = [self.describe_value(v) for v in args]
         named = [{"name": k, "value": self.describe_value(v)} for k, v in keywords]
         shape = (tuple(_shape(d) for d in described), tuple((k["name"], _shape(k["value"])) for k in named))
-        if shape in self.shapes[qualname]:
-            return
-        self.shapes[qualname].add(shape)
-        entry["arg_sets"].append({"args": described, "keywords": named, "test": self.test})
-        self.dirty = True
+        shapes = self.shapes[entry["qualname"]]
+        if shape not in shapes:
+            shapes.add(shape)
+            entry["arg_sets"].append({"args": described, "keywords": named, "test": self.test})
+            self.dirty = True
+            return False, entry
+        repeats = self.repeats.get((id(code), offset), 0) + 1
+        self.repeats[(id(code), offset)] = repeats
+        return repeats >= self.SITE_REPEATS, entry
+
+    def entry(self, callable_):
+        """The callable's RecordedCallable entry (with what reading needs), None when it has no name."""
+        target = self.describe_callable(callable_)
+        if target is None:
+            return None
+        qualname, kind, receiver_first = target
+        if kind == "constructor":
+            self.constructed.add(qualname)
+        entry = self.callables.get(qualname)
+        if entry is None:
+            entry = {"qualname": qualname, "kind": kind, "calls": 0, "unresolved": 0, "arg_sets": [],
+                     "read": 0, "receiver_first": receiver_first}
+            self.callables[qualname] = entry
+            self.shapes[qualname] = set()
+        return entry
 
     def describe_callable(self, obj):
         """(qualname, kind, whether the first argument is the receiver) of a callable that
@@ -393,7 +463,7 @@ class CallRecorder:
     def write(self):
         """Rewrites the file atomically: the stress phase may read it while the suite runs."""
         callables = [
-            {k: v for k, v in entry.items() if k != "read"}
+            {k: v for k, v in entry.items() if k not in ("read", "receiver_first")}
             for _, entry in sorted(self.callables.items())
         ]
         document = {

@@ -142,6 +142,17 @@ fn recorded_calls_hold_modes_options_and_odd_arguments_by_type() {
     for mode in ["'hex'", "'HEX'", "'oct'", "'bin'"] {
         assert!(modes.iter().any(|m| m == mode), "{mode} in {modes:?}");
     }
+    // A hot call site is only counted once it repeats itself, and still read now and then: the
+    // outer loop's second mode, 300 calls in, is recorded, and every call is counted.
+    let looped = "test_format_value_over_a_range_in_each_mode";
+    assert!(
+        format.arg_sets.iter().any(|s| {
+            s.test.as_deref().is_some_and(|t| t.ends_with(looped))
+                && matches!(s.args.get(1), Some(RecordedValue::Literal { source, .. }) if source == "'oct'")
+        }),
+        "'oct' from {looped}: {format:#?}"
+    );
+    assert!(format.calls >= 600, "{format:#?}");
     let vector = callable(&calls, "ftfixture_racy.Vector");
     assert!(
         vector

@@ -130,6 +130,13 @@ def test_format_value_parametrized(mode, expected):
     assert fx.format_value(10, mode) == expected
 
 
+def test_format_value_over_a_range_in_each_mode():
+    # The mode changes in the outer loop: one call site sees 'dec' 300 times, then 'oct'.
+    for mode, base in (("dec", 10), ("oct", 8)):
+        for value in range(300):
+            assert int(fx.format_value(value, mode), base) == value
+
+
 def test_shared_vectors_publish_their_items():
     v = fx.Vector([1, 2, 3], shared=True)
     assert v.sum() == 6
