@@ -11,7 +11,7 @@ use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use serde::Serialize;
@@ -39,6 +39,10 @@ pub struct Step {
     pub stdout: Option<PathBuf>,
     #[serde(skip)]
     pub timeout: Duration,
+    /// A file where the process writes the time (Unix seconds) from which it is stuck if it
+    /// still runs: its timeout comes then.
+    #[serde(skip)]
+    pub stuck_file: Option<PathBuf>,
 }
 
 impl Step {
@@ -59,6 +63,7 @@ impl Step {
             log: log.to_path_buf(),
             stdout: None,
             timeout: Duration::from_secs(3600),
+            stuck_file: None,
         }
     }
 
@@ -107,6 +112,14 @@ impl Step {
 
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
+        self
+    }
+
+    /// Ends the step as timed out once the time written in `path` has come (the process
+    /// says when it counts as stuck).
+    pub fn stuck_after_time_in(mut self, path: &Path) -> Self {
+        let _ = fs::remove_file(path);
+        self.stuck_file = Some(path.to_path_buf());
         self
     }
 
@@ -160,7 +173,8 @@ pub enum Termination {
     Signaled {
         signal: i32,
     },
-    /// Ran past its timeout; stacks were collected and the process group killed.
+    /// Ran past its timeout, or said it was stuck; stacks were collected and the process
+    /// group killed.
     TimedOut,
     /// The user pressed Ctrl-C; the process group was killed.
     Interrupted,
@@ -277,7 +291,7 @@ impl Runner {
         let mut hang_stacks = None;
         let termination = tokio::select! {
             status = child.wait() => termination_of(status?),
-            _ = tokio::time::sleep(step.timeout) => {
+            _ = timed_out(step) => {
                 hang_stacks = Some(collect_hang_evidence(pid, &step.log).await);
                 kill_group(pid);
                 let _ = child.wait().await;
@@ -354,6 +368,37 @@ impl Runner {
     pub fn history(&self) -> Vec<StepResult> {
         self.history.lock().map(|h| h.clone()).unwrap_or_default()
     }
+}
+
+/// The step's timeout, or the time its stuck file names.
+async fn timed_out(step: &Step) {
+    let stuck = async {
+        let Some(path) = &step.stuck_file else {
+            return std::future::pending::<()>().await;
+        };
+        while !stuck_by(path, SystemTime::now()) {
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    };
+    tokio::select! {
+        _ = tokio::time::sleep(step.timeout) => {}
+        _ = stuck => {}
+    }
+}
+
+/// Whether the stuck file holds a time that has come by `now`.
+fn stuck_by(path: &Path, now: SystemTime) -> bool {
+    let Ok(text) = fs::read_to_string(path) else {
+        return false;
+    };
+    let secs = now
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs_f64();
+    text.split_whitespace()
+        .next()
+        .and_then(|t| t.parse::<f64>().ok())
+        .is_some_and(|at| at <= secs)
 }
 
 async fn cancelled(cancel: &mut watch::Receiver<bool>) {
@@ -505,6 +550,45 @@ mod tests {
                 signal: libc::SIGSEGV
             }
         );
+    }
+
+    #[tokio::test]
+    async fn a_process_that_says_it_is_stuck_times_out_at_once_with_its_stacks() {
+        let dir = tempfile::tempdir().unwrap();
+        let (runner, _tx) = runner(dir.path());
+        let stuck = dir.path().join("stuck");
+        // Stuck from 1 s on, written at once.
+        let script = format!(
+            "echo $(( $(date +%s) + 1 )) > {}; sleep 60",
+            stuck.display()
+        );
+        let step = Step::new(
+            "stuck",
+            "/bin/sh",
+            dir.path(),
+            &dir.path().join("stuck.log"),
+        )
+        .args(["-c", &script])
+        .timeout(Duration::from_secs(60))
+        .stuck_after_time_in(&stuck);
+        let result = runner.run(&step).await.unwrap();
+        assert_eq!(result.termination, Termination::TimedOut);
+        assert!(result.seconds < 30.0, "{}", result.seconds);
+        let stacks = fs::read_to_string(result.hang_stacks.unwrap()).unwrap();
+        assert!(stacks.contains("=== native stacks of pid"), "{stacks}");
+    }
+
+    #[test]
+    fn the_stuck_time_counts_once_it_has_come() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("stuck");
+        let at = |secs: u64| UNIX_EPOCH + Duration::from_secs(secs);
+        assert!(!stuck_by(&path, at(100)), "no file, not stuck");
+        fs::write(&path, "100.5 exiting\n").unwrap();
+        assert!(!stuck_by(&path, at(100)));
+        assert!(stuck_by(&path, at(101)));
+        fs::write(&path, "soon").unwrap();
+        assert!(!stuck_by(&path, at(101)), "no time, not stuck");
     }
 
     #[tokio::test]

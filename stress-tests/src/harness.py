@@ -16,6 +16,14 @@ MAX_ITEMS_CHECKED = 10000
 # The control run: the same ops with the same seeds, one thread, in turn (round-robin over
 # what each worker would have run). An anomaly it shows too is no concurrency bug.
 SINGLE_THREAD = "FTREVIEW_SINGLE_THREAD"
+# A file where the harness writes the time (Unix seconds) from which the process is stuck if
+# it still runs; the runner then takes its stacks and stops it instead of waiting for its
+# timeout. Stuck now: a worker alive past the workers' deadline with no progress for
+# STUCK_AFTER seconds, inside one call (spinning in a corrupted structure, blocked on a lock)
+# or after its last (a thread exit spinning in a corrupted heap). Stuck soon: STUCK_AFTER
+# seconds after the script's end (interpreter finalization spinning in that heap).
+STUCK_FILE = "FTREVIEW_STUCK_FILE"
+STUCK_AFTER = 10.0
 
 
 def _describe(exc):
@@ -31,6 +39,7 @@ class _Log:
         self.exceptions = {}
         self.anomalies = {}
         self.iterations = 0
+        self.progress = time.monotonic()  # when the last call started, or the worker ended
 
     def exception(self, label, exc):
         key = (label, type(exc).__name__)
@@ -43,6 +52,7 @@ class _Log:
 
     def call(self, entry, *args):
         label, op, call = entry
+        self.progress = time.monotonic()
         try:
             op(*args)
         except SystemError as exc:  # a C function broke the C-API contract
@@ -167,6 +177,7 @@ def _worker(index, barrier, deadline, log, exhausted):
             break
         log.call(ops[rng.randrange(len(ops))], index, i, rng)
         log.iterations += 1
+    log.progress = time.monotonic()
 
 
 def _single_thread(started, deadline):
@@ -197,6 +208,7 @@ def _first_call_rounds(started):
     logs land beside this one's), within two thirds of the budget. Returns how many ran."""
     env = dict(os.environ)
     env.pop("FTREVIEW_OUTCOME", None)
+    env.pop(STUCK_FILE, None)
     command = [sys.executable, os.path.abspath(__file__)]
     rounds, batch_secs = 0, 0.0
     while rounds < SCENARIO["first_call_rounds"]:
@@ -230,6 +242,33 @@ def _first_calls_only(round_index):
             worker.join()
 
 
+def _join(workers, logs, deadline):
+    """Joins the workers. Until the deadline nothing is read from them (reading a worker's
+    state would order the threads through its lock); past it, a worker still alive with no
+    progress for STUCK_AFTER seconds is stuck, and the stuck file says so, once."""
+    for worker in workers:
+        worker.join(max(0.0, deadline - time.monotonic()))
+    told = False
+    for worker in workers:
+        while worker.is_alive():
+            worker.join(0.5)
+            now = time.monotonic()
+            stuck = [i for i, (w, log) in enumerate(zip(workers, logs)) if w.is_alive() and now - log.progress > STUCK_AFTER]
+            if stuck and not told:
+                told = True
+                print(f"ftreview: worker(s) {stuck} alive past the deadline with no progress for {STUCK_AFTER:.0f} s: stuck",
+                      file=sys.stderr, flush=True)
+                _stuck_from(0.0, "a worker stuck")
+
+
+def _stuck_from(delay, why):
+    """Tells the runner the process is stuck from `delay` seconds on if it still runs."""
+    path = os.environ.get(STUCK_FILE)
+    if path:
+        with open(path, "w") as f:
+            f.write(f"{time.time() + delay:.3f} {why}\n")
+
+
 def run():
     if os.environ.get(FIRST_CALLS_ONLY):
         return _first_calls_only(int(os.environ[FIRST_CALLS_ONLY]))
@@ -260,8 +299,7 @@ def run():
     ]
     for worker in workers:
         worker.start()
-    for worker in workers:
-        worker.join()
+    _join(workers, logs, deadline)
     final = _Log()
     _check_invariants(final)
     gc.collect()
@@ -270,3 +308,4 @@ def run():
 
 if __name__ == "__main__":
     run()
+    _stuck_from(STUCK_AFTER, "still exiting")

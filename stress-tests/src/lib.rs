@@ -47,7 +47,7 @@ pub use model::{
 };
 pub use outcome::{
     same_anomaly_in_control, Anomaly, AnomalyKind, ExceptionRecord, OutcomeStatus, ScenarioOutcome,
-    OUTCOME_ENV, SINGLE_THREAD_ENV,
+    OUTCOME_ENV, SINGLE_THREAD_ENV, STUCK_FILE_ENV,
 };
 pub use small::{small_reproducer, ReproducerRequest, SmallReproducer};
 

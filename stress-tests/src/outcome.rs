@@ -9,6 +9,12 @@ use serde::{Deserialize, Serialize};
 /// Environment variable naming the file a scenario writes its outcome to.
 pub const OUTCOME_ENV: &str = "FTREVIEW_OUTCOME";
 
+/// Environment variable naming the file where a scenario writes the time (Unix seconds) from
+/// which it is stuck if it still runs: at once when a worker is alive past the workers'
+/// deadline with no progress for 10 s, 10 s on when the script ends (a finalization that
+/// spins). The runner need not wait for the timeout.
+pub const STUCK_FILE_ENV: &str = "FTREVIEW_STUCK_FILE";
+
 /// Set to `1`, a scenario script runs as the control: the same operations (same seed, each
 /// worker's sequence) in one thread, round-robin, without child processes. Run it in a fresh
 /// process; an anomaly it shows too ([`same_anomaly_in_control`]) is single-threaded.

@@ -15,6 +15,7 @@ use ftreview_stress::{
     same_anomaly_in_control, AnomalyKind, ApiModel, BindingKind, BindingSpec, CrashOutcome,
     GenConfig, IntrospectionRequest, ModelSource, OutcomeStatus, Scenario, ScenarioKind,
     ScenarioOutcome, TrialOutcome, TypeApi, INTROSPECTION_FAIL_ENV, OUTCOME_ENV, SINGLE_THREAD_ENV,
+    STUCK_FILE_ENV,
 };
 
 const PACKAGE: &str = "contract_quirks";
@@ -321,4 +322,91 @@ fn a_model_from_static_bindings_runs_with_untried_arguments() {
     assert!(setter
         .c_callables
         .contains(&"bindings_target.Box.label".to_string()));
+}
+
+#[test]
+fn a_worker_stuck_past_the_deadline_says_so_long_before_any_timeout() {
+    let model = ApiModel::from_bindings(&[BindingSpec {
+        module: "stuck_target".into(),
+        owner_type: None,
+        python_name: "spin".into(),
+        kind: BindingKind::Function,
+    }]);
+    let config = GenConfig {
+        first_call_rounds: 0,
+        ..config()
+    };
+    let scenario = generate(&model, &config)
+        .into_iter()
+        .find(|s| s.kind == ScenarioKind::FunctionHammer)
+        .expect("a scenario hammering spin()");
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("stuck.py");
+    std::fs::write(&script, &scenario.script).unwrap();
+    let (stuck, outcome) = (dir.path().join("stuck"), dir.path().join("outcome.json"));
+    let started = std::time::Instant::now();
+    let mut child = python3(dir.path())
+        .arg(&script)
+        .env(OUTCOME_ENV, &outcome)
+        .env(STUCK_FILE_ENV, &stuck)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // The workers' 2 s budget, then 10 s inside one call.
+    while !stuck.exists() && started.elapsed() < Duration::from_secs(60) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let waited = started.elapsed();
+    let still_running = child.try_wait().unwrap().is_none();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let said = std::fs::read_to_string(&stuck).expect("the stuck file");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    let from: f64 = said.split_whitespace().next().unwrap().parse().unwrap();
+    assert!(from <= now && said.contains("a worker stuck"), "{said}");
+    assert!(
+        waited >= Duration::from_secs(10),
+        "stuck only after 10 s without progress: {waited:?}"
+    );
+    assert!(
+        still_running,
+        "the harness leaves the killing to the runner"
+    );
+    let outcome = parse_outcome(&std::fs::read_to_string(&outcome).unwrap()).unwrap();
+    assert_eq!(outcome.status, OutcomeStatus::Started);
+}
+
+#[test]
+fn a_scenario_that_ends_counts_as_stuck_only_if_it_still_runs_ten_seconds_on() {
+    let model = ApiModel::from_bindings(&[BindingSpec {
+        module: "bindings_target".into(),
+        owner_type: None,
+        python_name: "scale".into(),
+        kind: BindingKind::Function,
+    }]);
+    let scenario = generate(&model, &config()).into_iter().next().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("ends.py");
+    std::fs::write(&script, &scenario.script).unwrap();
+    let stuck = dir.path().join("stuck");
+    let status = python3(dir.path())
+        .arg(&script)
+        .env(STUCK_FILE_ENV, &stuck)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let ended = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    let said = std::fs::read_to_string(&stuck).expect("the stuck file");
+    let from: f64 = said.split_whitespace().next().unwrap().parse().unwrap();
+    assert!(said.contains("still exiting"), "{said}");
+    assert!(
+        (ended + 8.0..ended + 10.5).contains(&from),
+        "{from} vs {ended}"
+    );
 }

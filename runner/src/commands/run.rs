@@ -11,6 +11,7 @@ use ftreview_toolchain::{BuildRequest, Interpreter};
 use serde_json::json;
 use tokio::sync::watch;
 
+use crate::env::Installer;
 use crate::events::{format_secs, Display, Events};
 use crate::exit::Outcome;
 use crate::phases::StressOptions;
@@ -91,6 +92,11 @@ pub struct RunArgs {
     /// Rebuild the extension even when a cached build of the same sources exists.
     #[arg(long)]
     pub rebuild: bool,
+    /// What installs the wheel and the test requirements into the test venv: uv, falling back
+    /// to pip when uv is unavailable or fails, or pip alone (slow: it runs under the TSan
+    /// interpreter).
+    #[arg(long, value_enum, default_value = "uv")]
+    pub installer: Installer,
     /// A previous results.json: report only new findings, and exit 1 only on those.
     #[arg(long, value_name = "FILE")]
     pub baseline: Option<PathBuf>,
@@ -175,6 +181,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<Outcome> {
         registry,
         user_suppressions: args.suppressions.clone(),
         rebuild: args.rebuild,
+        installer: args.installer,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

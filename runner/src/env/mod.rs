@@ -10,8 +10,8 @@ mod venv;
 
 pub(crate) use installed::{instrumentation, instrumentation_problem, Installed};
 pub(crate) use test_env::{
-    cached_test_env, install_requirements, install_wheel, publish, requirement_name, TestEnv,
-    TestEnvRequest,
+    cached_test_env, install_requirements, install_wheel, publish, requirement_name, Installer,
+    TestEnv, TestEnvRequest,
 };
 pub(crate) use tsan::{quiet_env, run_env, tsan_options, write_suppressions};
 pub(crate) use uv::Uv;

@@ -18,6 +18,15 @@ const NOTES_FILE: &str = "ftreview-install-notes.txt";
 /// Requirements every test venv gets after the suite's own.
 const HARNESS_REQUIREMENTS: [&str; 2] = ["pytest", "pytest-run-parallel"];
 
+/// What installs into the test venv.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Installer {
+    /// uv, and pip where uv is unavailable or fails.
+    Uv,
+    /// pip alone, under the TSan interpreter.
+    Pip,
+}
+
 /// What to build a test venv from.
 pub(crate) struct TestEnvRequest<'a> {
     pub interpreter: &'a Interpreter,
@@ -170,9 +179,7 @@ impl TestEnv {
                 log.display()
             ));
         } else {
-            self.note_once(
-                "uv is unavailable: installed with pip under the TSan interpreter (slow)",
-            );
+            self.note_once("installed with pip under the TSan interpreter (slow)");
         }
         let mut step = self
             .venv

@@ -93,9 +93,9 @@ pub(crate) enum Collected {
     SingleThreaded(Vec<SingleThreadedBug>),
     /// Tests of the parallel phase that called into the extension.
     ParallelTestsReachingExtension(u64),
-    /// Asks for the count of distinct problems and crashes so far; answered in turn, so it
-    /// counts everything the asking phase sent before.
-    ProblemCount(tokio::sync::oneshot::Sender<usize>),
+    /// Asks for the count of distinct problems and crashes the stress phase has shown so far;
+    /// answered in turn, so it counts everything the phase sent before.
+    StressProblemCount(tokio::sync::oneshot::Sender<usize>),
 }
 
 /// TSan reports (origins set), crashes and hangs of one process.

@@ -196,10 +196,10 @@ pub(crate) async fn run_stress(
     send(&sink, Collected::Phase(record));
 }
 
-/// The review's count of problems and crashes, with everything this phase sent so far in.
+/// The distinct problems and crashes this phase has shown, with everything it sent so far in.
 async fn problems_so_far(sink: &Sink) -> usize {
     let (reply, answer) = tokio::sync::oneshot::channel();
-    send(sink, Collected::ProblemCount(reply));
+    send(sink, Collected::StressProblemCount(reply));
     answer.await.unwrap_or(0)
 }
 
@@ -465,7 +465,9 @@ async fn run_scenario(
     let script = dir.join("script.py");
     fs::write(&script, &scenario.script)?;
     let outcome_path = dir.join("outcome.json");
-    // A scenario stops its workers at its own budget; the timeout is for one that cannot.
+    let stuck_file = dir.join("stuck");
+    // A scenario stops its workers at its own budget; the timeout is for one that cannot
+    // and does not tell it is stuck.
     let timeout = options
         .scenario_timeout
         .min(deadline.saturating_duration_since(Instant::now()) + Duration::from_secs(30));
@@ -478,8 +480,16 @@ async fn run_scenario(
     .in_phase(Phase::Stress)
     .arg(&script)
     .envs(&ctx.tsan_env(&dir))
-    .env("FTREVIEW_OUTCOME", outcome_path.display().to_string())
-    .timeout(timeout);
+    .env(
+        ftreview_stress::OUTCOME_ENV,
+        outcome_path.display().to_string(),
+    )
+    .env(
+        ftreview_stress::STUCK_FILE_ENV,
+        stuck_file.display().to_string(),
+    )
+    .timeout(timeout)
+    .stuck_after_time_in(&stuck_file);
     let result = ctx.runner.run(&step).await?;
     let origin = Origin::new(Phase::Stress, &scenario.name);
     let (mut reports, logs) = attribution::read_logs(&dir);

@@ -16,6 +16,7 @@ use ftreview_reports::model::{Phase, RunRecord};
 use ftreview_toolchain::Interpreter;
 use tokio::sync::watch;
 
+use crate::env::Installer;
 use crate::events::Events;
 use crate::phases::{Ctx, StressOptions};
 use crate::process::Runner;
@@ -71,6 +72,7 @@ pub(crate) struct RunOptions {
     pub user_suppressions: Vec<PathBuf>,
     /// Ignore the build cache.
     pub rebuild: bool,
+    pub installer: Installer,
 }
 
 /// The result of one target. What stopped it early and whether a clean result would mean

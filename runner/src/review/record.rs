@@ -26,7 +26,7 @@ pub(crate) struct Review {
     clusterer: Clusterer,
     reader: Option<ReportReader>,
     /// What the stress phase counts to stop reseeding once rounds add nothing.
-    problems: ProblemIds,
+    stress_problems: ProblemIds,
 }
 
 impl Review {
@@ -39,7 +39,7 @@ impl Review {
             started: Instant::now(),
             clusterer: Clusterer::new(Classifier::default(), ClusterOptions::default()),
             reader: None,
-            problems: ProblemIds::default(),
+            stress_problems: ProblemIds::default(),
         }
     }
 
@@ -104,8 +104,8 @@ impl Review {
             Collected::ParallelTestsReachingExtension(n) => {
                 self.record.exercised.parallel_tests_reaching_extension += n
             }
-            Collected::ProblemCount(reply) => {
-                let _ = reply.send(self.problems.count(&self.record));
+            Collected::StressProblemCount(reply) => {
+                let _ = reply.send(self.stress_problems.count(&self.record));
             }
         }
     }
@@ -142,7 +142,7 @@ impl Review {
         self.append_findings(&kept);
         self.save();
         if changed {
-            self.problems.stale = true;
+            self.stress_problems.stale = true;
         }
     }
 
@@ -232,7 +232,7 @@ impl ExtensionFrame {
     }
 }
 
-/// The ids of the problems and crashes seen so far. The analysis behind them reads the whole
+/// The ids of the problems and crashes the stress phase showed so far. The analysis behind them reads the whole
 /// record, so it is redone only when asked after new root causes or crashes came in.
 #[derive(Default)]
 struct ProblemIds {
@@ -249,15 +249,18 @@ impl ProblemIds {
     }
 }
 
-/// What makes evidence new at a maintainer's grain: a problem (one piece of shared state and
-/// its fix) or a crash site not seen before, not one more pair of functions racing on known
-/// state. Hangs are left out: each hung process is its own finding.
+/// What makes the stress phase's evidence new at a maintainer's grain: a problem (one piece
+/// of shared state and its fix) or a crash site its scenarios had not shown, not one more pair
+/// of functions racing on known state. Hangs are left out: each hung process is its own
+/// finding. What the suites running beside it find is theirs: it says nothing about whether
+/// more stress pays.
 fn problem_ids(run: &RunRecord) -> impl Iterator<Item = String> {
     ftreview_reports::analyze(run, None)
         .results
         .findings
         .into_iter()
         .filter(|f| matches!(f.category, Category::Race | Category::Crash))
+        .filter(|f| f.origins.iter().any(|o| o.phase == Phase::Stress))
         .map(|f| f.id)
 }
 
@@ -300,9 +303,14 @@ mod tests {
 
     const LOGS: &str = "../reports/tests/data/racy/logs/stress";
 
-    /// The recorded racy run with the triage of `logs` (real fixture logs), and the sets of
-    /// extension functions racing in them.
+    /// The recorded racy run with the triage of `logs` (real fixture logs, from stress
+    /// scenarios), and the sets of extension functions racing in them.
     fn run_after(logs: &[&str]) -> (RunRecord, BTreeSet<BTreeSet<String>>) {
+        run_after_in(Phase::Stress, logs)
+    }
+
+    /// The same, with the reports as if `phase` had made them.
+    fn run_after_in(phase: Phase, logs: &[&str]) -> (RunRecord, BTreeSet<BTreeSet<String>>) {
         let (_dir, mut run) = crate::testdata::recorded_run();
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
         run.target.source_dir = root.join("../test-fixtures/racy_ext");
@@ -311,7 +319,8 @@ mod tests {
         let mut function_sets = BTreeSet::new();
         for log in logs {
             let text = std::fs::read_to_string(root.join(LOGS).join(log)).unwrap();
-            for report in tsan_parse::parse_str(&text) {
+            for mut report in tsan_parse::parse_str(&text) {
+                report.origin = Some(tsan_parse::Origin::new(phase, *log));
                 let frames = extension_frames(&classifier, &report);
                 function_sets.insert(frames.into_iter().map(|f| f.function).collect());
                 clusterer.add(report);
@@ -333,6 +342,16 @@ mod tests {
         assert!(function_sets.len() > 2 * vector.len(), "{function_sets:?}");
         let both: BTreeSet<String> = problem_ids(&run_after(&[VECTOR, MODULE]).0).collect();
         assert!(both.is_superset(&vector) && both.len() == 3, "{both:?}");
+    }
+
+    #[test]
+    fn what_the_suites_found_is_not_the_stress_phases_news() {
+        let (suites, _) = run_after_in(Phase::ParallelTests, &[VECTOR, MODULE]);
+        assert!(!ftreview_reports::analyze(&suites, None)
+            .results
+            .findings
+            .is_empty());
+        assert_eq!(problem_ids(&suites).count(), 0);
     }
 
     #[test]

@@ -16,7 +16,7 @@ use tsan_parse::Triage;
 use super::record::Review;
 use super::RunOptions;
 use crate::build::{self, BuildFailed, BuildRequest, BuiltWheel, ProjectInfo};
-use crate::env::{self, Installed, TestEnv, TestEnvRequest, Uv, Venv};
+use crate::env::{self, Installed, Installer, TestEnv, TestEnvRequest, Uv, Venv};
 use crate::registry::PackageOverrides;
 use crate::target::{self, Index, Source, TargetSpec};
 
@@ -250,12 +250,13 @@ pub(super) async fn environment(
 ) -> Result<Prepared, String> {
     let logs = review.run_dir.logs("setup").map_err(|e| e.to_string())?;
     let index = Index::from_pip_config();
-    let uv = match Uv::locate(&index) {
-        Ok(uv) => Some(uv),
-        Err(err) => {
-            review.events.warn(&format!("uv is unavailable ({err:#}): pip under the TSan interpreter installs the test environment instead (slow)"));
-            None
-        }
+    let uv = match options.installer {
+        Installer::Pip => None,
+        Installer::Uv => Uv::locate(&index)
+            .inspect_err(|err| {
+                review.events.warn(&format!("uv is unavailable ({err:#}): pip under the TSan interpreter installs the test environment instead (slow)"));
+            })
+            .ok(),
     };
     let runner = review.runner.clone();
     let request = TestEnvRequest {

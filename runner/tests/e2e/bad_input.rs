@@ -344,3 +344,28 @@ fn a_requirement_that_cannot_install_is_skipped_and_pytest_cov_is_switched_off()
         .expect("the plain suite's command");
     assert!(suite.contains("\"--no-cov\""), "{suite}");
 }
+
+#[test]
+fn without_uv_pip_installs_the_test_venv_and_the_note_says_so() {
+    let Some(python) = interpreter() else { return };
+    let test = "import ftfixture_racy\n\ndef test_bump():\n    assert ftfixture_racy.bump() > 0\n";
+    // --rebuild: a cached venv of the same wheel and requirements would be reused as it is.
+    let extra = ["--installer", "pip", "--rebuild"];
+    let (_tmp, run) = racy_with_tests(&python, "pip", test, &[], &extra);
+    let record = run.record();
+    let phase = |wanted: Phase| record.phases.iter().find(|p| p.phase == wanted).unwrap();
+    let deps = phase(Phase::TestDeps);
+    let note = deps.message.clone().unwrap_or_default();
+    assert_eq!(deps.status, PhaseStatus::Passed, "{note}\n{}", run.stderr);
+    assert!(
+        note.contains("installed with pip under the TSan interpreter") && !note.contains("uv "),
+        "{note}"
+    );
+    let tests = phase(Phase::Tests);
+    assert_eq!(
+        tests.coverage.as_ref().map(|c| c.ran),
+        Some(1),
+        "{}",
+        run.stderr
+    );
+}

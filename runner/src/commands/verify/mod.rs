@@ -20,6 +20,7 @@ use ftreview_toolchain::Interpreter;
 use serde::Deserialize;
 use tokio::sync::{watch, Semaphore};
 
+use crate::env::Installer;
 use crate::events::{Display, Events};
 use crate::exit::Outcome;
 use crate::phases::{
@@ -199,6 +200,7 @@ fn run_options(registry: Registry) -> RunOptions {
         registry,
         user_suppressions: Vec::new(),
         rebuild: false,
+        installer: Installer::Uv,
     }
 }
 
