@@ -85,8 +85,11 @@ class ExtensionCalls:
     A call site that calls something else is disabled (sys.monitoring.DISABLE) until the next
     test restarts the events, which keeps the cost to the first visit of each site per test.
     Sites that reach the extension stay enabled: they are counted on every call. Once such a
-    site needs no more reading, calls of the same callable there are only counted for a while
-    (`_Settled`), until the next test.
+    site needs no more reading, calls of the same callable there from the main thread are only
+    counted for a while (`_Settled`), until the next test. Other threads write nothing shared
+    but the first count of a test: a write to an object they share would order them through
+    its lock and hide their races from TSan (pytest-run-parallel runs every test in threads),
+    so their calls count as one.
     """
 
     def __init__(self, modules, record_path=None):
@@ -94,7 +97,8 @@ class ExtensionCalls:
         self.short = {m.rsplit(".", 1)[-1] for m in modules}
         self.count = 0
         self.known = {}
-        self.settled = {}  # (id(code), offset) -> _Settled
+        self.settled = {}  # (id(code), offset) -> _Settled, the main thread's only
+        self.main = threading.main_thread().ident
         self.recorder = None
         monitoring = getattr(sys, "monitoring", None)
         self.active = False
@@ -122,7 +126,8 @@ class ExtensionCalls:
 
     def on_call(self, code, offset, callable_, arg0):
         site = (id(code), offset)
-        settled = self.settled.get(site)
+        main = threading.get_ident() == self.main
+        settled = self.settled.get(site) if main else None
         if settled is not None and settled.skips(code, callable_):
             self.count += 1
             if self.recorder is not None:
@@ -134,6 +139,10 @@ class ExtensionCalls:
             reaches = False
         if not reaches:
             return sys.monitoring.DISABLE
+        if not main:
+            if self.count == 0:
+                self.count = 1
+            return None
         self.count += 1
         done, entry = (True, None) if self.recorder is None else self.recorder.record(code, offset, callable_, arg0)
         if not done:
@@ -270,8 +279,6 @@ class CallRecorder:
         """Counts a call and reads its arguments. Returns whether its site needs no more
         reading, and the callable's entry for the calls counted there from then on."""
         self.seen += 1
-        if threading.get_ident() != self.main:
-            return False, None
         try:
             return self._record(code, offset, callable_, arg0)
         except _SlowTest:
@@ -282,7 +289,7 @@ class CallRecorder:
     def count(self, entry):
         """A call at a settled site."""
         self.seen += 1
-        if entry is not None and threading.get_ident() == self.main:
+        if entry is not None:
             entry["calls"] += 1
 
     def _record(self, code, offset, callable_, arg0):

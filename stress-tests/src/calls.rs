@@ -24,7 +24,7 @@ const MAX_STAND_IN_LEN: u64 = 1 << 20;
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ApiCalls {
     pub format: u32,
-    /// Calls into the extension the suite made, recorded or not.
+    /// Calls into the extension the suite made from the main thread, recorded or not.
     pub calls_seen: u64,
     /// Recording stopped at its budget; later calls were only counted.
     #[serde(default)]

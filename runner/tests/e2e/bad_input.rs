@@ -321,21 +321,10 @@ fn a_requirement_that_cannot_install_is_skipped_and_pytest_cov_is_switched_off()
     let test = "import ftfixture_racy\n\ndef test_bump():\n    assert ftfixture_racy.bump() > 0\n";
     let missing = "ftreview-no-such-requirement-0";
     let (_tmp, run) = racy_with_tests(&python, "deps", test, &[missing, "pytest-cov"], &[]);
-    let record = run.record();
-    let phase = |wanted: Phase| record.phases.iter().find(|p| p.phase == wanted).unwrap();
-    let deps = phase(Phase::TestDeps);
-    let note = deps.message.clone().unwrap_or_default();
-    assert_eq!(deps.status, PhaseStatus::Passed, "{note}\n{}", run.stderr);
+    let note = test_deps_note_after_one_test_ran(&run);
     assert!(
         note.contains("skipped test requirements that would not install") && note.contains(missing),
         "{note}"
-    );
-    let tests = phase(Phase::Tests);
-    assert_eq!(
-        tests.coverage.as_ref().map(|c| c.ran),
-        Some(1),
-        "{}",
-        run.stderr
     );
     let commands = fs::read_to_string(run.dir.join("commands.jsonl")).unwrap();
     let suite = commands
@@ -352,20 +341,21 @@ fn without_uv_pip_installs_the_test_venv_and_the_note_says_so() {
     // --rebuild: a cached venv of the same wheel and requirements would be reused as it is.
     let extra = ["--installer", "pip", "--rebuild"];
     let (_tmp, run) = racy_with_tests(&python, "pip", test, &[], &extra);
+    let note = test_deps_note_after_one_test_ran(&run);
+    assert!(
+        note.contains("installed with pip under the TSan interpreter") && !note.contains("uv "),
+        "{note}"
+    );
+}
+
+/// The note of a test-deps phase that passed, in a run whose plain suite ran its one test.
+fn test_deps_note_after_one_test_ran(run: &Run) -> String {
     let record = run.record();
     let phase = |wanted: Phase| record.phases.iter().find(|p| p.phase == wanted).unwrap();
     let deps = phase(Phase::TestDeps);
     let note = deps.message.clone().unwrap_or_default();
     assert_eq!(deps.status, PhaseStatus::Passed, "{note}\n{}", run.stderr);
-    assert!(
-        note.contains("installed with pip under the TSan interpreter") && !note.contains("uv "),
-        "{note}"
-    );
-    let tests = phase(Phase::Tests);
-    assert_eq!(
-        tests.coverage.as_ref().map(|c| c.ran),
-        Some(1),
-        "{}",
-        run.stderr
-    );
+    let ran = phase(Phase::Tests).coverage.as_ref().map(|c| c.ran);
+    assert_eq!(ran, Some(1), "{}", run.stderr);
+    note
 }
