@@ -114,13 +114,13 @@ class ExtensionCalls:
         if record_path:
             self.recorder = CallRecorder(record_path, self)
 
-    def restart(self):
+    def restart(self, nodeid):
         """A new test: counts from 0, and every site is read again (another test may pass
         other arguments at the same site)."""
         self.count = 0
         self.settled.clear()
         if self.recorder is not None:
-            self.recorder.repeats.clear()
+            self.recorder.new_test(nodeid)
         if self.active:
             sys.monitoring.restart_events()
 
@@ -285,6 +285,10 @@ class CallRecorder:
             raise
         except Exception:  # noqa: BLE001 - recording must never break a test
             return True, None
+
+    def new_test(self, nodeid):
+        self.test = nodeid
+        self.repeats.clear()
 
     def count(self, entry):
         """A call at a settled site."""
@@ -748,10 +752,8 @@ def pytest_runtest_protocol(item, nextitem):
     _emit({"event": "start", "nodeid": item.nodeid, "offset": start})
     outcomes = []
     item._ftreview_outcomes = outcomes
-    state.calls.restart()
+    state.calls.restart(item.nodeid)
     recorder = state.calls.recorder
-    if recorder is not None:
-        recorder.test = item.nodeid
     began = time.monotonic()
     with _time_limit(state.timeout, item):
         yield

@@ -118,7 +118,6 @@ impl Step {
     /// Ends the step as timed out once the time written in `path` has come (the process
     /// says when it counts as stuck).
     pub fn stuck_after_time_in(mut self, path: &Path) -> Self {
-        let _ = fs::remove_file(path);
         self.stuck_file = Some(path.to_path_buf());
         self
     }
@@ -281,6 +280,9 @@ impl Runner {
         }
         let log = File::create(&step.log)
             .with_context(|| format!("cannot create {}", step.log.display()))?;
+        if let Some(stuck) = &step.stuck_file {
+            let _ = fs::remove_file(stuck); // a time left by an earlier run of the step
+        }
         let mut command = self.command(step, log)?;
         let started = Instant::now();
         let mut child = command

@@ -232,8 +232,9 @@ impl ExtensionFrame {
     }
 }
 
-/// The ids of the problems and crashes the stress phase showed so far. The analysis behind them reads the whole
-/// record, so it is redone only when asked after new root causes or crashes came in.
+/// The ids of the problems and crashes the stress phase showed so far. The analysis behind
+/// them reads the whole record, so it is redone only when asked after new root causes or
+/// crashes came in.
 #[derive(Default)]
 struct ProblemIds {
     ids: BTreeSet<String>,
