@@ -30,8 +30,9 @@ pub struct GenConfig {
     /// dotted suffix of one): each gets a targeted scenario.
     pub targets: Vec<String>,
     pub hints: Hints,
-    /// Fresh child processes that repeat the simultaneous first calls of module functions
-    /// (lazy initialisation races happen once per process); at most two thirds of the budget.
+    /// Fresh child processes of the function hammer that repeat the simultaneous first calls
+    /// of module functions (lazy initialisation races happen once per process); at most two
+    /// thirds of the budget.
     pub first_call_rounds: u32,
 }
 
@@ -421,6 +422,18 @@ impl<'a> Spec<'a> {
         }
     }
 
+    /// Fresh processes that repeat the first calls. Only the function hammer starts them: it
+    /// makes every module function's first call, so another scenario's processes would redo
+    /// the same once-per-process initialisations (they still make their first calls at once
+    /// in their own process).
+    fn first_call_processes(&self, cfg: &GenConfig) -> u32 {
+        if self.kind == ScenarioKind::FunctionHammer && !self.first_calls.is_empty() {
+            cfg.first_call_rounds
+        } else {
+            0
+        }
+    }
+
     fn ops(&self) -> impl Iterator<Item = &Op> {
         self.roles
             .iter()
@@ -510,7 +523,7 @@ impl<'a> Spec<'a> {
             cfg.threads.max(1),
             self.iterations(cfg),
             cfg.time_budget_per_scenario.as_secs_f64(),
-            if self.first_calls.is_empty() { 0 } else { cfg.first_call_rounds },
+            self.first_call_processes(cfg),
         );
     }
 

@@ -20,10 +20,12 @@ SINGLE_THREAD = "FTREVIEW_SINGLE_THREAD"
 # it still runs; the runner then takes its stacks and stops it instead of waiting for its
 # timeout. Stuck now: a worker alive past the workers' deadline with no progress for
 # STUCK_AFTER seconds, inside one call (spinning in a corrupted structure, blocked on a lock)
-# or after its last (a thread exit spinning in a corrupted heap). Stuck soon: STUCK_AFTER
-# seconds after the script's end (interpreter finalization spinning in that heap).
+# or after its last; or, once every worker's calls are done, one still alive EXIT_STUCK_AFTER
+# seconds after its last call (a thread exit spinning in a corrupted heap). Stuck soon:
+# STUCK_AFTER seconds after the script's end (interpreter finalization spinning in that heap).
 STUCK_FILE = "FTREVIEW_STUCK_FILE"
 STUCK_AFTER = 10.0
+EXIT_STUCK_AFTER = 5.0
 
 
 def _describe(exc):
@@ -166,18 +168,37 @@ def _worker_ops(index):
     return ROLES[THREAD_ROLES[index % len(THREAD_ROLES)]]
 
 
-def _worker(index, barrier, deadline, log, exhausted):
+class _Finish:
+    """Counts the workers whose calls are done. Each takes the lock after its last call, so the
+    order it makes between them comes after every access TSan should judge."""
+
+    def __init__(self, workers):
+        self._left = workers
+        self._lock = threading.Lock()
+        self.all_done = threading.Event()
+
+    def worker_done(self):
+        with self._lock:
+            self._left -= 1
+            if self._left == 0:
+                self.all_done.set()
+
+
+def _worker(index, barrier, deadline, log, exhausted, finish):
     rng = _worker_rng(index)
     ops = _worker_ops(index)
-    _first_calls(barrier, log)
-    barrier.wait()
-    for i in range(SCENARIO["iterations"]):
-        if time.monotonic() > deadline:
-            exhausted.append(index)
-            break
-        log.call(ops[rng.randrange(len(ops))], index, i, rng)
-        log.iterations += 1
-    log.progress = time.monotonic()
+    try:
+        _first_calls(barrier, log)
+        barrier.wait()
+        for i in range(SCENARIO["iterations"]):
+            if time.monotonic() > deadline:
+                exhausted.append(index)
+                break
+            log.call(ops[rng.randrange(len(ops))], index, i, rng)
+            log.iterations += 1
+    finally:
+        log.progress = time.monotonic()
+        finish.worker_done()
 
 
 def _single_thread(started, deadline):
@@ -200,6 +221,7 @@ def _single_thread(started, deadline):
 
 FIRST_CALLS_ONLY = "FTREVIEW_FIRST_CALLS_ONLY"
 FIRST_CALL_CONCURRENCY = 2
+FIRST_CALL_STUCK_AFTER = 3 * STUCK_AFTER
 
 
 def _first_call_rounds(started):
@@ -221,10 +243,22 @@ def _first_call_rounds(started):
             for k in range(batch)
         ]
         for child in children:
-            child.wait()
+            _wait_first_call_process(child)
         rounds += batch
         batch_secs = time.monotonic() - batch_started
     return rounds
+
+
+def _wait_first_call_process(child):
+    """A first-call process still running FIRST_CALL_STUCK_AFTER seconds on (it takes about
+    a second) is stuck in a first call: the runner takes the whole group's stacks."""
+    try:
+        child.wait(FIRST_CALL_STUCK_AFTER)
+    except subprocess.TimeoutExpired:
+        print(f"ftreview: first-call process {child.pid} still runs after {FIRST_CALL_STUCK_AFTER:.0f} s: stuck",
+              file=sys.stderr, flush=True)
+        _stuck_from(0.0, "a first-call process stuck")
+        child.wait()
 
 
 def _first_calls_only(round_index):
@@ -242,21 +276,24 @@ def _first_calls_only(round_index):
             worker.join()
 
 
-def _join(workers, logs, deadline):
-    """Joins the workers. Until the deadline nothing is read from them (reading a worker's
-    state would order the threads through its lock); past it, a worker still alive with no
-    progress for STUCK_AFTER seconds is stuck, and the stuck file says so, once."""
-    for worker in workers:
-        worker.join(max(0.0, deadline - time.monotonic()))
+def _join(workers, logs, deadline, finish):
+    """Joins the workers. Until every worker's calls are done, or the deadline, nothing is read
+    from them (reading a worker's state would order the threads through its lock). From then
+    on a worker still alive with no progress for a while (EXIT_STUCK_AFTER once all are done:
+    a thread exit takes milliseconds; STUCK_AFTER past the deadline) is stuck, and the stuck
+    file says so, once."""
+    all_done = finish.all_done.wait(max(0.0, deadline - time.monotonic()))
+    patience = EXIT_STUCK_AFTER if all_done else STUCK_AFTER
+    where = "after its last call" if all_done else "past the deadline"
     told = False
     for worker in workers:
         while worker.is_alive():
             worker.join(0.5)
             now = time.monotonic()
-            stuck = [i for i, (w, log) in enumerate(zip(workers, logs)) if w.is_alive() and now - log.progress > STUCK_AFTER]
+            stuck = [i for i, (w, log) in enumerate(zip(workers, logs)) if w.is_alive() and now - log.progress > patience]
             if stuck and not told:
                 told = True
-                print(f"ftreview: worker(s) {stuck} alive past the deadline with no progress for {STUCK_AFTER:.0f} s: stuck",
+                print(f"ftreview: worker(s) {stuck} alive {where} with no progress for {patience:.0f} s: stuck",
                       file=sys.stderr, flush=True)
                 _stuck_from(0.0, "a worker stuck")
 
@@ -293,13 +330,14 @@ def run():
     deadline = max(started + SCENARIO["budget_secs"], time.monotonic() + SCENARIO["budget_secs"] / 3)
     logs = [_Log() for _ in range(threads)]
     exhausted = []
+    finish = _Finish(threads)
     workers = [
-        threading.Thread(target=_worker, args=(i, barrier, deadline, logs[i], exhausted), name=f"ftreview-worker-{i}")
+        threading.Thread(target=_worker, args=(i, barrier, deadline, logs[i], exhausted, finish), name=f"ftreview-worker-{i}")
         for i in range(threads)
     ]
     for worker in workers:
         worker.start()
-    _join(workers, logs, deadline)
+    _join(workers, logs, deadline, finish)
     final = _Log()
     _check_invariants(final)
     gc.collect()

@@ -313,3 +313,31 @@ fn every_op_carries_a_one_line_reproducer() {
         "\"import ftfixture_racy; S = ftfixture_racy.Vector([1, 2, 3]); O = ftfixture_racy.Vector([1, 2, 3]); S.extend(O)\""
     ));
 }
+
+#[test]
+fn only_the_function_hammer_repeats_first_calls_in_fresh_processes() {
+    let mut cfg = config(1);
+    cfg.targets = vec!["lookup".into()];
+    let scenarios = generate(&model(), &cfg);
+    let rounds = |kind: ScenarioKind| {
+        let scenario = scenarios.iter().find(|s| s.kind == kind).unwrap();
+        let marker = "\"first_call_rounds\": ";
+        let at = scenario.script.find(marker).unwrap() + marker.len();
+        let digits: String = scenario.script[at..]
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect();
+        (digits.parse::<u32>().unwrap(), scenario.script.clone())
+    };
+    let (hammer, _) = rounds(ScenarioKind::FunctionHammer);
+    let (targeted, script) = rounds(ScenarioKind::Targeted);
+    assert_eq!(hammer, cfg.first_call_rounds);
+    assert_eq!(
+        targeted, 0,
+        "the hammer's processes make lookup's first call"
+    );
+    assert!(
+        script.contains("FIRST_CALLS = ["),
+        "the targeted scenario still makes its first calls at once"
+    );
+}

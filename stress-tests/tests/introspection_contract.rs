@@ -324,22 +324,20 @@ fn a_model_from_static_bindings_runs_with_untried_arguments() {
         .contains(&"bindings_target.Box.label".to_string()));
 }
 
-#[test]
-fn a_worker_stuck_past_the_deadline_says_so_long_before_any_timeout() {
+/// Runs a scenario hammering `stuck_target.FUNCTION` until its stuck file says it is stuck:
+/// how long that took, and its outcome. Panics if the process ended or said nothing within a
+/// minute.
+fn run_until_stuck(function: &str, config: GenConfig) -> (Duration, ScenarioOutcome) {
     let model = ApiModel::from_bindings(&[BindingSpec {
         module: "stuck_target".into(),
         owner_type: None,
-        python_name: "spin".into(),
+        python_name: function.into(),
         kind: BindingKind::Function,
     }]);
-    let config = GenConfig {
-        first_call_rounds: 0,
-        ..config()
-    };
     let scenario = generate(&model, &config)
         .into_iter()
         .find(|s| s.kind == ScenarioKind::FunctionHammer)
-        .expect("a scenario hammering spin()");
+        .expect("a scenario hammering the function");
     let dir = tempfile::tempdir().unwrap();
     let script = dir.path().join("stuck.py");
     std::fs::write(&script, &scenario.script).unwrap();
@@ -352,7 +350,6 @@ fn a_worker_stuck_past_the_deadline_says_so_long_before_any_timeout() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    // The workers' 2 s budget, then 10 s inside one call.
     while !stuck.exists() && started.elapsed() < Duration::from_secs(60) {
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -360,6 +357,10 @@ fn a_worker_stuck_past_the_deadline_says_so_long_before_any_timeout() {
     let still_running = child.try_wait().unwrap().is_none();
     child.kill().unwrap();
     child.wait().unwrap();
+    assert!(
+        still_running,
+        "the harness leaves the killing to the runner"
+    );
     let said = std::fs::read_to_string(&stuck).expect("the stuck file");
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -367,15 +368,38 @@ fn a_worker_stuck_past_the_deadline_says_so_long_before_any_timeout() {
         .as_secs_f64();
     let from: f64 = said.split_whitespace().next().unwrap().parse().unwrap();
     assert!(from <= now && said.contains("a worker stuck"), "{said}");
+    let outcome = parse_outcome(&std::fs::read_to_string(&outcome).unwrap()).unwrap();
+    (waited, outcome)
+}
+
+#[test]
+fn a_worker_stuck_past_the_deadline_says_so_long_before_any_timeout() {
+    let config = GenConfig {
+        first_call_rounds: 0,
+        ..config()
+    };
+    // The workers' 2 s budget, then 10 s inside one call.
+    let (waited, outcome) = run_until_stuck("spin", config);
     assert!(
         waited >= Duration::from_secs(10),
         "stuck only after 10 s without progress: {waited:?}"
     );
+    assert_eq!(outcome.status, OutcomeStatus::Started);
+}
+
+#[test]
+fn a_thread_exit_that_does_not_end_is_stuck_five_seconds_after_the_last_call_not_at_the_deadline() {
+    let config = GenConfig {
+        first_call_rounds: 0,
+        time_budget_per_scenario: Duration::from_secs(60),
+        ..config()
+    };
+    // 200 quick iterations, then each worker's thread-local value takes an hour to free.
+    let (waited, outcome) = run_until_stuck("linger", config);
     assert!(
-        still_running,
-        "the harness leaves the killing to the runner"
+        (Duration::from_secs(5)..Duration::from_secs(30)).contains(&waited),
+        "stuck 5 s after the workers' last calls, long before their 60 s deadline: {waited:?}"
     );
-    let outcome = parse_outcome(&std::fs::read_to_string(&outcome).unwrap()).unwrap();
     assert_eq!(outcome.status, OutcomeStatus::Started);
 }
 

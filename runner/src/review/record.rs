@@ -252,15 +252,20 @@ impl ProblemIds {
 
 /// What makes the stress phase's evidence new at a maintainer's grain: a problem (one piece
 /// of shared state and its fix) or a crash site its scenarios had not shown, not one more pair
-/// of functions racing on known state. Hangs are left out: each hung process is its own
-/// finding. What the suites running beside it find is theirs: it says nothing about whether
-/// more stress pays.
+/// of functions racing on known state. A crash linked to a problem is that problem's (a heap
+/// the race corrupted faults wherever it is next touched), and hangs are left out: each hung
+/// process is its own finding. What the suites running beside it find is theirs: it says
+/// nothing about whether more stress pays.
 fn problem_ids(run: &RunRecord) -> impl Iterator<Item = String> {
     ftreview_reports::analyze(run, None)
         .results
         .findings
         .into_iter()
-        .filter(|f| matches!(f.category, Category::Race | Category::Crash))
+        .filter(|f| match f.category {
+            Category::Race => true,
+            Category::Crash => f.related.is_empty(),
+            _ => false,
+        })
         .filter(|f| f.origins.iter().any(|o| o.phase == Phase::Stress))
         .map(|f| f.id)
 }
@@ -343,6 +348,28 @@ mod tests {
         assert!(function_sets.len() > 2 * vector.len(), "{function_sets:?}");
         let both: BTreeSet<String> = problem_ids(&run_after(&[VECTOR, MODULE]).0).collect();
         assert!(both.is_superset(&vector) && both.len() == 3, "{both:?}");
+    }
+
+    #[test]
+    fn a_crash_in_a_problems_code_is_that_problems_and_one_elsewhere_is_new() {
+        let (mut run, _) = run_after(&[VECTOR]);
+        let crash = |item: &str, frame: &str| ftreview_reports::model::CrashRecord {
+            origin: tsan_parse::Origin::new(Phase::Stress, item),
+            kind: "SEGV".into(),
+            signal: Some(11),
+            python_stack: None,
+            native_stack: Some(format!("    #0 {frame} ftfixture_racy.c:140\n")),
+            reproducer: None,
+        };
+        run.crashes.push(crash(VECTOR, "vector_push"));
+        assert_eq!(
+            problem_ids(&run).count(),
+            2,
+            "a SEGV in vector_push where Vector raced belongs to the Vector problem"
+        );
+        run.crashes
+            .push(crash("another.scenario", "unrelated_function"));
+        assert_eq!(problem_ids(&run).count(), 3);
     }
 
     #[test]
