@@ -40,9 +40,13 @@ pub struct Step {
     #[serde(skip)]
     pub timeout: Duration,
     /// A file where the process writes the time (Unix seconds) from which it is stuck if it
-    /// still runs: its timeout comes then.
+    /// still runs: its timeout comes then (or soon after the file appeared, if it stays empty).
     #[serde(skip)]
     pub stuck_file: Option<PathBuf>,
+    /// TSan's `log_path` prefix for the process: once `<prefix>.<pid>` shows a fatal error
+    /// (a deadly signal), the process has `DYING_GRACE` to end before it counts as stuck.
+    #[serde(skip)]
+    pub tsan_log: Option<PathBuf>,
 }
 
 impl Step {
@@ -64,6 +68,7 @@ impl Step {
             stdout: None,
             timeout: Duration::from_secs(3600),
             stuck_file: None,
+            tsan_log: None,
         }
     }
 
@@ -119,6 +124,15 @@ impl Step {
     /// says when it counts as stuck).
     pub fn stuck_after_time_in(mut self, path: &Path) -> Self {
         self.stuck_file = Some(path.to_path_buf());
+        self
+    }
+
+    /// Ends the step as timed out `DYING_GRACE` after TSan's log at `prefix.<pid>` reports a
+    /// fatal error, if it still runs: a process that crashes under TSan can deadlock in its
+    /// own crash handler (TSan's allocator or symbolizer locks), and then it only ever ends at
+    /// its timeout.
+    pub fn dies_after_tsan_fatal_error_in(mut self, prefix: &Path) -> Self {
+        self.tsan_log = Some(prefix.to_path_buf());
         self
     }
 
@@ -293,7 +307,7 @@ impl Runner {
         let mut hang_stacks = None;
         let termination = tokio::select! {
             status = child.wait() => termination_of(status?),
-            _ = timed_out(step) => {
+            _ = timed_out(step, pid) => {
                 hang_stacks = Some(collect_hang_evidence(pid, &step.log).await);
                 kill_group(pid);
                 let _ = child.wait().await;
@@ -372,8 +386,9 @@ impl Runner {
     }
 }
 
-/// The step's timeout, or the time its stuck file names.
-async fn timed_out(step: &Step) {
+/// The step's timeout, the time its stuck file names, or the end of its grace after a fatal
+/// TSan error, whichever comes first.
+async fn timed_out(step: &Step, pid: i32) {
     let stuck = async {
         let Some(path) = &step.stuck_file else {
             return std::future::pending::<()>().await;
@@ -382,17 +397,60 @@ async fn timed_out(step: &Step) {
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
     };
+    let dying = async {
+        let Some(prefix) = &step.tsan_log else {
+            return std::future::pending::<()>().await;
+        };
+        let log = PathBuf::from(format!("{}.{pid}", prefix.display()));
+        let mut read = 0;
+        while !fatal_error_since(&log, &mut read) {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        tokio::time::sleep(DYING_GRACE).await;
+    };
     tokio::select! {
         _ = tokio::time::sleep(step.timeout) => {}
         _ = stuck => {}
+        _ = dying => {}
     }
 }
 
-/// Whether the stuck file holds a time that has come by `now`.
+/// How long a process whose TSan log reported a fatal error may take to finish its report
+/// and exit (symbolizing the crashing stack takes a second or two).
+const DYING_GRACE: Duration = Duration::from_secs(10);
+
+/// Whether TSan's log shows a fatal error (`==PID==ERROR: ThreadSanitizer: SEGV on …`;
+/// races are `WARNING:`s) in what was appended since `read` bytes, which it moves on.
+fn fatal_error_since(log: &Path, read: &mut u64) -> bool {
+    use std::io::{Read, Seek, SeekFrom};
+    const MARKER: &[u8] = b"ERROR: ThreadSanitizer:";
+    let Ok(mut file) = File::open(log) else {
+        return false;
+    };
+    // Back up by the marker's length, so one split across two reads is still seen.
+    let from = read.saturating_sub(MARKER.len() as u64);
+    let mut tail = Vec::new();
+    if file.seek(SeekFrom::Start(from)).is_err() || file.read_to_end(&mut tail).is_err() {
+        return false;
+    }
+    *read = from + tail.len() as u64;
+    tail.windows(MARKER.len()).any(|w| w == MARKER)
+}
+
+/// How long a stuck file may stay empty while the process writes it: one still empty then
+/// was created by a process that could not finish a few bytes' write (its allocator spinning
+/// in a heap a race corrupted), and that process is stuck.
+const UNWRITTEN_STUCK_FILE: Duration = Duration::from_secs(2);
+
+/// Whether the stuck file holds a time that has come by `now`, or was left empty.
 fn stuck_by(path: &Path, now: SystemTime) -> bool {
     let Ok(text) = fs::read_to_string(path) else {
         return false;
     };
+    if text.is_empty() {
+        let created = fs::metadata(path).and_then(|m| m.modified());
+        return created.is_ok_and(|at| at + UNWRITTEN_STUCK_FILE <= now);
+    }
     let secs = now
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default()
@@ -591,6 +649,54 @@ mod tests {
         assert!(stuck_by(&path, at(101)));
         fs::write(&path, "soon").unwrap();
         assert!(!stuck_by(&path, at(101)), "no time, not stuck");
+    }
+
+    #[tokio::test]
+    async fn a_process_that_outlives_its_fatal_tsan_error_times_out_after_the_grace() {
+        let dir = tempfile::tempdir().unwrap();
+        let (runner, _tx) = runner(dir.path());
+        let prefix = dir.path().join("tsan");
+        // A data race is no reason to stop; a deadly signal the process does not die of is.
+        let script = format!(
+            "echo '==1==WARNING: ThreadSanitizer: data race' > {0}.$$; sleep 1; \
+             echo '==1==ERROR: ThreadSanitizer: SEGV on unknown address 0x0' >> {0}.$$; sleep 600",
+            prefix.display()
+        );
+        let step = Step::new("dying", "/bin/sh", dir.path(), &dir.path().join("out.log"))
+            .args(["-c", &script])
+            .dies_after_tsan_fatal_error_in(&prefix)
+            .timeout(Duration::from_secs(1200));
+        let result = runner.run(&step).await.unwrap();
+        assert_eq!(result.termination, Termination::TimedOut);
+        assert!(result.hang_stacks.is_some(), "{result:?}");
+    }
+
+    #[test]
+    fn a_fatal_error_is_seen_in_what_was_appended_even_across_two_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("tsan.7");
+        let mut read = 0;
+        assert!(!fatal_error_since(&log, &mut read), "no log yet");
+        fs::write(
+            &log,
+            "==7==WARNING: ThreadSanitizer: data race\n==7==ERROR: Thread",
+        )
+        .unwrap();
+        assert!(!fatal_error_since(&log, &mut read));
+        let mut file = OpenOptions::new().append(true).open(&log).unwrap();
+        write!(file, "Sanitizer: SEGV on unknown address").unwrap();
+        assert!(fatal_error_since(&log, &mut read));
+    }
+
+    #[test]
+    fn a_stuck_file_left_empty_counts_once_its_write_is_overdue() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("stuck");
+        fs::write(&path, "").unwrap();
+        let created = fs::metadata(&path).unwrap().modified().unwrap();
+        assert!(!stuck_by(&path, created), "a write may be under way");
+        assert!(!stuck_by(&path, created + Duration::from_secs(1)));
+        assert!(stuck_by(&path, created + UNWRITTEN_STUCK_FILE));
     }
 
     #[tokio::test]

@@ -13,6 +13,6 @@ pub(crate) use test_env::{
     cached_test_env, install_requirements, install_wheel, publish, requirement_name, Installer,
     TestEnv, TestEnvRequest,
 };
-pub(crate) use tsan::{quiet_env, run_env, tsan_options, write_suppressions};
+pub(crate) use tsan::{quiet_env, run_env, tsan_log_prefix, tsan_options, write_suppressions};
 pub(crate) use uv::Uv;
 pub(crate) use venv::{cache_root, expect_success, helper_output, installed_versions, Venv};

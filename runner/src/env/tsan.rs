@@ -26,6 +26,11 @@ pub fn run_env(
     ]
 }
 
+/// Where TSan writes a process's reports under `log_dir`: `tsan.<pid>` (its `log_path`).
+pub fn tsan_log_prefix(log_dir: &Path) -> PathBuf {
+    log_dir.join("tsan")
+}
+
 /// `TSAN_OPTIONS` for collecting every report without changing the program's exit status.
 pub fn tsan_options(
     log_dir: &Path,
@@ -33,7 +38,7 @@ pub fn tsan_options(
     symbolizer: Option<&Path>,
 ) -> String {
     let mut options = vec![
-        format!("log_path={}", log_dir.join("tsan").display()),
+        format!("log_path={}", tsan_log_prefix(log_dir).display()),
         "halt_on_error=0".to_string(),
         "exitcode=0".to_string(),
         "second_deadlock_stack=1".to_string(),

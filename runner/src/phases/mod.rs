@@ -23,8 +23,8 @@ use ftreview_toolchain::Interpreter;
 use tokio::sync::mpsc;
 use tsan_parse::{FileSummary, Report};
 
-use crate::env::{run_env, Venv};
-use crate::process::Runner;
+use crate::env::{run_env, tsan_log_prefix, Venv};
+use crate::process::{Runner, Step};
 use crate::registry::PackageOverrides;
 use crate::rundir::RunDir;
 
@@ -60,6 +60,13 @@ pub(crate) struct Ctx {
 
 impl Ctx {
     /// Environment of an instrumented process logging into `log_dir`.
+    /// `step` under TSan: its environment, its reports in `log_dir`, and its end soon after
+    /// TSan reports it crashed (a crash handler can deadlock).
+    pub fn under_tsan(&self, step: Step, log_dir: &Path) -> Step {
+        step.envs(&self.tsan_env(log_dir))
+            .dies_after_tsan_fatal_error_in(&tsan_log_prefix(log_dir))
+    }
+
     pub fn tsan_env(&self, log_dir: &Path) -> Vec<(String, String)> {
         let mut env = run_env(
             log_dir,

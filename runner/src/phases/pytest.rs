@@ -10,7 +10,7 @@ use ftreview_reports::model::{Phase, PytestInvocation};
 use serde::Serialize;
 
 use super::Ctx;
-use crate::env::installed_versions;
+use crate::env::{installed_versions, tsan_log_prefix};
 use crate::process::Step;
 use crate::rundir::RunDir;
 
@@ -119,7 +119,11 @@ impl PytestCommand<'_> {
         .args(self.options(ctx))
         .args(self.targets.iter())
         .envs(&self.rerun_env(ctx, logs))
-        .env("FTREVIEW_TSAN_LOG", logs.join("tsan").display().to_string())
+        .dies_after_tsan_fatal_error_in(&tsan_log_prefix(logs))
+        .env(
+            "FTREVIEW_TSAN_LOG",
+            tsan_log_prefix(logs).display().to_string(),
+        )
         .env(
             "FTREVIEW_TEST_EVENTS",
             events_file(logs).display().to_string(),

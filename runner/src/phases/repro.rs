@@ -107,6 +107,20 @@ pub(crate) struct ReproOptions {
     pub runs: u32,
     /// No run starts after this.
     pub deadline: Instant,
+    /// Whether a problem's reruns stop once `HUNG_RERUNS` of them were killed as hung and none
+    /// reproduced it: such a reproducer will not count, and each hung rerun costs its timeout.
+    pub stop_when_hung: bool,
+}
+
+/// Hung reruns (with no reproduction) after which a problem's reruns stop, when asked.
+const HUNG_RERUNS: u32 = 2;
+
+impl ReproOptions {
+    /// Whether a problem whose reruns so far hung `hung` times and reproduced it `reproduced`
+    /// times gets another.
+    fn keeps_rerunning(&self, hung: u32, reproduced: u32) -> bool {
+        !(self.stop_when_hung && hung >= HUNG_RERUNS && reproduced == 0)
+    }
 }
 
 /// The reruns of one problem's reproducer.
@@ -194,8 +208,12 @@ async fn prove(
     std::fs::write(&path, script)?;
     let mut runs = 0;
     let mut reproduced = 0;
+    let mut hung = 0;
     let mut shown = Vec::new();
     for run in 0..options.runs {
+        if !options.keeps_rerunning(hung, reproduced) {
+            break;
+        }
         let _slot = permits.acquire().await?;
         let left = options.deadline.saturating_duration_since(Instant::now());
         if left.is_zero() || ctx.runner.cancelled() {
@@ -204,20 +222,22 @@ async fn prove(
         let logs = ctx
             .run_dir
             .logs(&format!("repro/{}/run-{run}", target.problem_id))?;
-        // A reproducer stops on its own after a few seconds; one that hangs is killed.
+        // A reproducer stops on its own a second or two after its threads; one that hangs
+        // (a thread spinning in a heap the race corrupted) is killed.
         let timeout = (Duration::from_secs_f64(target.request.seconds * 3.0)
-            + Duration::from_secs(30))
+            + Duration::from_secs(15))
         .min(left + Duration::from_secs(10));
         let step = Step::new(
             format!("repro {} {run}", target.problem_id),
             &ctx.venv.python,
             &logs,
             &logs.join("output.log"),
-        )
-        .in_phase(Phase::Repro)
-        .arg(&path)
-        .envs(&ctx.tsan_env(&logs))
-        .timeout(timeout);
+        );
+        let step = ctx
+            .under_tsan(step, &logs)
+            .in_phase(Phase::Repro)
+            .arg(&path)
+            .timeout(timeout);
         let result = ctx.runner.run(&step).await?;
         let mut reports = read_reports(&logs);
         reports.iter_mut().for_each(|r| reader.prepare(r));
@@ -228,6 +248,7 @@ async fn prove(
             .iter()
             .any(|o| ftreview_reports::same_problem(&target.owner, o));
         reproduced += u32::from(rerun_reproduced(&result, showed_it));
+        hung += u32::from(matches!(result.termination, Termination::TimedOut));
         shown.extend(owners);
     }
     shown.sort();
@@ -242,4 +263,31 @@ async fn prove(
         },
         shown,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reruns_stop_after_two_hangs_only_when_asked_and_nothing_reproduced() {
+        let options = |stop_when_hung| ReproOptions {
+            runs: 5,
+            deadline: Instant::now(),
+            stop_when_hung,
+        };
+        assert!(options(true).keeps_rerunning(1, 0));
+        assert!(
+            !options(true).keeps_rerunning(2, 0),
+            "two hangs, no reproduction"
+        );
+        assert!(
+            options(true).keeps_rerunning(2, 1),
+            "it reproduced once: the count goes on"
+        );
+        assert!(
+            options(false).keeps_rerunning(4, 0),
+            "verify compares full counts"
+        );
+    }
 }

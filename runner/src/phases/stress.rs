@@ -428,10 +428,11 @@ async fn control(
     let logs = dir.join("control");
     fs::create_dir_all(&logs)?;
     let control_outcome = logs.join("outcome.json");
-    let step = Step::new("control", &ctx.venv.python, &logs, &logs.join("output.log"))
+    let step = Step::new("control", &ctx.venv.python, &logs, &logs.join("output.log"));
+    let step = ctx
+        .under_tsan(step, &logs)
         .in_phase(Phase::Control)
         .arg(script)
-        .envs(&ctx.tsan_env(&logs))
         .env(ftreview_stress::SINGLE_THREAD_ENV, "1")
         .env(
             ftreview_stress::OUTCOME_ENV,
@@ -476,20 +477,21 @@ async fn run_scenario(
         &ctx.venv.python,
         &dir,
         &dir.join("output.log"),
-    )
-    .in_phase(Phase::Stress)
-    .arg(&script)
-    .envs(&ctx.tsan_env(&dir))
-    .env(
-        ftreview_stress::OUTCOME_ENV,
-        outcome_path.display().to_string(),
-    )
-    .env(
-        ftreview_stress::STUCK_FILE_ENV,
-        stuck_file.display().to_string(),
-    )
-    .timeout(timeout)
-    .stuck_after_time_in(&stuck_file);
+    );
+    let step = ctx
+        .under_tsan(step, &dir)
+        .in_phase(Phase::Stress)
+        .arg(&script)
+        .env(
+            ftreview_stress::OUTCOME_ENV,
+            outcome_path.display().to_string(),
+        )
+        .env(
+            ftreview_stress::STUCK_FILE_ENV,
+            stuck_file.display().to_string(),
+        )
+        .timeout(timeout)
+        .stuck_after_time_in(&stuck_file);
     let result = ctx.runner.run(&step).await?;
     let origin = Origin::new(Phase::Stress, &scenario.name);
     let (mut reports, logs) = attribution::read_logs(&dir);

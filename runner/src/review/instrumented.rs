@@ -201,8 +201,17 @@ async fn prove_problems(
         model,
         hints,
     });
-    let proven =
-        phases::reproduce(context, targets, ReproOptions { runs, deadline }, permits).await;
+    let proven = phases::reproduce(
+        context,
+        targets,
+        ReproOptions {
+            runs,
+            deadline,
+            stop_when_hung: true,
+        },
+        permits,
+    )
+    .await;
     let reproducers: std::collections::BTreeMap<_, _> = (proven.reruns.into_iter())
         .map(|(id, rerun)| (id, rerun.reproducer))
         .filter(|(_, reproducer)| reproducer.reproduced > 0)

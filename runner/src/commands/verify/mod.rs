@@ -292,6 +292,8 @@ impl Verifier {
         let options = ReproOptions {
             runs: self.runs,
             deadline: Instant::now() + Duration::from_secs(24 * 3600),
+            // Before and after each get all K reruns, so their counts compare.
+            stop_when_hung: false,
         };
         let proven = phases::reproduce(
             context,
