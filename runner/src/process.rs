@@ -419,11 +419,11 @@ async fn timed_out(step: &Step, pid: i32) {
 /// and exit (symbolizing the crashing stack takes a second or two).
 const DYING_GRACE: Duration = Duration::from_secs(10);
 
-/// Whether TSan's log shows a fatal error (`==PID==ERROR: ThreadSanitizer: SEGV on …`;
-/// races are `WARNING:`s) in what was appended since `read` bytes, which it moves on.
+/// Whether TSan's log shows a fatal error (`==PID==ERROR: ThreadSanitizer: SEGV on …`) in
+/// what was appended since `read` bytes, which it moves on.
 fn fatal_error_since(log: &Path, read: &mut u64) -> bool {
     use std::io::{Read, Seek, SeekFrom};
-    const MARKER: &[u8] = b"ERROR: ThreadSanitizer:";
+    const MARKER: &[u8] = tsan_parse::FATAL_ERROR;
     let Ok(mut file) = File::open(log) else {
         return false;
     };

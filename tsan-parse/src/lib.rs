@@ -40,7 +40,9 @@ pub use files::{
 pub use internal::{InternalAccess, InternalReason, Mechanism};
 pub use model::*;
 pub use origin::{Origin, Phase};
-pub use parser::{parse_reader, parse_str, ReportReader, MAX_LINE, MAX_RUNTIME_ERRORS};
+pub use parser::{
+    parse_reader, parse_str, ReportReader, FATAL_ERROR, MAX_LINE, MAX_RUNTIME_ERRORS,
+};
 pub use suppress::{suppression_entries, Suppressions};
 pub use symbolize::Symbolizer;
 pub use triage::*;

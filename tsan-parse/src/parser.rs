@@ -24,7 +24,9 @@ const SEPARATOR: &[u8] = b"==================";
 // Without the space that follows them: a line cut right after the marker (and trimmed)
 // still starts a (partial) report.
 const WARNING: &[u8] = b"WARNING: ThreadSanitizer:";
-const ERROR: &[u8] = b"ERROR: ThreadSanitizer:";
+/// Starts a fatal report (a deadly signal, a failed check): the process is dying. Races and
+/// other reports are `WARNING:`s.
+pub const FATAL_ERROR: &[u8] = b"ERROR: ThreadSanitizer:";
 const REPORTED: &[u8] = b"ThreadSanitizer: reported ";
 
 /// Parses reports from `input`, attributing them to `file`.
@@ -272,9 +274,9 @@ impl LineState {
             self.open = Some(open);
             return interrupted;
         }
-        if let Some(start) = find(line, ERROR) {
+        if let Some(start) = find(line, FATAL_ERROR) {
             let pid = error_line_pid(&line[..start]);
-            let description = trim_start(&line[start + ERROR.len()..]);
+            let description = trim_start(&line[start + FATAL_ERROR.len()..]);
             let mut open = Open::error(description, pid, source());
             open.skip_context_frames = self.key_parts_only;
             self.open = Some(open);
@@ -453,7 +455,7 @@ impl Open {
 
     /// A report line that begins something outside this report (a new report, the trailer).
     fn starts_other_output(&self, body: &[u8]) -> bool {
-        [WARNING, ERROR, REPORTED]
+        [WARNING, FATAL_ERROR, REPORTED]
             .iter()
             .any(|marker| find(body, marker).is_some())
     }
@@ -474,7 +476,7 @@ impl Open {
         else {
             return Step::Continue;
         };
-        if message.starts_with(ERROR) {
+        if message.starts_with(FATAL_ERROR) {
             return Step::Interrupted;
         }
         if message.starts_with(b"ABORTING") {

@@ -59,7 +59,6 @@ pub(crate) struct Ctx {
 }
 
 impl Ctx {
-    /// Environment of an instrumented process logging into `log_dir`.
     /// `step` under TSan: its environment, its reports in `log_dir`, and its end soon after
     /// TSan reports it crashed (a crash handler can deadlock).
     pub fn under_tsan(&self, step: Step, log_dir: &Path) -> Step {
@@ -67,6 +66,7 @@ impl Ctx {
             .dies_after_tsan_fatal_error_in(&tsan_log_prefix(log_dir))
     }
 
+    /// Environment of an instrumented process logging into `log_dir`.
     pub fn tsan_env(&self, log_dir: &Path) -> Vec<(String, String)> {
         let mut env = run_env(
             log_dir,

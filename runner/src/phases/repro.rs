@@ -188,7 +188,11 @@ pub(crate) async fn reproduce(
 /// Whether one rerun counts: its reports show the problem and it ended on its own. A rerun
 /// killed as hung proves a hang, not the race, so it does not count.
 pub(crate) fn rerun_reproduced(result: &StepResult, shown: bool) -> bool {
-    shown && !matches!(result.termination, Termination::TimedOut)
+    shown && !killed_as_hung(result)
+}
+
+fn killed_as_hung(result: &StepResult) -> bool {
+    matches!(result.termination, Termination::TimedOut)
 }
 
 /// Writes the script to `RUN/repro/<id>.py` and reruns it. Each rerun waits for a slot of its
@@ -248,7 +252,7 @@ async fn prove(
             .iter()
             .any(|o| ftreview_reports::same_problem(&target.owner, o));
         reproduced += u32::from(rerun_reproduced(&result, showed_it));
-        hung += u32::from(matches!(result.termination, Termination::TimedOut));
+        hung += u32::from(killed_as_hung(&result));
         shown.extend(owners);
     }
     shown.sort();
