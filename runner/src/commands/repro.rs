@@ -18,8 +18,8 @@ use tsan_parse::{Classifier, ClusterOptions};
 
 use crate::env::run_env;
 use crate::exit::Outcome;
-use crate::phases::{read_reports, rerun_reproduced};
-use crate::process::{Runner, Step, Termination};
+use crate::phases::{killed_while_hung, read_reports};
+use crate::process::{Runner, Step};
 use crate::rundir::RunDir;
 
 #[derive(Debug, Args)]
@@ -282,15 +282,15 @@ async fn rerun(
         )
         .timeout(Duration::from_secs(args.timeout));
         let result = runner.run(&step).await?;
-        let triage =
-            tsan_parse::cluster(read_reports(&logs), &classifier, ClusterOptions::default());
-        let hit = rerun_reproduced(&result, wanted.shown_by(record, &triage));
-        let verdict = match (hit, &result.termination) {
+        let reports = read_reports(&logs);
+        let hung = killed_while_hung(&result, &reports);
+        let triage = tsan_parse::cluster(reports, &classifier, ClusterOptions::default());
+        // A rerun killed while hung proves a hang, not the race.
+        let hit = wanted.shown_by(record, &triage) && !hung;
+        let verdict = match (hit, hung) {
             (true, _) => "reproduced".to_string(),
-            (false, Termination::TimedOut) => {
-                format!("not reproduced (hung: killed after {} s)", args.timeout)
-            }
-            (false, _) => "not reproduced".to_string(),
+            (false, true) => format!("not reproduced (hung: killed after {} s)", args.timeout),
+            (false, false) => "not reproduced".to_string(),
         };
         eprintln!("run {}/{}: {verdict}", i + 1, args.runs);
         reproduced += usize::from(hit);

@@ -36,11 +36,11 @@ pub(crate) use layout::{choose_layout, LayoutRequest};
 pub(crate) use pytest::Selection;
 pub(crate) use reading::ReportReader;
 pub(crate) use repro::{
-    api_model, hints, reproduce, rerun_reproduced, Proven, RecordedProblems, ReproContext,
-    ReproOptions, ReproTarget,
+    api_model, hints, reproduce, Proven, RecordedProblems, ReproContext, ReproOptions, ReproTarget,
 };
 pub(crate) use stress::{run_stress, StressInputs, StressOptions};
 pub(crate) use suite::{run_suite, SuiteOptions};
+pub(crate) use termination::killed_while_hung;
 
 /// What every instrumented phase needs.
 pub(crate) struct Ctx {

@@ -16,8 +16,9 @@ use tokio::sync::Semaphore;
 use tsan_parse::ClusterOptions;
 
 use super::attribution::read_reports;
+use super::termination::killed_while_hung;
 use super::{Ctx, ReportReader};
-use crate::process::{Step, StepResult, Termination};
+use crate::process::Step;
 use crate::registry::{PackageOverrides, Registry};
 
 /// One problem to prove.
@@ -185,16 +186,6 @@ pub(crate) async fn reproduce(
     proven
 }
 
-/// Whether one rerun counts: its reports show the problem and it ended on its own. A rerun
-/// killed as hung proves a hang, not the race, so it does not count.
-pub(crate) fn rerun_reproduced(result: &StepResult, shown: bool) -> bool {
-    shown && !killed_as_hung(result)
-}
-
-fn killed_as_hung(result: &StepResult) -> bool {
-    matches!(result.termination, Termination::TimedOut)
-}
-
 /// Writes the script to `RUN/repro/<id>.py` and reruns it. Each rerun waits for a slot of its
 /// own, and the slots go out first come first served, so the problems take turns: when time
 /// runs out every problem has had its first reruns, not a few problems all of theirs.
@@ -245,14 +236,16 @@ async fn prove(
         let result = ctx.runner.run(&step).await?;
         let mut reports = read_reports(&logs);
         reports.iter_mut().for_each(|r| reader.prepare(r));
+        let hung_now = killed_while_hung(&result, &reports);
         let triage = tsan_parse::cluster(reports, &reader.classifier, ClusterOptions::default());
         runs += 1;
         let owners = ftreview_reports::shown_owners(&context.record, &triage);
         let showed_it = owners
             .iter()
             .any(|o| ftreview_reports::same_problem(&target.owner, o));
-        reproduced += u32::from(rerun_reproduced(&result, showed_it));
-        hung += u32::from(killed_as_hung(&result));
+        // A rerun killed while hung proves a hang, not the race.
+        reproduced += u32::from(showed_it && !hung_now);
+        hung += u32::from(hung_now);
         shown.extend(owners);
     }
     shown.sort();

@@ -67,12 +67,7 @@ pub(crate) fn classify(evidence: ProcessEvidence<'_>) -> Ending {
     let kind = match evidence.result.termination {
         Termination::Interrupted => EndKind::Interrupted,
         Termination::TimedOut => {
-            let stacks = evidence
-                .result
-                .hang_stacks
-                .as_ref()
-                .and_then(|p| std::fs::read_to_string(p).ok())
-                .unwrap_or_default();
+            let stacks = hang_stacks(evidence.result);
             let deadlocked = hang_kind(&stacks) == HangKind::PossibleDeadlock;
             match stuck_in_signal_handler(&stacks) {
                 Some(fault) if crashes.is_empty() => {
@@ -80,6 +75,7 @@ pub(crate) fn classify(evidence: ProcessEvidence<'_>) -> Ending {
                     EndKind::Crashed
                 }
                 Some(_) => EndKind::Crashed,
+                None if died_itself => EndKind::Crashed,
                 None if evidence.progressing && !deadlocked => EndKind::OutOfTime,
                 None => {
                     hangs.push(HangRecord {
@@ -119,6 +115,33 @@ pub(crate) fn classify(evidence: ProcessEvidence<'_>) -> Ending {
     }
 }
 
+/// Whether a process killed at its timeout was hung rather than crashed: no deadly signal of
+/// its own in its reports and no thread stuck in TSan's signal handler in the stacks taken
+/// before the kill (the handler can deadlock after a fault).
+pub(crate) fn killed_while_hung(result: &StepResult, reports: &[Report]) -> bool {
+    result.termination == Termination::TimedOut
+        && !reports
+            .iter()
+            .any(|r| r.crash.is_some() && subprocess_pid(r, result).is_none())
+        && stuck_in_signal_handler(&hang_stacks(result)).is_none()
+}
+
+/// The native stacks taken before a timed-out process was killed, empty when none were.
+fn hang_stacks(result: &StepResult) -> String {
+    result
+        .hang_stacks
+        .as_ref()
+        .and_then(|p| std::fs::read_to_string(p).ok())
+        .unwrap_or_default()
+}
+
+/// The pid of the subprocess a report came from, `None` when it is the process's own.
+fn subprocess_pid(report: &Report, result: &StepResult) -> Option<u32> {
+    report
+        .pid
+        .filter(|pid| result.pid != 0 && *pid != result.pid)
+}
+
 /// Crash records for the deadly signals TSan caught (`ThreadSanitizer:DEADLYSIGNAL`), each
 /// with whether a subprocess died rather than the process itself (its kind says so too).
 fn deadly_reports(evidence: &ProcessEvidence<'_>) -> Vec<(bool, CrashRecord)> {
@@ -136,9 +159,7 @@ fn deadly_reports(evidence: &ProcessEvidence<'_>) -> Vec<(bool, CrashRecord)> {
                     .join("\n")
             });
             let kind = r.kind.header_text();
-            let subprocess = r
-                .pid
-                .filter(|pid| evidence.result.pid != 0 && *pid != evidence.result.pid);
+            let subprocess = subprocess_pid(r, evidence.result);
             Some((
                 subprocess.is_some(),
                 CrashRecord {
@@ -288,6 +309,8 @@ pub(crate) fn faulthandler_dump(output: &str) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
+
     use super::*;
 
     /// gdb's stacks of a pytest process whose worker segfaulted while TSan's handler
@@ -358,28 +381,37 @@ Thread 1 (Thread 0x2 (LWP 1) \"python\"):
         assert!(faulthandler_dump("all good").is_none());
     }
 
-    /// A real clang TSan report of a SEGV (pid 13205), as a process with `pid` saw it.
-    fn classify_segv_seen_by(pid: u32) -> Ending {
-        let log = include_str!("../../../tsan-parse/tests/fixtures/logs/clang/segv.log");
-        let reports = tsan_parse::parse_str(log);
-        let result = StepResult {
+    /// A real clang TSan report of a SEGV (pid 13205).
+    fn segv_reports() -> Vec<Report> {
+        tsan_parse::parse_str(include_str!(
+            "../../../tsan-parse/tests/fixtures/logs/clang/segv.log"
+        ))
+    }
+
+    fn result_of(pid: u32, termination: Termination, hang_stacks: Option<&Path>) -> StepResult {
+        StepResult {
             label: "tests".into(),
             phase: None,
             command: String::new(),
             argv: Vec::new(),
             cwd: ".".into(),
             env: Vec::new(),
-            termination: Termination::Exited { code: 0 },
+            termination,
             seconds: 1.0,
             log: "output.log".into(),
-            hang_stacks: None,
+            hang_stacks: hang_stacks.map(Path::to_path_buf),
             pid,
-        };
+        }
+    }
+
+    /// How a process with `pid` that ended as `termination` and saw the SEGV is classified.
+    fn classify_segv_seen_by(pid: u32, termination: Termination) -> Ending {
+        let result = result_of(pid, termination, None);
         let origin = Origin::new(ftreview_reports::model::Phase::Tests, "t.py::test");
         classify(ProcessEvidence {
             result: &result,
             output: "",
-            reports: &reports,
+            reports: &segv_reports(),
             origin,
             reproducer: Reproducer {
                 command: "pytest".into(),
@@ -393,11 +425,33 @@ Thread 1 (Thread 0x2 (LWP 1) \"python\"):
 
     #[test]
     fn a_deadly_signal_of_the_process_itself_is_its_crash_and_a_subprocesss_is_not() {
-        let itself = classify_segv_seen_by(13205);
+        let itself = classify_segv_seen_by(13205, Termination::Exited { code: 0 });
         assert_eq!(itself.kind, EndKind::Crashed);
         assert_eq!(itself.crashes[0].kind, "SEGV");
-        let parent = classify_segv_seen_by(4000);
+        let parent = classify_segv_seen_by(4000, Termination::Exited { code: 0 });
         assert_eq!(parent.kind, EndKind::Finished, "the suite went on");
         assert_eq!(parent.crashes[0].kind, "SEGV in a subprocess (pid 13205)");
+    }
+
+    #[test]
+    fn a_process_killed_after_its_own_deadly_signal_crashed_and_only_a_plain_timeout_hung() {
+        let killed = Termination::TimedOut;
+        let segv = segv_reports();
+        let itself = classify_segv_seen_by(13205, killed);
+        assert_eq!(itself.kind, EndKind::Crashed, "no stacks, but its own SEGV");
+        assert!(itself.hangs.is_empty());
+        assert!(!killed_while_hung(&result_of(13205, killed, None), &segv));
+        assert!(
+            killed_while_hung(&result_of(4000, killed, None), &segv),
+            "a subprocess's SEGV does not explain the parent's timeout"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let stacks = dir.path().join("stacks.txt");
+        std::fs::write(&stacks, STUCK).unwrap();
+        let stuck = result_of(4242, killed, Some(&stacks));
+        assert!(!killed_while_hung(&stuck, &[]), "stuck in TSan's handler");
+        assert!(killed_while_hung(&result_of(1, killed, None), &[]));
+        let finished = result_of(1, Termination::Exited { code: 0 }, None);
+        assert!(!killed_while_hung(&finished, &[]));
     }
 }
